@@ -1,0 +1,39 @@
+#pragma once
+// One line per exchange, as text or JSON, through spdlog.
+//
+// Lines are buffered and written when the buffer fills or on flush(), which
+// the worker calls on a short period and at exit, rather than one write(2)
+// per exchange: under load the log must not cost a syscall per request.
+
+#include <spdlog/logger.h>
+
+#include <memory>
+#include <string>
+
+#include "cutoff/config.hpp"
+#include "cutoff/exchange.hpp"
+
+namespace cutoff {
+
+class AccessLog {
+ public:
+  // Opens the configured destination ("-" for stdout). Throws spdlog_ex when
+  // a file cannot be opened.
+  explicit AccessLog(const AccessLogConfig& config);
+  ~AccessLog();
+  void write(const ExchangeRecord& record);
+  void flush();
+
+ private:
+  LogFormat format_;
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+// The text of one line, without the timestamp (unit-tested directly).
+void format_access_text(std::string& out, const ExchangeRecord& record);
+void format_access_json(std::string& out, const ExchangeRecord& record);
+
+// "ok", "timeout:<name>", "error:<token>" or "client_abort".
+std::string outcome_token(const Outcome& outcome);
+
+}  // namespace cutoff

@@ -1,0 +1,133 @@
+#pragma once
+// The configuration: what one TOML file (or the built-in defaults) says.
+//
+// Loading may throw nothing: every problem becomes a ConfigError naming
+// file:line:column, and a config with any error is refused whole.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "cutoff/duration.hpp"
+
+namespace cutoff {
+
+enum class Teardown { reset, graceful };
+enum class RouteAction { forward, deny };
+enum class LogFormat { text, json };
+
+struct TcpKeepalive {
+  bool enabled = true;
+  Duration idle = Duration::seconds(30);
+  Duration interval = Duration::seconds(10);
+  int count = 3;
+};
+
+// Everything a route may set; [defaults] fills every field, and each
+// [[route]] starts from a copy of [defaults] and overrides what it names.
+struct RouteSettings {
+  Duration dns_timeout = Duration::seconds(5);
+  Duration connect_timeout = Duration::seconds(5);
+  Duration response_header_timeout = Duration::seconds(30);
+  Duration idle_timeout = Duration::seconds(60);
+  Duration request_timeout = Duration::off();
+  Duration upstream_keepalive_timeout = Duration::seconds(30);
+  Duration tunnel_idle_timeout = Duration::seconds(300);
+  Duration tunnel_max_duration = Duration::off();
+  Teardown teardown = Teardown::reset;
+  RouteAction action = RouteAction::forward;
+  TcpKeepalive tcp_keepalive;
+  Duration tcp_user_timeout = Duration::seconds(30);  // may be off
+};
+
+// An empty field matches anything.
+struct RouteMatch {
+  // Lower-case. "" or "*": any host; "*.example.com": that domain's
+  // subdomains (not example.com itself); otherwise an exact name or address.
+  std::string host;
+  std::vector<uint16_t> ports;
+  std::vector<std::string> methods;  // upper-case tokens, e.g. "GET", "CONNECT"
+  std::string path_prefix;           // plain HTTP only; never matches CONNECT
+};
+
+struct Route {
+  std::string name;
+  RouteMatch match;
+  RouteSettings settings;
+};
+
+// An IPv4 or IPv6 network in CIDR notation, parsed once at load time.
+struct Cidr {
+  bool v6 = false;
+  uint8_t addr[16] = {};  // network byte order; IPv4 uses the first 4 bytes
+  int prefix = 0;
+};
+
+struct ListenConfig {
+  std::string address = "127.0.0.1:3128";
+  Duration request_header_timeout = Duration::seconds(10);
+  Duration client_keepalive_timeout = Duration::seconds(60);
+  uint32_t max_client_connections = 10000;
+  std::vector<Cidr> allow_clients;      // defaults: loopback and private ranges
+  std::vector<uint16_t> connect_ports;  // default {443}
+  bool connect_any_port = false;        // connect_ports = ["*"]
+  bool via = true;                      // add "Via: 1.1 cutoff"
+};
+
+struct AdminConfig {
+  std::string address = "127.0.0.1:9901";  // "off" disables
+};
+
+struct AccessLogConfig {
+  LogFormat format = LogFormat::text;
+  std::string path = "-";  // "-" is stdout
+};
+
+struct Config {
+  unsigned workers = 0;  // 0: one per CPU
+  Duration drain_timeout = Duration::seconds(30);
+  Duration linger_timeout = Duration::seconds(2);
+  std::string log_level = "info";  // trace, debug, info, warn, error, critical, off
+  ListenConfig listen;
+  AdminConfig admin;
+  AccessLogConfig access_log;
+  RouteSettings defaults;
+  std::vector<Route> routes;  // file order; the first match wins
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based; 0 when unknown
+  std::string message;
+  // "file:line:column: message"
+  std::string to_string() const;
+};
+
+using ConfigResult = std::variant<Config, std::vector<ConfigError>>;
+
+// The built-in defaults, as used when no file is given.
+Config default_config();
+
+// Parses TOML text; `source` names it in errors (usually the file path).
+ConfigResult parse_config(std::string_view text, std::string_view source);
+
+// Reads and parses a file; an unreadable file is one error.
+ConfigResult load_config_file(const std::string& path);
+
+// Parses "host:port", "[v6]:port" or ":port". Used for listen/admin
+// addresses and by --listen/--admin. Returns false with *error filled.
+// host is an IPv4 literal, an IPv6 literal (returned without brackets), an
+// RFC 1123 host name, or "" for ":port" (every local address). Port 0 is
+// allowed: it asks for an ephemeral port.
+bool parse_host_port(std::string_view text, std::string* host, uint16_t* port, std::string* error);
+
+// Parses "10.0.0.0/8", "::1/128" or a bare address (full-length prefix).
+bool parse_cidr(std::string_view text, Cidr* out, std::string* error);
+
+// True when the address (4 or 16 bytes, network order) is inside the network.
+bool cidr_contains(const Cidr& net, const uint8_t* addr, bool v6);
+
+}  // namespace cutoff

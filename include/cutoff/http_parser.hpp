@@ -1,0 +1,142 @@
+#pragma once
+// An llhttp parser in strict mode that collects one message head at a time and
+// reports, event by event, where the head and the message end, so that the
+// caller can forward body bytes exactly as they arrived (raw pass-through).
+//
+// Limits (SPEC §2): a request head over 64 KiB is refused with 431 and a
+// request target over 8 KiB with 414; a response head over 64 KiB is an
+// upstream protocol error.
+
+#include <llhttp.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cutoff {
+
+// A message head; header names and values view into its own storage and stay
+// valid until the next message begins.
+class MessageHead {
+ public:
+  struct Header {
+    std::string_view name;
+    std::string_view value;
+  };
+
+  void clear();
+  std::string_view method() const { return method_; }
+  std::string_view target() const { return view(target_); }
+  int status() const { return status_; }
+  std::string_view reason() const { return view(reason_); }
+  int http_major() const { return major_; }
+  int http_minor() const { return minor_; }
+  bool http10() const { return major_ == 1 && minor_ == 0; }
+  size_t header_count() const { return headers_.size(); }
+  Header header(size_t i) const { return {view(headers_[i].name), view(headers_[i].value)}; }
+  // The first value of a header (case-insensitive name), or empty.
+  std::string_view find(std::string_view name) const;
+
+ private:
+  friend class HttpParser;
+  struct Span {
+    uint32_t offset = 0;
+    uint32_t length = 0;
+  };
+  struct HeaderSpan {
+    Span name, value;
+  };
+  std::string_view view(Span s) const { return {storage_.data() + s.offset, s.length}; }
+  void append(Span& span, const char* at, size_t len);
+
+  std::string storage_;
+  std::vector<HeaderSpan> headers_;
+  Span target_, reason_;
+  std::string_view method_;  // llhttp's static name
+  int status_ = 0;
+  int major_ = 1, minor_ = 1;
+};
+
+// Receives decoded body bytes when the parser decodes instead of passing
+// the body through (a chunked response to an HTTP/1.0 client).
+class BodySink {
+ public:
+  virtual void on_body(const char* data, size_t len) = 0;
+
+ protected:
+  ~BodySink() = default;
+};
+
+class HttpParser {
+ public:
+  static constexpr size_t kMaxHead = 64 * 1024;
+  static constexpr size_t kMaxTarget = 8 * 1024;
+
+  enum class Event {
+    need_more,         // everything consumed, the message goes on
+    head,              // a whole head was parsed; the body (if any) follows
+    message_complete,  // the message (and its body) ended
+    upgrade,           // the rest of the stream is another protocol
+    error,
+  };
+
+  explicit HttpParser(llhttp_type_t type);
+  HttpParser(const HttpParser&) = delete;
+  HttpParser& operator=(const HttpParser&) = delete;
+
+  // Parses until the next event; *consumed says how many bytes it used.
+  Event feed(const char* data, size_t len, size_t* consumed);
+  // The peer closed: ends a close-delimited body.
+  Event finish();
+  // Starts afresh for a new connection.
+  void reset();
+
+  const MessageHead& head() const { return head_; }
+  uint8_t method() const { return parser_.method; }
+  bool keep_alive() const { return llhttp_should_keep_alive(&parser_) != 0; }
+  bool chunked() const { return (parser_.flags & F_CHUNKED) != 0; }
+  bool has_content_length() const { return (parser_.flags & F_CONTENT_LENGTH) != 0; }
+  uint64_t content_length() const { return parser_.content_length; }
+  bool needs_eof() const { return llhttp_message_needs_eof(&parser_) != 0; }
+  bool upgrade_requested() const { return parser_.upgrade != 0; }
+  bool in_body() const { return head_done_ && !message_done_; }
+
+  // For a response to HEAD: the head has no body whatever it declares.
+  void set_skip_body(bool skip) { skip_body_ = skip; }
+  // Decode the body into `sink` instead of passing it through.
+  void set_body_sink(BodySink* sink) { sink_ = sink; }
+
+  // For errors: the status to answer a bad request with (400, 414, 431).
+  int error_status() const { return error_status_; }
+  const char* error_reason() const { return llhttp_get_error_reason(&parser_); }
+
+ private:
+  static int on_message_begin(llhttp_t* p);
+  static int on_url(llhttp_t* p, const char* at, size_t len);
+  static int on_status(llhttp_t* p, const char* at, size_t len);
+  static int on_header_field(llhttp_t* p, const char* at, size_t len);
+  static int on_header_field_complete(llhttp_t* p);
+  static int on_header_value(llhttp_t* p, const char* at, size_t len);
+  static int on_headers_complete(llhttp_t* p);
+  static int on_body(llhttp_t* p, const char* at, size_t len);
+  static int on_message_complete(llhttp_t* p);
+  static const llhttp_settings_t* settings();
+  static HttpParser& self(llhttp_t* p) { return *static_cast<HttpParser*>(p->data); }
+  Event event_from(llhttp_errno_t rc, const char* data, const char* stop, size_t* consumed);
+
+  llhttp_t parser_;
+  MessageHead head_;
+  BodySink* sink_ = nullptr;
+  size_t head_bytes_ = 0;
+  int error_status_ = 400;
+  bool head_done_ = false;
+  bool message_done_ = false;
+  bool head_reported_ = false;
+  bool complete_pending_ = false;
+  bool skip_body_ = false;
+  bool field_done_ = true;
+};
+
+}  // namespace cutoff

@@ -1,0 +1,39 @@
+#pragma once
+// The answers cutoff generates itself (SPEC §6): a status, a Proxy-Status
+// header (RFC 9209) whose error token says what went wrong, and a one-sentence
+// text/plain body saying the same.
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cutoff {
+
+// RFC 9209 error types, by their stable tokens.
+enum class ProxyError {
+  dns_error,
+  dns_timeout,
+  connection_refused,
+  connection_timeout,
+  connection_terminated,
+  destination_unavailable,
+  http_response_timeout,
+  http_protocol_error,
+  http_request_denied,
+  http_request_error,  // a bad request from the client: 400/414/431/408
+};
+
+std::string_view error_token(ProxyError error);
+
+// The status a ProxyError answers with (502, 504, 403, ...).
+int error_status(ProxyError error);
+
+std::string_view status_reason(int status);
+
+// Appends a whole response: status line, Proxy-Status (with `error=` unless
+// the error is the client's own), Content-Type, Content-Length,
+// Connection: close when `close`, and `sentence` as the body.
+void build_error_response(std::string& out, int status, ProxyError error, std::string_view sentence,
+                          bool close);
+
+}  // namespace cutoff

@@ -1,0 +1,154 @@
+#pragma once
+// One client connection and the exchanges it carries: the proxy's state
+// machine. Every phase, the one deadline that guards it, and what happens when
+// that deadline fires are in this class (see Phase and Session::enter()).
+
+#include <uv.h>
+
+#include <list>
+#include <memory>
+#include <string>
+
+#include "cutoff/config.hpp"
+#include "cutoff/deadline.hpp"
+#include "cutoff/exchange.hpp"
+#include "cutoff/http_parser.hpp"
+#include "cutoff/http_rewrite.hpp"
+#include "cutoff/resolver.hpp"
+#include "cutoff/route.hpp"
+#include "cutoff/tcp_socket.hpp"
+
+namespace cutoff {
+
+class Worker;
+
+class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink {
+ public:
+  explicit Session(Worker& worker);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Takes the connection waiting on `server`. False: nothing was accepted
+  // (the session is then retired).
+  bool accept(uv_stream_t* server, std::list<Session>::iterator self);
+  std::list<Session>::iterator self() const { return self_; }
+  // Worker shutdown: end everything now.
+  void terminate();
+
+  // Each phase names the deadline that guards it; enter() arms it.
+  enum class Phase : uint8_t {
+    idle,               // client_keepalive_timeout: waiting for a request's first byte
+    reading_head,       // request_header_timeout: from that byte to the end of the head
+    resolving,          // dns_timeout: looking up the upstream's name
+    connecting,         // connect_timeout: all of the upstream's addresses together
+    sending_request,    // idle_timeout: the request body moves up, no response yet
+    awaiting_response,  // response_header_timeout: request sent, response head not yet whole
+    streaming,          // idle_timeout: the response body moves down
+    tunnelling,         // tunnel_idle_timeout: CONNECT or Upgrade, bytes both ways
+    closing,            // linger_timeout: our FIN is out, waiting for the peers' FIN
+  };
+  // request_timeout caps every phase of an exchange from its request head
+  // on, and tunnel_max_duration caps a tunnel; whichever of phase and cap
+  // comes first fires.
+
+ private:
+  // --- SocketEvents, DeadlineListener, ResolveListener, BodySink ---
+  void on_data(TcpSocket& socket, const char* data, size_t len) override;
+  void on_read_end(TcpSocket& socket, int status) override;
+  void on_connect(TcpSocket& socket, int status) override;
+  void on_drained(TcpSocket& socket, int status) override;
+  void on_shutdown(TcpSocket& socket, int status) override;
+  void on_deadline(const Expiry& expiry) override;
+  void on_resolved(int status, const AddressList& addresses) override;
+  void on_body(const char* data, size_t len) override;
+
+  // --- phases ---
+  void enter(Phase phase);
+  void begin_exchange();
+  void on_client_bytes(const char* data, size_t len);
+  void parse_request_head(const char* data, size_t len);
+  void on_request_head();
+  void open_upstream();
+  void try_next_address();
+  void on_upstream_connected();
+  void send_request_head();
+  void forward_request_body(const char* data, size_t len);
+  void on_request_complete();
+  void on_upstream_bytes(const char* data, size_t len);
+  bool on_response_head();
+  void on_response_complete(size_t trailing_bytes);
+  void start_tunnel(const char* upstream_bytes, size_t len);
+  void tunnel_half_close(TcpSocket& from);
+  void next_request();
+
+  // --- endings ---
+  // Every failure ends here: logs, answers (or resets the client if the
+  // response had started), tears the upstream down as the route says.
+  void fail(Outcome outcome, ProxyError error, int status, std::string_view sentence);
+  void fail_timeout(const Expiry& expiry);
+  void fail_upstream(ProxyError error, std::string_view sentence);
+  void reject(int status, ProxyError error, std::string_view sentence);
+  void client_gone();
+  bool retry_on_fresh_connection();
+  void teardown_upstream();
+  void begin_closing();
+  void end_tunnel(Outcome outcome);
+  void close_when_done(TcpSocket& socket);
+  void finish_if_closed();
+  void log_exchange();
+
+  // --- helpers ---
+  void keep_reading_client();
+  void pause_if_backlogged(TcpSocket& writer, TcpSocket& reader);
+  void stash(const char* data, size_t len);
+  void reclaim_stash(std::string& spent);
+  void send_to_client(const char* data, size_t len);
+  std::string describe_target() const;
+  int64_t since(uint64_t start) const;
+  const RouteSettings& route() const { return *route_.settings; }
+
+  Worker& worker_;
+  std::list<Session>::iterator self_;
+  std::shared_ptr<const Config> config_;  // the config this connection started under
+  TcpSocket client_;
+  TcpSocket upstream_;
+  Deadline deadline_;
+  Phase phase_ = Phase::idle;
+  HttpParser request_parser_{HTTP_REQUEST};
+  HttpParser response_parser_{HTTP_RESPONSE};
+  char client_name_[56] = {};  // "ip:port", for logs
+  bool client_allowed_ = true;
+
+  // --- the current exchange ---
+  Target target_;
+  RouteChoice route_{nullptr, {}};
+  Resolver::Lookup* lookup_ = nullptr;
+  AddressList addresses_;
+  int next_address_ = 0;
+  int last_connect_error_ = 0;
+  ResponsePlan plan_;
+  ExchangeRecord record_;
+  uint64_t started_at_ = 0;
+  bool is_connect_ = false;
+  bool is_upgrade_ = false;
+  bool request_keep_alive_ = false;
+  bool request_done_ = false;
+  bool response_started_ = false;
+  bool retried_ = false;
+  bool upstream_dirty_ = false;  // bytes after a complete response: never reuse
+  bool logged_ = false;
+  uint64_t phase_started_at_ = 0;
+
+  // --- teardown: a socket in a graceful close ends once its peer's FIN is in
+  // and our own FIN is out ---
+  bool client_eof_ = false;
+  bool upstream_eof_ = false;
+  bool client_shutdown_done_ = false;
+  bool upstream_shutdown_done_ = false;
+  // Client bytes read ahead of where the exchange can take them: body bytes
+  // before the upstream is connected, or a pipelined next request.
+  std::string stash_;
+};
+
+}  // namespace cutoff

@@ -1,0 +1,119 @@
+#pragma once
+// A TCP connection on the event loop, with the teardown rules of SPEC §5.
+//
+// Reads land in the worker's one shared read buffer and are handed to the
+// owner synchronously; an owner that cannot consume everything copies what it
+// keeps. Writes are attempted at once (uv_try_write); only what the kernel
+// does not take is copied into a backlog, whose size is the backpressure
+// signal: the owner stops reading the other side while `queued()` is high and
+// resumes on `on_drained`.
+//
+// Closing: close() sends FIN (after nothing is pending); abort() sends RST.
+// shutdown_write() queues a FIN behind pending writes, for lingering closes.
+// The socket's handle and its requests live in a heap block that outlives the
+// TcpSocket until libuv's close callback, so cancelled requests never touch a
+// destroyed owner.
+
+#include <uv.h>
+
+#include <cstddef>
+#include <string>
+#include <utility>
+
+#include "cutoff/uv_handle.hpp"
+
+namespace cutoff {
+
+class TcpSocket;
+
+// Events of one socket, delivered to its current owner.
+class SocketEvents {
+ public:
+  virtual void on_data(TcpSocket& socket, const char* data, size_t len) = 0;
+  // The peer's FIN (UV_EOF) or a read error such as UV_ECONNRESET.
+  virtual void on_read_end(TcpSocket& socket, int status) = 0;
+  virtual void on_connect(TcpSocket& socket, int status) = 0;
+  // Everything queued has reached the kernel; or a write failed (status < 0).
+  virtual void on_drained(TcpSocket& socket, int status) = 0;
+  // The FIN queued by shutdown_write() went out (or failed).
+  virtual void on_shutdown(TcpSocket& socket, int status) = 0;
+
+ protected:
+  ~SocketEvents() = default;
+};
+
+// The worker-wide buffer every read lands in. Only one read callback runs at a
+// time on a loop, so one buffer serves all of a worker's sockets.
+struct ReadBuffer {
+  static constexpr size_t kSize = 64 * 1024;
+  char bytes[kSize];
+  bool in_use = false;
+};
+
+class TcpSocket {
+ public:
+  TcpSocket() = default;
+  TcpSocket(TcpSocket&& other) noexcept { *this = std::move(other); }
+  TcpSocket& operator=(TcpSocket&& other) noexcept;
+  ~TcpSocket() { close(); }
+
+  // Prepares a socket for uv_accept or connect().
+  int init(uv_loop_t* loop, ReadBuffer* buffer, SocketEvents* events);
+  explicit operator bool() const { return core_ != nullptr; }
+  uv_tcp_t* handle() { return &core_->tcp; }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&core_->tcp); }
+
+  void set_events(SocketEvents* events) { core_->events = events; }
+  int connect(const sockaddr* address);
+  int start_reading();
+  void stop_reading();
+  bool reading() const { return core_ && core_->reading; }
+
+  // Sends the buffers; whatever the kernel does not take now is copied.
+  // Returns 0 or a libuv error (the socket is then unusable).
+  int send(const uv_buf_t* bufs, unsigned count);
+  int send(const char* data, size_t len);
+  size_t queued() const { return core_ ? core_->backlog.size() + core_->inflight.size() : 0; }
+
+  // TCP keepalive probes (SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT, in whole
+  // seconds) and TCP_USER_TIMEOUT, so a vanished peer is noticed by the
+  // kernel even between cutoff's own deadlines.
+  void set_keepalive(unsigned idle_s, unsigned interval_s, unsigned count);
+  void set_user_timeout(unsigned ms);
+
+  // Queues a FIN behind pending writes; on_shutdown reports it.
+  int shutdown_write();
+  // Graceful close: FIN if the kernel has nothing unread, and drops anything
+  // still queued. No-op on an empty socket.
+  void close();
+  // Abortive close: RST (SO_LINGER 0), discarding anything queued.
+  void abort();
+
+ private:
+  struct Core {
+    uv_tcp_t tcp;
+    uv_write_t write_req;
+    uv_shutdown_t shutdown_req;
+    uv_connect_t connect_req;
+    TcpSocket* owner = nullptr;
+    SocketEvents* events = nullptr;
+    ReadBuffer* buffer = nullptr;
+    std::string inflight;  // bytes handed to uv_write
+    std::string backlog;   // bytes waiting for the in-flight write to finish
+    bool reading = false;
+  };
+  friend uv_handle_t* uv_handle_of(Core* core) {
+    return reinterpret_cast<uv_handle_t*>(&core->tcp);
+  }
+
+  int flush_backlog();
+  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void on_write(uv_write_t* req, int status);
+  static void on_shutdown_done(uv_shutdown_t* req, int status);
+  static void on_connected(uv_connect_t* req, int status);
+
+  UvPtr<Core> core_;
+};
+
+}  // namespace cutoff

@@ -1,0 +1,74 @@
+#pragma once
+// Idle upstream connections, kept per (host, port) for reuse.
+//
+// A pooled connection is watched while it waits: any byte or close from the
+// upstream makes it unusable and it is closed at once, and its
+// upstream_keepalive_timeout closes it (FIN) when nobody took it in time.
+// Entries are recycled, so parking and taking a connection allocates nothing
+// in the steady state.
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "cutoff/deadline.hpp"
+#include "cutoff/tcp_socket.hpp"
+
+namespace cutoff {
+
+class UpstreamPool {
+ public:
+  explicit UpstreamPool(uv_loop_t* loop) : loop_(loop) {}
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  // The most recently parked live connection to host:port, or an empty socket.
+  TcpSocket take(std::string_view host, uint16_t port, SocketEvents* events);
+  // Parks a connection that just finished a response cleanly.
+  void park(std::string_view host, uint16_t port, TcpSocket socket, Duration keepalive);
+  size_t idle_count() const { return idle_; }
+  // Closes every idle connection and frees every entry (worker shutdown).
+  void clear();
+
+ private:
+  // One parked connection. Its deadline is armed while parked:
+  // upstream_keepalive_timeout from the moment it was parked; taking the
+  // connection disarms it; expiry closes the connection.
+  struct Entry final : SocketEvents, DeadlineListener {
+    Entry(UpstreamPool& pool, uv_loop_t* loop) : pool(pool), deadline(loop, *this) {}
+    void on_data(TcpSocket&, const char*, size_t) override { pool.drop(this); }
+    void on_read_end(TcpSocket&, int) override { pool.drop(this); }
+    void on_connect(TcpSocket&, int) override {}
+    void on_drained(TcpSocket&, int status) override {
+      if (status < 0) pool.drop(this);
+    }
+    void on_shutdown(TcpSocket&, int) override {}
+    void on_deadline(const Expiry&) override { pool.drop(this); }
+
+    UpstreamPool& pool;
+    std::string key;
+    TcpSocket socket;
+    Deadline deadline;
+  };
+
+  static void make_key(std::string& key, std::string_view host, uint16_t port);
+  void drop(Entry* entry);  // closes the connection and recycles the entry
+  void recycle(Entry* entry);
+
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  uv_loop_t* loop_;
+  std::unordered_map<std::string, std::vector<Entry*>, KeyHash, std::equal_to<>> by_key_;
+  std::vector<std::unique_ptr<Entry>> entries_;  // owns every entry, parked or free
+  std::vector<Entry*> free_;
+  std::string scratch_key_;
+  size_t idle_ = 0;
+};
+
+}  // namespace cutoff

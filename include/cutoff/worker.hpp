@@ -1,0 +1,75 @@
+#pragma once
+// One event loop with its own listener, upstream pool, resolver and client
+// sessions. Nothing here is shared with another worker, so several workers
+// can each run a loop on their own thread with SO_REUSEPORT listeners.
+
+#include <uv.h>
+
+#include <list>
+#include <memory>
+#include <string>
+
+#include "cutoff/access_log.hpp"
+#include "cutoff/config.hpp"
+#include "cutoff/resolver.hpp"
+#include "cutoff/tcp_socket.hpp"
+#include "cutoff/upstream_pool.hpp"
+#include "cutoff/uv_handle.hpp"
+
+namespace cutoff {
+
+class Session;
+
+class Worker {
+ public:
+  // `resolver` may be null: the worker then resolves with getaddrinfo.
+  Worker(std::shared_ptr<const Config> config, AccessLog& access_log,
+         std::unique_ptr<Resolver> resolver = nullptr);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Binds and listens on the configured address; returns 0 or a libuv
+  // error. *bound receives "host:port" as bound (the real port for port 0).
+  int listen(std::string* bound);
+  // Runs the loop until stop() has closed everything.
+  void run();
+  // Stops accepting and closes every connection; run() then returns.
+  void stop();
+
+  uv_loop_t* loop() { return &loop_; }
+  const std::shared_ptr<const Config>& config() const { return config_; }
+  UpstreamPool& pool() { return pool_; }
+  ReadBuffer* read_buffer() { return &read_buffer_; }
+  Resolver& resolver() { return *resolver_; }
+  AccessLog& access_log() { return access_log_; }
+  size_t session_count() const { return sessions_.size(); }
+  // A buffer for composing heads and answers; send() copies what it keeps,
+  // so it is free again as soon as the send returns.
+  std::string& scratch() { return scratch_; }
+
+  // Frees a session on the next loop turn, never inside its own callback.
+  void retire(Session* session);
+
+ private:
+  static void on_connection(uv_stream_t* server, int status);
+  static void on_check(uv_check_t* check);
+  static void on_flush_timer(uv_timer_t* timer);
+  void accept_one();
+
+  uv_loop_t loop_;
+  std::shared_ptr<const Config> config_;
+  AccessLog& access_log_;
+  std::unique_ptr<Resolver> resolver_;
+  ReadBuffer read_buffer_;
+  UpstreamPool pool_;
+  UvPtr<uv_tcp_t> listener_;
+  UvPtr<uv_check_t> reaper_;       // frees retired sessions after each loop turn
+  UvPtr<uv_timer_t> flush_timer_;  // flushes the access log a few times a second
+  std::list<Session> sessions_;
+  std::list<Session> retired_;
+  std::string scratch_;
+  bool stopping_ = false;
+};
+
+}  // namespace cutoff

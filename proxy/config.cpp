@@ -1,0 +1,973 @@
+#include "cutoff/config.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <span>
+#include <utility>
+
+namespace cutoff {
+namespace {
+
+using KeyList = std::span<const std::string_view>;
+
+// The key names of every table. They are the contract of SPEC 7a; the
+// unknown-key check and its "did you mean" suggestions come from these lists.
+constexpr std::string_view kTopKeys[] = {"workers",    "drain_timeout", "linger_timeout",
+                                         "log_level",  "listen",        "admin",
+                                         "access_log", "defaults",      "route"};
+constexpr std::string_view kTopScalarKeys[] = {"workers", "drain_timeout", "linger_timeout",
+                                               "log_level"};
+constexpr std::string_view kListenKeys[] = {"address",
+                                            "request_header_timeout",
+                                            "client_keepalive_timeout",
+                                            "max_client_connections",
+                                            "allow_clients",
+                                            "connect_ports",
+                                            "via"};
+constexpr std::string_view kAdminKeys[] = {"address"};
+constexpr std::string_view kAccessLogKeys[] = {"format", "path"};
+constexpr std::string_view kSettingsKeys[] = {"dns_timeout",
+                                              "connect_timeout",
+                                              "response_header_timeout",
+                                              "idle_timeout",
+                                              "request_timeout",
+                                              "upstream_keepalive_timeout",
+                                              "tunnel_idle_timeout",
+                                              "tunnel_max_duration",
+                                              "teardown",
+                                              "action",
+                                              "tcp_keepalive",
+                                              "tcp_user_timeout"};
+constexpr std::string_view kRouteOwnKeys[] = {"name", "match"};
+constexpr std::string_view kMatchKeys[] = {"host", "port", "method", "path_prefix"};
+constexpr std::string_view kKeepaliveKeys[] = {"idle", "interval", "count"};
+constexpr std::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
+                                           "error", "critical", "off"};
+
+// Where a key would have been valid, for the hint on a misplaced key (the
+// classic TOML slip: `workers = 2` written below `[listen]` lands in listen).
+struct KeyHome {
+  KeyList keys;
+  std::string_view place;
+};
+constexpr KeyHome kKeyHomes[] = {
+    {kTopScalarKeys, "at the top level, above the first [table] header"},
+    {kListenKeys, "in [listen]"},
+    {kAccessLogKeys, "in [access_log]"},
+    {kSettingsKeys, "in [defaults] or a [[route]]"},
+    {kRouteOwnKeys, "in a [[route]]"},
+    {kMatchKeys, "in a route's match table, like match = { host = \"example.com\" }"},
+    {kKeepaliveKeys, "in tcp_keepalive, like tcp_keepalive = { idle = \"30s\" }"},
+};
+
+constexpr const char* kDefaultAllowClients[] = {"127.0.0.0/8", "::1/128", "10.0.0.0/8",
+                                                "172.16.0.0/12", "192.168.0.0/16"};
+
+// Linux takes TCP keepalive idle and interval in whole seconds, 1..32767.
+constexpr uint64_t kMaxKeepaliveSeconds = 32767;
+constexpr unsigned kMaxWorkers = 1024;
+
+bool contains(KeyList list, std::string_view key) {
+  return std::find(list.begin(), list.end(), key) != list.end();
+}
+
+std::string quoted(std::string_view text) {
+  return "\"" + std::string(text) + "\"";
+}
+
+// Optimal string alignment distance: Levenshtein plus adjacent swaps, so
+// "conenct_timeout" and "tiemout" count as the one slip they are.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+std::string_view type_name(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+// RFC 9110 tchar: what an HTTP method may be made of.
+bool is_tchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string to_upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return out;
+}
+
+// RFC 1123 host name: dot-separated labels of letters, digits and inner
+// hyphens, each 1..63 characters, 253 in all.
+bool is_hostname(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  size_t start = 0;
+  while (start <= host.size()) {
+    size_t end = host.find('.', start);
+    if (end == std::string_view::npos) end = host.size();
+    const std::string_view label = host.substr(start, end - start);
+    if (label.empty() || label.size() > 63) return false;
+    if (label.front() == '-' || label.back() == '-') return false;
+    for (char c : label) {
+      const bool ok =
+          (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+      if (!ok) return false;
+    }
+    start = end + 1;
+  }
+  return true;
+}
+
+// Walks a parsed TOML document into a Config, collecting every problem
+// instead of stopping at the first, so one --check run lists them all.
+class Loader {
+ public:
+  explicit Loader(std::string_view source) : source_(source) {}
+
+  void load(const toml::table& root, Config* config);
+  std::vector<ConfigError> take_errors() { return std::move(errors_); }
+
+ private:
+  void error(const toml::source_region& where, std::string message) {
+    errors_.push_back(ConfigError{source_, static_cast<int>(where.begin.line),
+                                  static_cast<int>(where.begin.column), std::move(message)});
+  }
+  // `known` and `also_known` are the keys valid where `key` was found.
+  void unknown_key(const toml::key& key, std::string_view where, KeyList known,
+                   KeyList also_known = {});
+  void wrong_type(const toml::node& node, const std::string& path, std::string_view expected) {
+    error(node.source(), path + ": expected " + std::string(expected) + ", got " +
+                             std::string(type_name(node.type())));
+  }
+
+  bool get_duration(const toml::node& node, const std::string& path, bool allow_off, Duration* out);
+  bool get_integer(const toml::node& node, const std::string& path, int64_t lo, int64_t hi,
+                   int64_t* out);
+  bool get_string(const toml::node& node, const std::string& path, std::string* out);
+  bool get_choice(const toml::node& node, const std::string& path, KeyList choices,
+                  std::string* out);
+  const toml::table* get_table(const toml::node& node, const std::string& path);
+  bool get_address(const toml::node& node, const std::string& path, bool allow_off,
+                   std::string* out);
+
+  void load_listen(const toml::node& node, ListenConfig* listen);
+  void load_allow_clients(const toml::node& node, ListenConfig* listen);
+  void load_connect_ports(const toml::node& node, ListenConfig* listen);
+  void load_admin(const toml::node& node, AdminConfig* admin);
+  void load_access_log(const toml::node& node, AccessLogConfig* log);
+  void load_defaults(const toml::node& node, RouteSettings* settings);
+  // Returns false when `key` is not a RouteSettings key.
+  bool load_setting(std::string_view key, const toml::node& node, const std::string& prefix,
+                    RouteSettings* settings);
+  void load_keepalive(const toml::node& node, const std::string& path, TcpKeepalive* keepalive);
+  void load_routes(const toml::node& node, const RouteSettings& defaults,
+                   std::vector<Route>* routes);
+  void load_route(const toml::table& table, const std::string& path, Route* route);
+  void load_match(const toml::node& node, const std::string& path, RouteMatch* match);
+  void load_port_list(const toml::node& node, const std::string& path,
+                      std::vector<uint16_t>* ports);
+  void load_method_list(const toml::node& node, const std::string& path,
+                        std::vector<std::string>* methods);
+
+  std::string source_;
+  std::vector<ConfigError> errors_;
+};
+
+void Loader::unknown_key(const toml::key& key, std::string_view where, KeyList known,
+                         KeyList also_known) {
+  std::string message = "unknown key " + quoted(key.str()) + " " + std::string(where);
+  std::string_view best;
+  size_t best_distance = 3;  // suggest only within an edit distance of 2
+  for (KeyList list : {known, also_known}) {
+    for (std::string_view candidate : list) {
+      const size_t distance = edit_distance(key.str(), candidate);
+      if (distance < best_distance) {
+        best_distance = distance;
+        best = candidate;
+      }
+    }
+  }
+  if (!best.empty()) {
+    message += "; did you mean " + quoted(best) + "?";
+  } else {
+    for (const KeyHome& home : kKeyHomes) {
+      if (contains(home.keys, key.str())) {
+        message += "; " + quoted(key.str()) + " belongs " + std::string(home.place);
+        break;
+      }
+    }
+  }
+  error(key.source(), std::move(message));
+}
+
+bool Loader::get_duration(const toml::node& node, const std::string& path, bool allow_off,
+                          Duration* out) {
+  const auto* value = node.as_string();
+  if (!value) {
+    wrong_type(
+        node, path,
+        allow_off ? "a duration string like \"5s\", or \"off\"" : "a duration string like \"5s\"");
+    return false;
+  }
+  std::string reason;
+  const std::optional<Duration> parsed = parse_duration(value->get(), allow_off, &reason);
+  if (!parsed) {
+    error(node.source(), path + ": " + reason);
+    return false;
+  }
+  *out = *parsed;
+  return true;
+}
+
+bool Loader::get_integer(const toml::node& node, const std::string& path, int64_t lo, int64_t hi,
+                         int64_t* out) {
+  const auto* value = node.as_integer();
+  if (!value) {
+    wrong_type(node, path, "an integer");
+    return false;
+  }
+  const int64_t v = value->get();
+  if (v < lo || v > hi) {
+    error(node.source(), path + ": " + std::to_string(v) + " is out of range " +
+                             std::to_string(lo) + ".." + std::to_string(hi));
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+bool Loader::get_string(const toml::node& node, const std::string& path, std::string* out) {
+  const auto* value = node.as_string();
+  if (!value) {
+    wrong_type(node, path, "a string");
+    return false;
+  }
+  *out = value->get();
+  return true;
+}
+
+bool Loader::get_choice(const toml::node& node, const std::string& path, KeyList choices,
+                        std::string* out) {
+  std::string list;
+  for (std::string_view choice : choices) {
+    if (!list.empty()) list += ", ";
+    list += quoted(choice);
+  }
+  const auto* value = node.as_string();
+  if (!value) {
+    wrong_type(node, path, "one of " + list);
+    return false;
+  }
+  if (!contains(choices, value->get())) {
+    error(node.source(), path + ": " + quoted(value->get()) + " is not one of " + list);
+    return false;
+  }
+  *out = value->get();
+  return true;
+}
+
+const toml::table* Loader::get_table(const toml::node& node, const std::string& path) {
+  const auto* table = node.as_table();
+  if (!table) wrong_type(node, path, "a table");
+  return table;
+}
+
+bool Loader::get_address(const toml::node& node, const std::string& path, bool allow_off,
+                         std::string* out) {
+  std::string text;
+  if (!get_string(node, path, &text)) return false;
+  if (allow_off && text == "off") {
+    *out = text;
+    return true;
+  }
+  std::string host;
+  uint16_t port = 0;
+  std::string reason;
+  if (!parse_host_port(text, &host, &port, &reason)) {
+    error(node.source(), path + ": " + reason);
+    return false;
+  }
+  *out = text;
+  return true;
+}
+
+void Loader::load(const toml::table& root, Config* config) {
+  for (auto&& [key, node] : root) {
+    const std::string name(key.str());
+    if (name == "workers") {
+      int64_t v = 0;
+      if (get_integer(node, name, 1, kMaxWorkers, &v)) config->workers = static_cast<unsigned>(v);
+    } else if (name == "drain_timeout") {
+      get_duration(node, name, false, &config->drain_timeout);
+    } else if (name == "linger_timeout") {
+      get_duration(node, name, false, &config->linger_timeout);
+    } else if (name == "log_level") {
+      get_choice(node, name, kLogLevels, &config->log_level);
+    } else if (name == "listen") {
+      load_listen(node, &config->listen);
+    } else if (name == "admin") {
+      load_admin(node, &config->admin);
+    } else if (name == "access_log") {
+      load_access_log(node, &config->access_log);
+    } else if (name == "defaults" || name == "route") {
+      // Below, in order: every route starts from the final [defaults],
+      // wherever [defaults] sits in the file.
+    } else {
+      unknown_key(key, "at the top level", kTopKeys);
+    }
+  }
+  if (const toml::node* defaults = root.get("defaults"))
+    load_defaults(*defaults, &config->defaults);
+  if (const toml::node* routes = root.get("route")) {
+    load_routes(*routes, config->defaults, &config->routes);
+  }
+}
+
+void Loader::load_listen(const toml::node& node, ListenConfig* listen) {
+  const toml::table* table = get_table(node, "listen");
+  if (!table) return;
+  for (auto&& [key, value] : *table) {
+    const std::string name(key.str());
+    const std::string path = "listen." + name;
+    if (name == "address") {
+      get_address(value, path, false, &listen->address);
+    } else if (name == "request_header_timeout") {
+      get_duration(value, path, false, &listen->request_header_timeout);
+    } else if (name == "client_keepalive_timeout") {
+      get_duration(value, path, false, &listen->client_keepalive_timeout);
+    } else if (name == "max_client_connections") {
+      int64_t v = 0;
+      if (get_integer(value, path, 1, std::numeric_limits<uint32_t>::max(), &v)) {
+        listen->max_client_connections = static_cast<uint32_t>(v);
+      }
+    } else if (name == "allow_clients") {
+      load_allow_clients(value, listen);
+    } else if (name == "connect_ports") {
+      load_connect_ports(value, listen);
+    } else if (name == "via") {
+      if (const auto* flag = value.as_boolean()) {
+        listen->via = flag->get();
+      } else {
+        wrong_type(value, path, "true or false");
+      }
+    } else {
+      unknown_key(key, "in [listen]", kListenKeys);
+    }
+  }
+}
+
+void Loader::load_allow_clients(const toml::node& node, ListenConfig* listen) {
+  const std::string path = "listen.allow_clients";
+  const toml::array* array = node.as_array();
+  if (!array) {
+    wrong_type(node, path, "an array of CIDR strings like [\"10.0.0.0/8\"]");
+    return;
+  }
+  if (array->empty()) {
+    // An empty allowlist would refuse every client: almost surely a mistake.
+    error(node.source(), path +
+                             ": an empty list would refuse every client; to allow any client "
+                             "write [\"0.0.0.0/0\", \"::/0\"]");
+    return;
+  }
+  std::vector<Cidr> nets;
+  for (const toml::node& element : *array) {
+    std::string text;
+    if (!get_string(element, path + " element", &text)) continue;
+    Cidr net;
+    std::string reason;
+    if (!parse_cidr(text, &net, &reason)) {
+      error(element.source(), path + ": " + reason);
+      continue;
+    }
+    nets.push_back(net);
+  }
+  listen->allow_clients = std::move(nets);
+}
+
+void Loader::load_connect_ports(const toml::node& node, ListenConfig* listen) {
+  const std::string path = "listen.connect_ports";
+  const toml::array* array = node.as_array();
+  if (!array) {
+    wrong_type(node, path, "an array of ports like [443], or [\"*\"]");
+    return;
+  }
+  std::vector<uint16_t> ports;
+  bool any = false;
+  for (const toml::node& element : *array) {
+    if (const auto* text = element.as_string()) {
+      if (text->get() == "*" && array->size() == 1) {
+        any = true;
+      } else if (text->get() == "*") {
+        error(element.source(), path + ": \"*\" must be the only element: connect_ports = [\"*\"]");
+      } else {
+        error(element.source(),
+              path + ": expected a port number 1..65535 or \"*\", got " + quoted(text->get()));
+      }
+      continue;
+    }
+    int64_t port = 0;
+    if (get_integer(element, path + " element", 1, 65535, &port)) {
+      ports.push_back(static_cast<uint16_t>(port));
+    }
+  }
+  listen->connect_ports = std::move(ports);
+  listen->connect_any_port = any;
+}
+
+void Loader::load_admin(const toml::node& node, AdminConfig* admin) {
+  const toml::table* table = get_table(node, "admin");
+  if (!table) return;
+  for (auto&& [key, value] : *table) {
+    if (key.str() == "address") {
+      get_address(value, "admin.address", true, &admin->address);
+    } else {
+      unknown_key(key, "in [admin]", kAdminKeys);
+    }
+  }
+}
+
+void Loader::load_access_log(const toml::node& node, AccessLogConfig* log) {
+  const toml::table* table = get_table(node, "access_log");
+  if (!table) return;
+  for (auto&& [key, value] : *table) {
+    if (key.str() == "format") {
+      std::string format;
+      static constexpr std::string_view kFormats[] = {"text", "json"};
+      if (get_choice(value, "access_log.format", kFormats, &format)) {
+        log->format = format == "json" ? LogFormat::json : LogFormat::text;
+      }
+    } else if (key.str() == "path") {
+      std::string path;
+      if (!get_string(value, "access_log.path", &path)) continue;
+      if (path.empty()) {
+        error(value.source(), "access_log.path: empty path; use \"-\" for stdout");
+        continue;
+      }
+      log->path = path;
+    } else {
+      unknown_key(key, "in [access_log]", kAccessLogKeys);
+    }
+  }
+}
+
+void Loader::load_defaults(const toml::node& node, RouteSettings* settings) {
+  const toml::table* table = get_table(node, "defaults");
+  if (!table) return;
+  for (auto&& [key, value] : *table) {
+    if (!load_setting(key.str(), value, "defaults.", settings)) {
+      unknown_key(key, "in [defaults]", kSettingsKeys);
+    }
+  }
+}
+
+bool Loader::load_setting(std::string_view key, const toml::node& node, const std::string& prefix,
+                          RouteSettings* settings) {
+  struct DurationKey {
+    std::string_view name;
+    Duration RouteSettings::*field;
+    bool allow_off;
+  };
+  // Only these three may be "off" (SPEC 4): every other wait needs a deadline.
+  static constexpr DurationKey kDurations[] = {
+      {"dns_timeout", &RouteSettings::dns_timeout, false},
+      {"connect_timeout", &RouteSettings::connect_timeout, false},
+      {"response_header_timeout", &RouteSettings::response_header_timeout, false},
+      {"idle_timeout", &RouteSettings::idle_timeout, false},
+      {"request_timeout", &RouteSettings::request_timeout, true},
+      {"upstream_keepalive_timeout", &RouteSettings::upstream_keepalive_timeout, false},
+      {"tunnel_idle_timeout", &RouteSettings::tunnel_idle_timeout, false},
+      {"tunnel_max_duration", &RouteSettings::tunnel_max_duration, true},
+      {"tcp_user_timeout", &RouteSettings::tcp_user_timeout, true},
+  };
+  const std::string path = prefix + std::string(key);
+  for (const DurationKey& d : kDurations) {
+    if (d.name == key) {
+      get_duration(node, path, d.allow_off, &(settings->*d.field));
+      return true;
+    }
+  }
+  if (key == "teardown") {
+    std::string v;
+    static constexpr std::string_view kTeardowns[] = {"reset", "graceful"};
+    if (get_choice(node, path, kTeardowns, &v)) {
+      settings->teardown = v == "graceful" ? Teardown::graceful : Teardown::reset;
+    }
+    return true;
+  }
+  if (key == "action") {
+    std::string v;
+    static constexpr std::string_view kActions[] = {"forward", "deny"};
+    if (get_choice(node, path, kActions, &v)) {
+      settings->action = v == "deny" ? RouteAction::deny : RouteAction::forward;
+    }
+    return true;
+  }
+  if (key == "tcp_keepalive") {
+    load_keepalive(node, path, &settings->tcp_keepalive);
+    return true;
+  }
+  return false;
+}
+
+void Loader::load_keepalive(const toml::node& node, const std::string& path,
+                            TcpKeepalive* keepalive) {
+  constexpr std::string_view kExpected =
+      "\"off\" or a table like { idle = \"30s\", interval = \"10s\", count = 3 }";
+  if (const auto* text = node.as_string()) {
+    if (text->get() == "off") {
+      keepalive->enabled = false;
+    } else {
+      error(node.source(),
+            path + ": expected " + std::string(kExpected) + ", got " + quoted(text->get()));
+    }
+    return;
+  }
+  const toml::table* table = node.as_table();
+  if (!table) {
+    wrong_type(node, path, kExpected);
+    return;
+  }
+  // Keys left out keep their inherited values.
+  keepalive->enabled = true;
+  for (auto&& [key, value] : *table) {
+    const std::string name(key.str());
+    const std::string sub = path + "." + name;
+    if (name == "idle" || name == "interval") {
+      Duration d;
+      if (!get_duration(value, sub, false, &d)) continue;
+      if (d.ms() % 1000 != 0 || d.ms() / 1000 > kMaxKeepaliveSeconds) {
+        error(value.source(), sub + ": " + quoted(d.to_string()) +
+                                  " must be a whole number of seconds between 1s and " +
+                                  std::to_string(kMaxKeepaliveSeconds) + "s");
+        continue;
+      }
+      (name == "idle" ? keepalive->idle : keepalive->interval) = d;
+    } else if (name == "count") {
+      int64_t count = 0;
+      if (get_integer(value, sub, 1, 100, &count)) keepalive->count = static_cast<int>(count);
+    } else {
+      unknown_key(key, "in " + path, kKeepaliveKeys);
+    }
+  }
+}
+
+void Loader::load_routes(const toml::node& node, const RouteSettings& defaults,
+                         std::vector<Route>* routes) {
+  const toml::array* array = node.as_array();
+  if (!array) {
+    error(node.source(), node.is_table()
+                             ? "route: write [[route]] (an array of tables), not [route]"
+                             : "route: expected an array of tables ([[route]]), got " +
+                                   std::string(type_name(node.type())));
+    return;
+  }
+  // Name -> line of its first use, for the duplicate message.
+  std::map<std::string, int, std::less<>> seen;
+  size_t index = 0;
+  for (const toml::node& element : *array) {
+    const std::string path = "route[" + std::to_string(index++) + "]";
+    const toml::table* table = element.as_table();
+    if (!table) {
+      wrong_type(element, path, "a table");
+      continue;
+    }
+    Route route;
+    route.settings = defaults;
+    load_route(*table, path, &route);
+    if (!route.name.empty()) {
+      const toml::node* name_node = table->get("name");
+      const int line = static_cast<int>(name_node->source().begin.line);
+      auto [it, inserted] = seen.emplace(route.name, line);
+      if (!inserted) {
+        error(name_node->source(), path + ": duplicate route name " + quoted(route.name) +
+                                       " (first used on line " + std::to_string(it->second) + ")");
+      }
+    }
+    routes->push_back(std::move(route));
+  }
+}
+
+void Loader::load_route(const toml::table& table, const std::string& path, Route* route) {
+  bool has_name = false;
+  bool has_match = false;
+  for (auto&& [key, value] : table) {
+    const std::string name(key.str());
+    if (name == "name") {
+      has_name = true;
+      std::string text;
+      if (!get_string(value, path + ".name", &text)) continue;
+      if (text.empty()) {
+        error(value.source(), path + ".name: a route name must not be empty");
+      } else if (text == "default") {
+        error(value.source(),
+              path + ".name: \"default\" is reserved for requests that match no route");
+      } else if (!std::all_of(text.begin(), text.end(), [](char c) {
+                   return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+                 })) {
+        // Names appear in Proxy-Status, metrics labels and log lines.
+        error(value.source(), path + ".name: " + quoted(text) +
+                                  " may only contain visible ASCII characters other than "
+                                  "quotes and backslashes");
+      } else {
+        route->name = text;
+      }
+    } else if (name == "match") {
+      has_match = true;
+      load_match(value, path + ".match", &route->match);
+    } else if (!load_setting(name, value, path + ".", &route->settings)) {
+      unknown_key(key, "in " + path, kRouteOwnKeys, kSettingsKeys);
+    }
+  }
+  if (!has_name) error(table.source(), path + ": missing required key \"name\"");
+  if (!has_match) {
+    error(table.source(),
+          path + ": missing required key \"match\"; match = { host = \"*\" } matches everything");
+  }
+}
+
+void Loader::load_match(const toml::node& node, const std::string& path, RouteMatch* match) {
+  const toml::table* table = node.as_table();
+  if (!table) {
+    wrong_type(node, path, "a table like { host = \"example.com\" }");
+    return;
+  }
+  for (auto&& [key, value] : *table) {
+    const std::string name(key.str());
+    const std::string sub = path + "." + name;
+    if (name == "host") {
+      std::string host;
+      if (!get_string(value, sub, &host)) continue;
+      host = to_lower(host);
+      const size_t star = host.find('*');
+      const bool wildcard_ok =
+          host == "*" || (host.size() > 2 && host.compare(0, 2, "*.") == 0 &&
+                          host.find('*', 1) == std::string::npos && host[2] != '.');
+      if (host.empty()) {
+        error(value.source(), sub + ": empty host; use \"*\" for any host");
+      } else if (star != std::string::npos && !wildcard_ok) {
+        error(value.source(), sub + ": " + quoted(host) +
+                                  ": \"*\" may only be the whole host (\"*\") or a leading "
+                                  "label (\"*.example.com\")");
+      } else {
+        match->host = host;
+      }
+    } else if (name == "port") {
+      load_port_list(value, sub, &match->ports);
+    } else if (name == "method") {
+      load_method_list(value, sub, &match->methods);
+    } else if (name == "path_prefix") {
+      std::string prefix;
+      if (!get_string(value, sub, &prefix)) continue;
+      if (prefix.empty() || prefix.front() != '/') {
+        error(value.source(), sub + ": " + quoted(prefix) + " must start with \"/\"");
+      } else {
+        match->path_prefix = prefix;
+      }
+    } else {
+      unknown_key(key, "in " + path, kMatchKeys);
+    }
+  }
+}
+
+void Loader::load_port_list(const toml::node& node, const std::string& path,
+                            std::vector<uint16_t>* ports) {
+  int64_t port = 0;
+  if (node.is_integer()) {
+    if (get_integer(node, path, 1, 65535, &port)) ports->push_back(static_cast<uint16_t>(port));
+    return;
+  }
+  const toml::array* array = node.as_array();
+  if (!array) {
+    wrong_type(node, path, "a port number or an array of port numbers");
+    return;
+  }
+  if (array->empty()) {
+    error(node.source(), path + ": empty list; leave port out to match any port");
+    return;
+  }
+  for (const toml::node& element : *array) {
+    if (get_integer(element, path + " element", 1, 65535, &port)) {
+      ports->push_back(static_cast<uint16_t>(port));
+    }
+  }
+}
+
+void Loader::load_method_list(const toml::node& node, const std::string& path,
+                              std::vector<std::string>* methods) {
+  auto add = [&](const toml::node& element) {
+    std::string method;
+    if (!get_string(element, path, &method)) return;
+    if (method.empty() || !std::all_of(method.begin(), method.end(), is_tchar)) {
+      error(element.source(), path + ": " + quoted(method) + " is not an HTTP method token");
+      return;
+    }
+    methods->push_back(to_upper(method));
+  };
+  if (node.is_string()) {
+    add(node);
+    return;
+  }
+  const toml::array* array = node.as_array();
+  if (!array) {
+    wrong_type(node, path, "a method string or an array of method strings");
+    return;
+  }
+  if (array->empty()) {
+    error(node.source(), path + ": empty list; leave method out to match any method");
+    return;
+  }
+  for (const toml::node& element : *array) add(element);
+}
+
+bool fail_with(std::string* error, std::string message) {
+  if (error) *error = std::move(message);
+  return false;
+}
+
+}  // namespace
+
+std::string ConfigError::to_string() const {
+  if (line <= 0) return file + ": " + message;
+  if (column <= 0) return file + ":" + std::to_string(line) + ": " + message;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+Config default_config() {
+  Config config;
+  for (const char* text : kDefaultAllowClients) {
+    Cidr net;
+    [[maybe_unused]] const bool ok = parse_cidr(text, &net, nullptr);
+    config.listen.allow_clients.push_back(net);
+  }
+  config.listen.connect_ports = {443};
+  return config;
+}
+
+ConfigResult parse_config(std::string_view text, std::string_view source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    return std::vector<ConfigError>{
+        ConfigError{std::string(source), static_cast<int>(e.source().begin.line),
+                    static_cast<int>(e.source().begin.column), std::string(e.description())}};
+  }
+  Config config = default_config();
+  Loader loader(source);
+  loader.load(root, &config);
+  std::vector<ConfigError> errors = loader.take_errors();
+  if (errors.empty()) return config;
+  std::stable_sort(errors.begin(), errors.end(), [](const ConfigError& a, const ConfigError& b) {
+    return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+  });
+  return errors;
+}
+
+ConfigResult load_config_file(const std::string& path) {
+  auto unreadable = [&](int err) {
+    return std::vector<ConfigError>{
+        ConfigError{path, 0, 0, std::string("cannot read file: ") + std::strerror(err)}};
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return unreadable(errno);
+  std::string text;
+  char buffer[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n > 0) {
+      text.append(buffer, static_cast<size_t>(n));
+    } else if (n == 0) {
+      break;
+    } else if (errno != EINTR) {
+      const int err = errno;
+      ::close(fd);
+      return unreadable(err);
+    }
+  }
+  ::close(fd);
+  return parse_config(text, path);
+}
+
+bool parse_host_port(std::string_view text, std::string* host, uint16_t* port, std::string* error) {
+  constexpr std::string_view kForm = "expected host:port, like \"127.0.0.1:3128\"";
+  if (text.empty()) return fail_with(error, "empty address; " + std::string(kForm));
+  std::string_view host_part;
+  std::string_view port_part;
+  if (text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos) {
+      return fail_with(error, quoted(text) + ": missing \"]\" after the IPv6 address");
+    }
+    host_part = text.substr(1, close - 1);
+    const std::string_view rest = text.substr(close + 1);
+    if (rest.empty() || rest.front() != ':') {
+      return fail_with(error, quoted(text) + ": expected :port after \"]\"");
+    }
+    port_part = rest.substr(1);
+    in6_addr addr;
+    if (inet_pton(AF_INET6, std::string(host_part).c_str(), &addr) != 1) {
+      return fail_with(error, quoted(text) + ": " + quoted(host_part) + " is not an IPv6 address");
+    }
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      return fail_with(error, quoted(text) + " has no port; " + std::string(kForm));
+    }
+    host_part = text.substr(0, colon);
+    port_part = text.substr(colon + 1);
+    if (host_part.find(':') != std::string_view::npos) {
+      return fail_with(error,
+                       quoted(text) + ": an IPv6 address needs brackets, like \"[::1]:3128\"");
+    }
+    // An empty host (":3128") means every local address.
+    if (!host_part.empty()) {
+      const bool looks_numeric = std::all_of(host_part.begin(), host_part.end(), [](char c) {
+        return (c >= '0' && c <= '9') || c == '.';
+      });
+      if (looks_numeric) {
+        in_addr addr;
+        if (inet_pton(AF_INET, std::string(host_part).c_str(), &addr) != 1) {
+          return fail_with(error,
+                           quoted(text) + ": " + quoted(host_part) + " is not an IPv4 address");
+        }
+      } else if (!is_hostname(host_part)) {
+        return fail_with(error, quoted(text) + ": " + quoted(host_part) + " is not a host name");
+      }
+    }
+  }
+  if (port_part.empty()) return fail_with(error, quoted(text) + ": missing port after \":\"");
+  if (!all_digits(port_part)) {
+    return fail_with(error, quoted(text) + ": " + quoted(port_part) + " is not a port number");
+  }
+  if (port_part.size() > 5 || std::stoul(std::string(port_part)) > 65535) {
+    return fail_with(
+        error, quoted(text) + ": port " + std::string(port_part) + " is out of range 0..65535");
+  }
+  if (host) *host = std::string(host_part);
+  if (port) *port = static_cast<uint16_t>(std::stoul(std::string(port_part)));
+  return true;
+}
+
+bool parse_cidr(std::string_view text, Cidr* out, std::string* error) {
+  const size_t slash = text.find('/');
+  const std::string addr_text(text.substr(0, slash));
+  Cidr net;
+  net.v6 = addr_text.find(':') != std::string::npos;
+  if (addr_text.empty() ||
+      inet_pton(net.v6 ? AF_INET6 : AF_INET, addr_text.c_str(), net.addr) != 1) {
+    return fail_with(error,
+                     quoted(text) + ": " + quoted(addr_text) + " is not an IPv4 or IPv6 address");
+  }
+  const int max_prefix = net.v6 ? 128 : 32;
+  net.prefix = max_prefix;
+  if (slash != std::string_view::npos) {
+    const std::string_view prefix_text = text.substr(slash + 1);
+    if (!all_digits(prefix_text) || prefix_text.size() > 3 ||
+        std::stoi(std::string(prefix_text)) > max_prefix) {
+      return fail_with(
+          error, quoted(text) + ": the prefix length must be 0.." + std::to_string(max_prefix));
+    }
+    net.prefix = std::stoi(std::string(prefix_text));
+  }
+  // Refuse host bits beyond the prefix: "10.0.0.1/8" usually means the
+  // writer had a different network in mind, so say which one it would be.
+  Cidr network = net;
+  bool host_bits = false;
+  const int bytes = net.v6 ? 16 : 4;
+  for (int i = 0; i < bytes; ++i) {
+    const int bits_in_prefix = std::clamp(net.prefix - i * 8, 0, 8);
+    const uint8_t mask = static_cast<uint8_t>(0xFF00u >> bits_in_prefix);
+    network.addr[i] = static_cast<uint8_t>(net.addr[i] & mask);
+    if (network.addr[i] != net.addr[i]) host_bits = true;
+  }
+  if (host_bits) {
+    char shown[INET6_ADDRSTRLEN] = {};
+    inet_ntop(net.v6 ? AF_INET6 : AF_INET, network.addr, shown, sizeof shown);
+    return fail_with(error, std::string(text) + " has host bits set; did you mean \"" + shown +
+                                "/" + std::to_string(net.prefix) + "\"?");
+  }
+  if (out) *out = net;
+  return true;
+}
+
+bool cidr_contains(const Cidr& net, const uint8_t* addr, bool v6) {
+  static constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+  const uint8_t* candidate = addr;
+  uint8_t mapped[16];
+  if (net.v6 != v6) {
+    if (v6) {
+      // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
+      if (std::memcmp(addr, kMappedPrefix, sizeof kMappedPrefix) != 0) return false;
+      candidate = addr + 12;
+    } else {
+      std::memcpy(mapped, kMappedPrefix, sizeof kMappedPrefix);
+      std::memcpy(mapped + 12, addr, 4);
+      candidate = mapped;
+    }
+  }
+  const int whole = net.prefix / 8;
+  if (std::memcmp(candidate, net.addr, static_cast<size_t>(whole)) != 0) return false;
+  const int rest = net.prefix % 8;
+  if (rest == 0) return true;
+  const uint8_t mask = static_cast<uint8_t>(0xFF00u >> rest);
+  return (candidate[whole] & mask) == (net.addr[whole] & mask);
+}
+
+}  // namespace cutoff

@@ -1,0 +1,203 @@
+#include "cutoff/http_parser.hpp"
+
+#include <strings.h>
+
+#include <cassert>
+
+namespace cutoff {
+
+void MessageHead::clear() {
+  storage_.clear();
+  headers_.clear();
+  target_ = reason_ = Span{};
+  method_ = {};
+  status_ = 0;
+  major_ = minor_ = 1;
+}
+
+void MessageHead::append(Span& span, const char* at, size_t len) {
+  if (span.length == 0) span.offset = static_cast<uint32_t>(storage_.size());
+  storage_.append(at, len);
+  span.length += static_cast<uint32_t>(len);
+}
+
+std::string_view MessageHead::find(std::string_view name) const {
+  for (const HeaderSpan& h : headers_) {
+    std::string_view n = view(h.name);
+    if (n.size() == name.size() && strncasecmp(n.data(), name.data(), n.size()) == 0) {
+      return view(h.value);
+    }
+  }
+  return {};
+}
+
+const llhttp_settings_t* HttpParser::settings() {
+  static const llhttp_settings_t s = [] {
+    llhttp_settings_t init;
+    llhttp_settings_init(&init);
+    init.on_message_begin = on_message_begin;
+    init.on_url = on_url;
+    init.on_status = on_status;
+    init.on_header_field = on_header_field;
+    init.on_header_field_complete = on_header_field_complete;
+    init.on_header_value = on_header_value;
+    init.on_headers_complete = on_headers_complete;
+    init.on_body = on_body;
+    init.on_message_complete = on_message_complete;
+    return init;
+  }();
+  return &s;
+}
+
+HttpParser::HttpParser(llhttp_type_t type) {
+  llhttp_init(&parser_, type, settings());
+  parser_.data = this;
+}
+
+void HttpParser::reset() {
+  llhttp_type_t type = static_cast<llhttp_type_t>(parser_.type);
+  llhttp_init(&parser_, type, settings());
+  parser_.data = this;
+  head_.clear();
+  head_bytes_ = 0;
+  error_status_ = 400;
+  head_done_ = message_done_ = head_reported_ = complete_pending_ = skip_body_ = false;
+  field_done_ = true;
+}
+
+HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consumed) {
+  *consumed = 0;
+  if (complete_pending_) {
+    complete_pending_ = false;
+    return Event::message_complete;
+  }
+  // A head may not grow past kMaxHead: parse at most what fits, and if the
+  // head is still not complete after that, the head is too large.
+  size_t limit = len;
+  bool capped = false;
+  if (!head_done_ && len > kMaxHead - head_bytes_) {
+    limit = kMaxHead - head_bytes_;
+    capped = true;
+  }
+  llhttp_errno_t rc = llhttp_execute(&parser_, data, limit);
+  const char* stop = rc == HPE_OK ? data + limit : llhttp_get_error_pos(&parser_);
+  if (!head_done_) head_bytes_ += static_cast<size_t>(stop - data);
+  if (rc == HPE_OK && capped && !head_done_) {
+    error_status_ = 431;
+    return Event::error;
+  }
+  return event_from(rc, data, stop, consumed);
+}
+
+HttpParser::Event HttpParser::event_from(llhttp_errno_t rc, const char* data, const char* stop,
+                                         size_t* consumed) {
+  *consumed = static_cast<size_t>(stop - data);
+  switch (rc) {
+    case HPE_OK:
+      return Event::need_more;
+    case HPE_PAUSED:
+      llhttp_resume(&parser_);
+      if (head_done_ && !head_reported_) {
+        head_reported_ = true;
+        complete_pending_ = message_done_;  // a head with no body: both at once
+        return Event::head;
+      }
+      return Event::message_complete;
+    case HPE_PAUSED_UPGRADE:
+      return Event::upgrade;
+    default:
+      return Event::error;
+  }
+}
+
+HttpParser::Event HttpParser::finish() {
+  llhttp_errno_t rc = llhttp_finish(&parser_);
+  if (rc != HPE_OK) return Event::error;
+  return message_done_ ? Event::message_complete : Event::error;
+}
+
+int HttpParser::on_message_begin(llhttp_t* p) {
+  HttpParser& self = HttpParser::self(p);
+  self.head_.clear();
+  self.head_bytes_ = 0;
+  self.head_done_ = self.message_done_ = self.head_reported_ = false;
+  self.field_done_ = true;
+  return 0;
+}
+
+int HttpParser::on_url(llhttp_t* p, const char* at, size_t len) {
+  HttpParser& self = HttpParser::self(p);
+  if (self.head_.target_.length + len > kMaxTarget) {
+    self.error_status_ = 414;
+    return HPE_USER;
+  }
+  self.head_.append(self.head_.target_, at, len);
+  return 0;
+}
+
+int HttpParser::on_status(llhttp_t* p, const char* at, size_t len) {
+  HttpParser& self = HttpParser::self(p);
+  self.head_.append(self.head_.reason_, at, len);
+  return 0;
+}
+
+int HttpParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
+  HttpParser& self = HttpParser::self(p);
+  if (self.head_done_) return 0;  // trailers travel as raw bytes
+  if (self.field_done_) {
+    self.head_.headers_.emplace_back();
+    self.field_done_ = false;
+  }
+  self.head_.append(self.head_.headers_.back().name, at, len);
+  return 0;
+}
+
+int HttpParser::on_header_field_complete(llhttp_t* p) {
+  self(p).field_done_ = true;
+  return 0;
+}
+
+int HttpParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
+  HttpParser& self = HttpParser::self(p);
+  if (self.head_done_) return 0;
+  self.head_.append(self.head_.headers_.back().value, at, len);
+  return 0;
+}
+
+int HttpParser::on_headers_complete(llhttp_t* p) {
+  HttpParser& self = HttpParser::self(p);
+  MessageHead& head = self.head_;
+  head.major_ = p->http_major;
+  head.minor_ = p->http_minor;
+  if (p->type == HTTP_REQUEST) {
+    head.method_ = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
+  } else {
+    head.status_ = p->status_code;
+  }
+  self.head_done_ = true;
+  if (p->upgrade) {
+    // CONNECT or an Upgrade: llhttp pauses with HPE_PAUSED_UPGRADE once the
+    // head ends. An Upgrade request carrying a body is not worth the
+    // ambiguity.
+    bool has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
+    if (p->type == HTTP_REQUEST && p->method != HTTP_CONNECT && has_body) return -1;
+    return 0;
+  }
+  if (self.skip_body_) return 1;  // then on_message_complete pauses
+  return HPE_PAUSED;
+}
+
+int HttpParser::on_body(llhttp_t* p, const char* at, size_t len) {
+  HttpParser& self = HttpParser::self(p);
+  if (self.sink_) self.sink_->on_body(at, len);
+  return 0;
+}
+
+int HttpParser::on_message_complete(llhttp_t* p) {
+  HttpParser& self = HttpParser::self(p);
+  self.message_done_ = true;
+  if (p->upgrade) return 0;  // llhttp pauses for the upgrade itself
+  return HPE_PAUSED;
+}
+
+}  // namespace cutoff

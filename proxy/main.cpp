@@ -1,0 +1,147 @@
+// cutoff: an HTTP forward proxy that never lets a client hang.
+
+#include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <uv.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cutoff/access_log.hpp"
+#include "cutoff/config.hpp"
+#include "cutoff/worker.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: cutoff [--config FILE] [--check] [--listen HOST:PORT]\n"
+    "\n"
+    "  --config FILE       TOML configuration (default: built-in defaults,\n"
+    "                      listening on 127.0.0.1:3128)\n"
+    "  --check             validate the configuration and exit: 0 if valid,\n"
+    "                      1 with every error as file:line:column otherwise\n"
+    "  --listen HOST:PORT  listen here instead of [listen] address\n"
+    "                      (port 0 picks a free port, logged at start-up)\n"
+    "  --help              this text\n";
+
+struct Options {
+  std::optional<std::string> config_path;
+  std::optional<std::string> listen;
+  bool check = false;
+};
+
+// Returns nullopt (after printing why) when the command line is unusable.
+std::optional<Options> parse_options(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::optional<std::string> {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "cutoff: %s needs a value\n%s", arg.c_str(), kUsage);
+        return std::nullopt;
+      }
+      return std::string(argv[++i]);
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (arg == "--check") {
+      options.check = true;
+    } else if (arg == "--config") {
+      if (!(options.config_path = value())) return std::nullopt;
+    } else if (arg == "--listen") {
+      if (!(options.listen = value())) return std::nullopt;
+    } else {
+      std::fprintf(stderr, "cutoff: unknown argument %s\n%s", arg.c_str(), kUsage);
+      return std::nullopt;
+    }
+  }
+  return options;
+}
+
+std::optional<cutoff::Config> load(const Options& options) {
+  if (!options.config_path) return cutoff::default_config();
+  cutoff::ConfigResult result = cutoff::load_config_file(*options.config_path);
+  if (auto* errors = std::get_if<std::vector<cutoff::ConfigError>>(&result)) {
+    for (const cutoff::ConfigError& e : *errors)
+      std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    return std::nullopt;
+  }
+  return std::get<cutoff::Config>(std::move(result));
+}
+
+void stop_on_signal(uv_signal_t* handle, int signum) {
+  spdlog::info("received {}, stopping", strsignal(signum));
+  static_cast<cutoff::Worker*>(handle->data)->stop();
+  uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::optional<Options> options = parse_options(argc, argv);
+  if (!options) return 2;
+  std::optional<cutoff::Config> config = load(*options);
+  if (!config) return 1;
+  if (options->listen) {
+    std::string host, error;
+    uint16_t port;
+    if (!cutoff::parse_host_port(*options->listen, &host, &port, &error)) {
+      std::fprintf(stderr, "cutoff: --listen %s: %s\n", options->listen->c_str(), error.c_str());
+      return 1;
+    }
+    config->listen.address = *options->listen;
+  }
+  if (options->check) {
+    std::printf("%s: configuration is valid\n",
+                options->config_path ? options->config_path->c_str() : "(defaults)");
+    return 0;
+  }
+
+  auto logger = spdlog::stderr_logger_mt("cutoff");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(config->log_level));
+  // Writes to a vanished peer must fail with EPIPE, not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+  if (config->workers > 1) {
+    spdlog::warn("workers = {}: this version runs one event loop", config->workers);
+  }
+
+  std::unique_ptr<cutoff::AccessLog> access_log;
+  try {
+    access_log = std::make_unique<cutoff::AccessLog>(config->access_log);
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+  auto shared = std::make_shared<const cutoff::Config>(std::move(*config));
+  cutoff::Worker worker(shared, *access_log);
+  std::string bound;
+  int rc = worker.listen(&bound);
+  if (rc != 0) {
+    spdlog::critical("cannot listen on {}: {}", shared->listen.address, uv_strerror(rc));
+    return 1;
+  }
+
+  uv_signal_t sigint, sigterm;
+  for (auto [handle, signum] : {std::pair{&sigint, SIGINT}, std::pair{&sigterm, SIGTERM}}) {
+    uv_signal_init(worker.loop(), handle);
+    handle->data = &worker;
+    uv_signal_start(handle, stop_on_signal, signum);
+    uv_unref(reinterpret_cast<uv_handle_t*>(handle));
+  }
+  spdlog::info("listening on {}", bound);
+  worker.run();
+  for (uv_signal_t* handle : {&sigint, &sigterm}) {
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(handle))) {
+      uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
+    }
+  }
+  spdlog::info("stopped");
+  return 0;
+}

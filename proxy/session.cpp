@@ -1,0 +1,850 @@
+#include "cutoff/session.hpp"
+
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cassert>
+
+#include "cutoff/access_log.hpp"
+#include "cutoff/worker.hpp"
+
+namespace cutoff {
+namespace {
+
+// Above this many bytes queued towards one side, cutoff stops reading the
+// other side until the queue drains: memory per connection stays bounded.
+constexpr size_t kHighWater = 64 * 1024;
+
+constexpr std::string_view kConnectEstablished = "HTTP/1.1 200 Connection Established\r\n\r\n";
+
+constexpr std::string_view kOriginFormAnswer =
+    "cutoff is a forward proxy: send absolute-form requests by pointing the client at it "
+    "(HTTP_PROXY=http://<proxy address>/ and HTTPS_PROXY likewise).";
+
+bool idempotent_without_body(const HttpParser& request) {
+  if (request.chunked() || request.content_length() > 0) return false;
+  switch (request.method()) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool client_allowed(const std::vector<Cidr>& allow, const sockaddr_storage& peer) {
+  const uint8_t* bytes;
+  bool v6 = peer.ss_family == AF_INET6;
+  if (v6) {
+    bytes = reinterpret_cast<const sockaddr_in6&>(peer).sin6_addr.s6_addr;
+  } else {
+    bytes = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in&>(peer).sin_addr);
+  }
+  return std::any_of(allow.begin(), allow.end(),
+                     [&](const Cidr& net) { return cidr_contains(net, bytes, v6); });
+}
+
+void format_peer(const sockaddr_storage& peer, char* out, size_t size) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (peer.ss_family == AF_INET6) {
+    const auto& a = reinterpret_cast<const sockaddr_in6&>(peer);
+    uv_ip6_name(&a, ip, sizeof ip);
+    port = ntohs(a.sin6_port);
+    fmt::format_to_n(out, size - 1, "[{}]:{}", ip, port);
+  } else {
+    const auto& a = reinterpret_cast<const sockaddr_in&>(peer);
+    uv_ip4_name(&a, ip, sizeof ip);
+    port = ntohs(a.sin_port);
+    fmt::format_to_n(out, size - 1, "{}:{}", ip, port);
+  }
+}
+
+unsigned whole_seconds(Duration d) {
+  return static_cast<unsigned>(std::max<uint64_t>(1, (d.ms() + 999) / 1000));
+}
+
+}  // namespace
+
+Session::Session(Worker& worker)
+    : worker_(worker), config_(worker.config()), deadline_(worker.loop(), *this) {}
+
+Session::~Session() {
+  if (lookup_ != nullptr) worker_.resolver().cancel(lookup_);
+}
+
+bool Session::accept(uv_stream_t* server, std::list<Session>::iterator self) {
+  self_ = self;
+  phase_ = Phase::closing;  // until the connection is really ours
+  if (client_.init(worker_.loop(), worker_.read_buffer(), this) != 0) return false;
+  if (uv_accept(server, client_.stream()) != 0) {
+    client_.close();
+    return false;
+  }
+  sockaddr_storage peer{};
+  int len = sizeof peer;
+  uv_tcp_getpeername(client_.handle(), reinterpret_cast<sockaddr*>(&peer), &len);
+  format_peer(peer, client_name_, sizeof client_name_);
+  client_allowed_ = client_allowed(config_->listen.allow_clients, peer);
+  client_.start_reading();
+  enter(Phase::idle);
+  return true;
+}
+
+// The one place where a phase meets its deadline.
+void Session::enter(Phase phase) {
+  phase_ = phase;
+  phase_started_at_ = uv_now(worker_.loop());
+  const ListenConfig& listen = config_->listen;
+  switch (phase) {
+    case Phase::idle:
+      return deadline_.arm(TimeoutName::client_keepalive_timeout, listen.client_keepalive_timeout);
+    case Phase::reading_head:
+      return deadline_.arm(TimeoutName::request_header_timeout, listen.request_header_timeout);
+    case Phase::resolving:
+      return deadline_.arm(TimeoutName::dns_timeout, route().dns_timeout);
+    case Phase::connecting:
+      return deadline_.arm(TimeoutName::connect_timeout, route().connect_timeout);
+    case Phase::sending_request:
+      return deadline_.arm(TimeoutName::idle_timeout, route().idle_timeout, /*idle=*/true);
+    case Phase::awaiting_response:
+      return deadline_.arm(TimeoutName::response_header_timeout, route().response_header_timeout);
+    case Phase::streaming:
+      return deadline_.arm(TimeoutName::idle_timeout, route().idle_timeout, /*idle=*/true);
+    case Phase::tunnelling:
+      return deadline_.arm(TimeoutName::tunnel_idle_timeout, route().tunnel_idle_timeout,
+                           /*idle=*/true);
+    case Phase::closing:
+      deadline_.clear_cap();
+      return deadline_.arm(TimeoutName::linger_timeout, config_->linger_timeout);
+  }
+}
+
+void Session::on_deadline(const Expiry& expiry) {
+  switch (phase_) {
+    case Phase::idle:
+      // A quiet keep-alive connection: a plain FIN.
+      client_.close();
+      phase_ = Phase::closing;
+      return finish_if_closed();
+    case Phase::reading_head:
+      return fail(
+          Outcome::timed_out(expiry.name), ProxyError::http_request_error, 408,
+          fmt::format("the request head did not arrive within {}", expiry.value.to_string()));
+    case Phase::resolving:
+    case Phase::connecting:
+    case Phase::sending_request:
+    case Phase::awaiting_response:
+    case Phase::streaming:
+      return fail_timeout(expiry);
+    case Phase::tunnelling:
+      return end_tunnel(Outcome::timed_out(expiry.name));
+    case Phase::closing:
+      // The peers did not finish closing in time: reset what is left.
+      client_.abort();
+      upstream_.abort();
+      return finish_if_closed();
+  }
+}
+
+// --- reading requests -------------------------------------------------------
+
+void Session::begin_exchange() {
+  started_at_ = uv_now(worker_.loop());
+  record_ = ExchangeRecord{};
+  record_.client = client_name_;
+  route_ = RouteChoice{&config_->defaults, "default"};
+  record_.route = route_.name;
+  is_connect_ = is_upgrade_ = request_keep_alive_ = request_done_ = false;
+  response_started_ = retried_ = upstream_dirty_ = logged_ = false;
+  client_eof_ = upstream_eof_ = client_shutdown_done_ = upstream_shutdown_done_ = false;
+  plan_ = ResponsePlan{};
+}
+
+void Session::on_data(TcpSocket& socket, const char* data, size_t len) {
+  if (&socket == &client_) {
+    on_client_bytes(data, len);
+  } else {
+    on_upstream_bytes(data, len);
+  }
+}
+
+void Session::on_client_bytes(const char* data, size_t len) {
+  switch (phase_) {
+    case Phase::idle:
+      begin_exchange();
+      enter(Phase::reading_head);
+      [[fallthrough]];
+    case Phase::reading_head:
+      return parse_request_head(data, len);
+    case Phase::tunnelling:
+      record_.up_bytes += len;
+      deadline_.touch();
+      upstream_.send(data, len);
+      return pause_if_backlogged(upstream_, client_);
+    case Phase::closing:
+      return;  // lingering: whatever the client still sends is discarded
+    case Phase::sending_request:
+    case Phase::awaiting_response:
+    case Phase::streaming:
+      if (!request_done_) return forward_request_body(data, len);
+      return stash(data, len);  // a pipelined request: it waits its turn
+    case Phase::resolving:
+    case Phase::connecting:
+      return stash(data, len);  // body bytes before the upstream is there
+  }
+}
+
+void Session::parse_request_head(const char* data, size_t len) {
+  size_t used = 0;
+  switch (request_parser_.feed(data, len, &used)) {
+    case HttpParser::Event::need_more:
+      return;
+    case HttpParser::Event::head:
+    case HttpParser::Event::upgrade:
+      stash(data + used, len - used);
+      return on_request_head();
+    case HttpParser::Event::message_complete:
+    case HttpParser::Event::error:
+      break;
+  }
+  int status = request_parser_.error_status();
+  std::string sentence;
+  if (status == 414) {
+    sentence = fmt::format("the request target is longer than {} bytes", HttpParser::kMaxTarget);
+  } else if (status == 431) {
+    sentence = fmt::format("the request head is larger than {} bytes", HttpParser::kMaxHead);
+  } else {
+    sentence = fmt::format("the request could not be parsed: {}", request_parser_.error_reason());
+  }
+  reject(status, ProxyError::http_request_error, sentence);
+}
+
+void Session::on_request_head() {
+  const MessageHead& head = request_parser_.head();
+  record_.method = head.method();
+  record_.target = head.target();
+  record_.http_major = head.http_major();
+  record_.http_minor = head.http_minor();
+  is_connect_ = request_parser_.method() == HTTP_CONNECT;
+  is_upgrade_ = !is_connect_ && request_parser_.upgrade_requested();
+  request_keep_alive_ = request_parser_.keep_alive();
+
+  TargetError error = is_connect_ ? parse_authority(head.target(), &target_)
+                                  : parse_absolute_target(head.target(), &target_);
+  switch (error) {
+    case TargetError::none:
+      break;
+    case TargetError::origin_form:
+      return reject(400, ProxyError::http_request_error, kOriginFormAnswer);
+    case TargetError::unsupported_scheme:
+      return reject(400, ProxyError::http_request_error,
+                    "cutoff forwards http:// URLs; for https:// the client must use CONNECT "
+                    "(set HTTPS_PROXY)");
+    case TargetError::malformed:
+      return reject(400, ProxyError::http_request_error,
+                    is_connect_ ? "CONNECT needs a host:port target"
+                                : "the request target is not a valid http:// URL");
+  }
+
+  RouteQuery query{target_.host, target_.port, head.method(), target_.path, is_connect_};
+  route_ = select_route(*config_, query);
+  record_.route = route_.name;
+  if (!is_connect_) deadline_.arm_cap(TimeoutName::request_timeout, route().request_timeout);
+
+  const ListenConfig& listen = config_->listen;
+  if (!client_allowed_) {
+    return reject(403, ProxyError::http_request_denied,
+                  fmt::format("client {} is not allowed to use this proxy", client_name_));
+  }
+  if (route().action == RouteAction::deny) {
+    return reject(
+        403, ProxyError::http_request_denied,
+        fmt::format("requests to {} are denied (route {})", describe_target(), route_.name));
+  }
+  if (is_connect_ && !listen.connect_any_port &&
+      std::find(listen.connect_ports.begin(), listen.connect_ports.end(), target_.port) ==
+          listen.connect_ports.end()) {
+    return reject(
+        403, ProxyError::http_request_denied,
+        fmt::format("CONNECT to port {} is not allowed (listen.connect_ports)", target_.port));
+  }
+  if (!is_connect_) {
+    upstream_ = worker_.pool().take(target_.host, target_.port, this);
+    if (upstream_) {
+      record_.reused = true;
+      return send_request_head();
+    }
+  }
+  open_upstream();
+}
+
+// --- reaching the upstream ----------------------------------------------------
+
+void Session::open_upstream() {
+  if (parse_ip_literal(target_.host, target_.port, &addresses_)) {
+    next_address_ = 0;
+    enter(Phase::connecting);
+    return try_next_address();
+  }
+  enter(Phase::resolving);
+  lookup_ = worker_.resolver().resolve(target_.host, target_.port, this);
+  if (lookup_ == nullptr) {
+    fail_upstream(ProxyError::dns_error,
+                  fmt::format("{} could not be resolved (route {})", target_.host, route_.name));
+  }
+}
+
+void Session::on_resolved(int status, const AddressList& addresses) {
+  lookup_ = nullptr;
+  assert(phase_ == Phase::resolving);
+  record_.dns_ms = since(phase_started_at_);
+  if (status != 0) {
+    return fail_upstream(ProxyError::dns_error,
+                         fmt::format("{} could not be resolved: {} (route {})", target_.host,
+                                     uv_strerror(status), route_.name));
+  }
+  addresses_ = addresses;
+  next_address_ = 0;
+  enter(Phase::connecting);
+  try_next_address();
+}
+
+// Tries the target's addresses in turn, all under one connect_timeout.
+void Session::try_next_address() {
+  while (next_address_ < addresses_.count) {
+    const sockaddr* address = addresses_.at(next_address_++);
+    int rc = upstream_.init(worker_.loop(), worker_.read_buffer(), this);
+    if (rc == 0) rc = upstream_.connect(address);
+    if (rc == 0) return;  // on_connect follows
+    last_connect_error_ = rc;
+    upstream_.close();
+  }
+  ProxyError error = last_connect_error_ == UV_ECONNREFUSED ? ProxyError::connection_refused
+                     : last_connect_error_ == UV_ETIMEDOUT  ? ProxyError::connection_timeout
+                                                            : ProxyError::destination_unavailable;
+  fail_upstream(error, fmt::format("connect to {} failed: {} (route {})", describe_target(),
+                                   uv_strerror(last_connect_error_), route_.name));
+}
+
+void Session::on_connect(TcpSocket&, int status) {
+  if (status == 0) return on_upstream_connected();
+  last_connect_error_ = status;
+  upstream_.close();
+  try_next_address();
+}
+
+void Session::on_upstream_connected() {
+  record_.connect_ms = since(phase_started_at_);
+  const RouteSettings& r = route();
+  if (r.tcp_keepalive.enabled) {
+    upstream_.set_keepalive(whole_seconds(r.tcp_keepalive.idle),
+                            whole_seconds(r.tcp_keepalive.interval),
+                            static_cast<unsigned>(r.tcp_keepalive.count));
+  }
+  if (!r.tcp_user_timeout.is_off()) {
+    upstream_.set_user_timeout(static_cast<unsigned>(r.tcp_user_timeout.ms()));
+  }
+  if (is_connect_) {
+    send_to_client(kConnectEstablished.data(), kConnectEstablished.size());
+    record_.status = 200;
+    response_started_ = true;
+    return start_tunnel(nullptr, 0);
+  }
+  send_request_head();
+}
+
+// --- forwarding the request --------------------------------------------------
+
+void Session::send_request_head() {
+  std::string& head = worker_.scratch();
+  head.clear();
+  build_request_head(head, request_parser_.head(), target_,
+                     RequestRewrite{config_->listen.via, is_upgrade_});
+  upstream_.send(head.data(), head.size());
+  upstream_.start_reading();
+  response_parser_.reset();
+  response_parser_.set_skip_body(request_parser_.method() == HTTP_HEAD);
+  if (is_upgrade_ || request_done_) {
+    // An Upgrade request has no body; a retried request was already read.
+    request_done_ = true;
+    return enter(Phase::awaiting_response);
+  }
+  enter(Phase::sending_request);
+  // Body bytes that arrived with the head (or while connecting) go first;
+  // with no body at all this completes the request at once.
+  std::string body;
+  body.swap(stash_);
+  forward_request_body(body.empty() ? "" : body.data(), body.size());
+  reclaim_stash(body);
+  keep_reading_client();
+}
+
+void Session::forward_request_body(const char* data, size_t len) {
+  size_t used = 0;
+  HttpParser::Event event = request_parser_.feed(data, len, &used);
+  if (used > 0) {
+    upstream_.send(data, used);
+    record_.up_bytes += used;
+    deadline_.touch();
+  }
+  switch (event) {
+    case HttpParser::Event::need_more:
+      return pause_if_backlogged(upstream_, client_);
+    case HttpParser::Event::message_complete:
+      stash(data + used, len - used);
+      return on_request_complete();
+    default:
+      return reject(
+          400, ProxyError::http_request_error,
+          fmt::format("the request body could not be parsed: {}", request_parser_.error_reason()));
+  }
+}
+
+void Session::on_request_complete() {
+  request_done_ = true;
+  if (phase_ == Phase::sending_request) enter(Phase::awaiting_response);
+}
+
+// --- relaying the response ---------------------------------------------------
+
+void Session::on_upstream_bytes(const char* data, size_t len) {
+  switch (phase_) {
+    case Phase::tunnelling:
+      deadline_.touch();
+      send_to_client(data, len);
+      return pause_if_backlogged(client_, upstream_);
+    case Phase::sending_request:
+    case Phase::awaiting_response:
+    case Phase::streaming:
+      break;
+    default:
+      return;  // a graceful teardown discards what the upstream still sends
+  }
+  if (record_.first_byte_ms == kNoTime) record_.first_byte_ms = since(started_at_);
+  for (;;) {
+    size_t used = 0;
+    HttpParser::Event event = response_parser_.feed(data, len, &used);
+    // Body bytes pass through as they came, framing and all, unless the
+    // parser decodes them for an HTTP/1.0 client (on_body).
+    bool body_bytes =
+        event == HttpParser::Event::need_more || event == HttpParser::Event::message_complete;
+    if (body_bytes && response_started_ && used > 0 && plan_.framing != BodyFraming::dechunk) {
+      send_to_client(data, used);
+      deadline_.touch();
+    }
+    switch (event) {
+      case HttpParser::Event::need_more:
+        return pause_if_backlogged(client_, upstream_);
+      case HttpParser::Event::head:
+        if (!on_response_head()) return;
+        break;
+      case HttpParser::Event::message_complete:
+        if (response_started_) return on_response_complete(len - used);
+        break;  // an interim 1xx ended; the real response follows
+      case HttpParser::Event::upgrade:
+        if (!on_response_head()) return;
+        return start_tunnel(data + used, len - used);
+      case HttpParser::Event::error:
+        return fail_upstream(
+            ProxyError::http_protocol_error,
+            fmt::format("{} sent an invalid response: {} (route {})", describe_target(),
+                        response_parser_.error_reason(), route_.name));
+    }
+    data += used;
+    len -= used;
+  }
+}
+
+// Sends the response head on to the client. False if the exchange failed.
+bool Session::on_response_head() {
+  const MessageHead& response = response_parser_.head();
+  const MessageHead& request = request_parser_.head();
+  int status = response.status();
+  bool upgrading = status == 101 && is_upgrade_ && response_parser_.upgrade_requested();
+  if (status == 101 && !upgrading) {
+    fail_upstream(ProxyError::http_protocol_error,
+                  fmt::format("{} switched protocols without being asked to (route {})",
+                              describe_target(), route_.name));
+    return false;
+  }
+  std::string& out = worker_.scratch();
+  out.clear();
+  if (status < 200 && !upgrading) {
+    // Interim responses (100 Continue, 103) reach HTTP/1.1 clients only.
+    if (!request.http10()) {
+      fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n\r\n", status, response.reason());
+      send_to_client(out.data(), out.size());
+    }
+    return true;
+  }
+  ResponseFacts facts;
+  facts.request_is_head = request_parser_.method() == HTTP_HEAD;
+  facts.client_http10 = request.http10();
+  facts.client_wants_keep_alive = request_keep_alive_ && request_done_ && !is_upgrade_;
+  facts.status = status;
+  facts.chunked = response_parser_.chunked();
+  facts.has_content_length = response_parser_.has_content_length();
+  facts.content_length = response_parser_.content_length();
+  plan_ = plan_response(facts);
+  response_parser_.set_body_sink(plan_.framing == BodyFraming::dechunk ? this : nullptr);
+  build_response_head(out, response,
+                      ResponseRewrite{config_->listen.via, upgrading, plan_, request.http10()});
+  send_to_client(out.data(), out.size());
+  record_.status = status;
+  response_started_ = true;
+  if (!upgrading) enter(Phase::streaming);
+  return true;
+}
+
+void Session::on_body(const char* data, size_t len) {
+  send_to_client(data, len);
+  deadline_.touch();
+}
+
+void Session::on_response_complete(size_t trailing_bytes) {
+  // Bytes after a whole response mean the upstream and cutoff disagree on
+  // framing: that connection cannot be trusted with another request.
+  if (trailing_bytes > 0) upstream_dirty_ = true;
+  record_.outcome = Outcome::ok();
+  log_exchange();
+  bool reusable = !upstream_dirty_ && !upstream_eof_ && request_done_ &&
+                  response_parser_.keep_alive() && plan_.framing != BodyFraming::until_close;
+  if (reusable) {
+    worker_.pool().park(target_.host, target_.port, std::move(upstream_),
+                        route().upstream_keepalive_timeout);
+  } else {
+    upstream_.close();
+  }
+  if (plan_.client_keep_alive && request_done_ && !client_eof_) return next_request();
+  begin_closing();
+}
+
+void Session::next_request() {
+  deadline_.clear_cap();
+  enter(Phase::idle);
+  keep_reading_client();
+  if (stash_.empty()) return;
+  // A pipelined request arrived while the last one was served.
+  std::string pending;
+  pending.swap(stash_);
+  on_client_bytes(pending.data(), pending.size());
+  reclaim_stash(pending);
+}
+
+// --- tunnels -----------------------------------------------------------------
+
+void Session::start_tunnel(const char* upstream_bytes, size_t len) {
+  enter(Phase::tunnelling);
+  deadline_.clear_cap();
+  deadline_.arm_cap(TimeoutName::tunnel_max_duration, route().tunnel_max_duration);
+  if (len > 0) send_to_client(upstream_bytes, len);
+  if (!stash_.empty()) {
+    upstream_.send(stash_.data(), stash_.size());
+    record_.up_bytes += stash_.size();
+    stash_.clear();
+  }
+  keep_reading_client();
+  upstream_.start_reading();
+}
+
+// One side sent its FIN: pass it on, and end the tunnel once both have.
+void Session::tunnel_half_close(TcpSocket& from) {
+  TcpSocket& to = &from == &client_ ? upstream_ : client_;
+  (&from == &client_ ? client_eof_ : upstream_eof_) = true;
+  to.shutdown_write();
+  if (!(client_eof_ && upstream_eof_)) return;
+  record_.outcome = Outcome::ok();
+  log_exchange();
+  enter(Phase::closing);
+  finish_if_closed();
+}
+
+void Session::end_tunnel(Outcome outcome) {
+  record_.outcome = outcome;
+  log_exchange();
+  teardown_upstream();
+  client_.close();
+  enter(Phase::closing);
+  finish_if_closed();
+}
+
+// --- endings -----------------------------------------------------------------
+
+void Session::fail_timeout(const Expiry& expiry) {
+  std::string value = expiry.value.to_string();
+  std::string_view name = timeout_token(expiry.name);
+  switch (phase_) {
+    case Phase::resolving:
+      return fail(Outcome::timed_out(expiry.name), ProxyError::dns_timeout, 504,
+                  fmt::format("resolving {} timed out after {} ({}, route {})", target_.host, value,
+                              name, route_.name));
+    case Phase::connecting:
+      return fail(Outcome::timed_out(expiry.name), ProxyError::connection_timeout, 504,
+                  fmt::format("connect to {} timed out after {} ({}, route {})", describe_target(),
+                              value, name, route_.name));
+    default:
+      return fail(Outcome::timed_out(expiry.name), ProxyError::http_response_timeout, 504,
+                  fmt::format("{} did not answer within {} ({}, route {})", describe_target(),
+                              value, name, route_.name));
+  }
+}
+
+void Session::fail_upstream(ProxyError error, std::string_view sentence) {
+  fail(Outcome::failed(error), error, error_status(error), sentence);
+}
+
+void Session::reject(int status, ProxyError error, std::string_view sentence) {
+  fail(Outcome::failed(error), error, status, sentence);
+}
+
+void Session::fail(Outcome outcome, ProxyError error, int status, std::string_view sentence) {
+  record_.outcome = outcome;
+  if (lookup_ != nullptr) {
+    worker_.resolver().cancel(lookup_);
+    lookup_ = nullptr;
+  }
+  teardown_upstream();
+  if (response_started_) {
+    // The client already has part of a response: reset it, so that a
+    // truncated body is never mistaken for a complete one.
+    client_.abort();
+    spdlog::debug("{}: response aborted: {}", client_name_, sentence);
+  } else {
+    std::string& out = worker_.scratch();
+    out.clear();
+    build_error_response(out, status, error, sentence, /*close=*/true);
+    send_to_client(out.data(), out.size());
+    record_.status = status;
+    spdlog::debug("{}: {} {}: {}", client_name_, status, error_token(error), sentence);
+  }
+  log_exchange();
+  begin_closing();
+}
+
+// The client left (FIN or RST) before its exchange ended.
+void Session::client_gone() {
+  record_.outcome = Outcome::client_aborted();
+  if (lookup_ != nullptr) {
+    worker_.resolver().cancel(lookup_);
+    lookup_ = nullptr;
+  }
+  teardown_upstream();
+  client_.close();
+  log_exchange();
+  enter(Phase::closing);
+  finish_if_closed();
+}
+
+// A pooled connection that died before answering is retried once on a fresh
+// connection, for idempotent requests without a body (SPEC §2).
+bool Session::retry_on_fresh_connection() {
+  if (!record_.reused || retried_ || record_.first_byte_ms != kNoTime ||
+      !idempotent_without_body(request_parser_)) {
+    return false;
+  }
+  retried_ = true;
+  record_.reused = false;
+  upstream_.close();
+  open_upstream();
+  return true;
+}
+
+// How a stuck upstream goes: RST by default, or FIN and a lingering read
+// (finished in the closing phase) when the route says "graceful".
+void Session::teardown_upstream() {
+  if (!upstream_) return;
+  if (route().teardown == Teardown::graceful && phase_ != Phase::connecting &&
+      upstream_.shutdown_write() == 0) {
+    upstream_eof_ = false;
+    upstream_.start_reading();
+    return;
+  }
+  upstream_.abort();
+}
+
+// The client connection ends: our FIN goes out after the pending response,
+// and input is read and dropped until the client's FIN, so that the client
+// reads its response rather than a reset caused by unread data.
+void Session::begin_closing() {
+  if (client_) {
+    if (client_.shutdown_write() == 0) {
+      client_.start_reading();
+    } else {
+      client_.close();
+    }
+  }
+  enter(Phase::closing);
+  finish_if_closed();
+}
+
+// Closing phase: a socket is done when the peer's FIN is in and ours is out.
+void Session::close_when_done(TcpSocket& socket) {
+  bool client = &socket == &client_;
+  if ((client ? client_eof_ : upstream_eof_) &&
+      (client ? client_shutdown_done_ : upstream_shutdown_done_)) {
+    socket.close();
+  }
+}
+
+void Session::finish_if_closed() {
+  if (phase_ != Phase::closing || client_ || upstream_) return;
+  deadline_.disarm();
+  worker_.retire(this);
+}
+
+void Session::terminate() {
+  if (phase_ != Phase::idle && phase_ != Phase::closing && !logged_) {
+    record_.outcome = Outcome::client_aborted();
+    log_exchange();
+  }
+  if (lookup_ != nullptr) {
+    worker_.resolver().cancel(lookup_);
+    lookup_ = nullptr;
+  }
+  upstream_.abort();
+  client_.close();
+  phase_ = Phase::closing;
+  finish_if_closed();
+}
+
+void Session::log_exchange() {
+  if (logged_) return;
+  logged_ = true;
+  record_.total_ms = since(started_at_);
+  worker_.access_log().write(record_);
+}
+
+// --- socket events -------------------------------------------------------------
+
+void Session::on_read_end(TcpSocket& socket, int status) {
+  bool client = &socket == &client_;
+  bool fin = status == UV_EOF;
+  switch (phase_) {
+    case Phase::closing:
+      (client ? client_eof_ : upstream_eof_) = true;
+      if (fin) {
+        close_when_done(socket);
+      } else {
+        socket.close();
+      }
+      return finish_if_closed();
+    case Phase::tunnelling:
+      if (fin) return tunnel_half_close(socket);
+      return end_tunnel(client ? Outcome::client_aborted()
+                               : Outcome::failed(ProxyError::connection_terminated));
+    case Phase::idle:
+      client_.close();
+      phase_ = Phase::closing;
+      return finish_if_closed();
+    case Phase::reading_head:
+      return client_gone();
+    default:
+      break;
+  }
+  if (client) return client_gone();
+  upstream_eof_ = true;
+  if (phase_ == Phase::streaming) {
+    // A close-delimited body ends with the connection.
+    if (fin && response_parser_.finish() == HttpParser::Event::message_complete) {
+      return on_response_complete(0);
+    }
+    return fail_upstream(ProxyError::connection_terminated,
+                         fmt::format("{} closed the connection in the middle of the response "
+                                     "(route {})",
+                                     describe_target(), route_.name));
+  }
+  if (retry_on_fresh_connection()) return;
+  fail_upstream(ProxyError::connection_terminated,
+                fmt::format("{} closed the connection before a complete response head "
+                            "({}, route {})",
+                            describe_target(), fin ? "FIN" : uv_err_name(status), route_.name));
+}
+
+void Session::on_drained(TcpSocket& socket, int status) {
+  bool client = &socket == &client_;
+  if (status < 0) {
+    // The peer is gone (EPIPE, ECONNRESET): nothing more can reach it.
+    if (phase_ == Phase::closing) {
+      socket.abort();
+      return finish_if_closed();
+    }
+    if (client) return client_gone();
+    if (phase_ == Phase::tunnelling) {
+      return end_tunnel(Outcome::failed(ProxyError::connection_terminated));
+    }
+    return fail_upstream(ProxyError::connection_terminated,
+                         fmt::format("writing to {} failed: {} (route {})", describe_target(),
+                                     uv_strerror(status), route_.name));
+  }
+  if (phase_ == Phase::closing) return;
+  deadline_.touch();  // bytes reached the kernel: the exchange is moving
+  if (client) {
+    // The client caught up: read from the upstream again.
+    if (upstream_ && (phase_ == Phase::streaming || phase_ == Phase::tunnelling)) {
+      upstream_.start_reading();
+    }
+  } else {
+    keep_reading_client();
+  }
+}
+
+void Session::on_shutdown(TcpSocket& socket, int status) {
+  bool client = &socket == &client_;
+  (client ? client_shutdown_done_ : upstream_shutdown_done_) = true;
+  if (status < 0) {
+    socket.abort();
+  } else if (phase_ == Phase::closing) {
+    close_when_done(socket);
+  }
+  finish_if_closed();
+}
+
+// --- helpers -------------------------------------------------------------------
+
+void Session::keep_reading_client() {
+  if (!client_ || stash_.size() >= kHighWater) return;
+  if (upstream_ && upstream_.queued() >= kHighWater) return;
+  client_.start_reading();
+}
+
+void Session::pause_if_backlogged(TcpSocket& writer, TcpSocket& reader) {
+  if (writer.queued() >= kHighWater) reader.stop_reading();
+}
+
+void Session::stash(const char* data, size_t len) {
+  if (len == 0) return;
+  stash_.append(data, len);
+  if (stash_.size() >= kHighWater) client_.stop_reading();
+}
+
+// Gives a drained stash's buffer back, so that the next stash allocates nothing.
+void Session::reclaim_stash(std::string& spent) {
+  if (!stash_.empty()) return;
+  spent.clear();
+  stash_.swap(spent);
+}
+
+void Session::send_to_client(const char* data, size_t len) {
+  record_.down_bytes += len;
+  client_.send(data, len);
+}
+
+std::string Session::describe_target() const {
+  if (target_.host.find(':') != std::string::npos) {
+    return fmt::format("[{}]:{}", target_.host, target_.port);
+  }
+  return fmt::format("{}:{}", target_.host, target_.port);
+}
+
+int64_t Session::since(uint64_t start) const {
+  return static_cast<int64_t>(uv_now(worker_.loop()) - start);
+}
+
+}  // namespace cutoff

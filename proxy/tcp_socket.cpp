@@ -1,0 +1,177 @@
+#include "cutoff/tcp_socket.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cassert>
+
+namespace cutoff {
+
+TcpSocket& TcpSocket::operator=(TcpSocket&& other) noexcept {
+  if (this != &other) {
+    close();
+    core_ = std::move(other.core_);
+    if (core_) core_->owner = this;
+  }
+  return *this;
+}
+
+int TcpSocket::init(uv_loop_t* loop, ReadBuffer* buffer, SocketEvents* events) {
+  close();
+  core_ = make_uv<Core>();
+  int rc = uv_tcp_init(loop, &core_->tcp);
+  if (rc != 0) {
+    // Never initialised: there is nothing to uv_close, free the block directly.
+    delete core_.release();
+    return rc;
+  }
+  core_->tcp.data = core_.get();
+  core_->owner = this;
+  core_->events = events;
+  core_->buffer = buffer;
+  core_->write_req.data = core_.get();
+  core_->shutdown_req.data = core_.get();
+  core_->connect_req.data = core_.get();
+  uv_tcp_nodelay(&core_->tcp, 1);
+  return 0;
+}
+
+int TcpSocket::connect(const sockaddr* address) {
+  return uv_tcp_connect(&core_->connect_req, &core_->tcp, address, on_connected);
+}
+
+int TcpSocket::start_reading() {
+  if (core_->reading) return 0;
+  int rc = uv_read_start(stream(), on_alloc, on_read);
+  if (rc == 0) core_->reading = true;
+  return rc;
+}
+
+void TcpSocket::stop_reading() {
+  if (!core_ || !core_->reading) return;
+  uv_read_stop(stream());
+  core_->reading = false;
+}
+
+int TcpSocket::send(const char* data, size_t len) {
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
+  return send(&buf, 1);
+}
+
+int TcpSocket::send(const uv_buf_t* bufs, unsigned count) {
+  Core& core = *core_;
+  unsigned first = 0;
+  size_t offset = 0;
+  if (core.inflight.empty()) {
+    // Nothing queued: let the kernel take what it can right now. This is
+    // the whole write on a healthy connection, with no copy.
+    int written = uv_try_write(stream(), bufs, count);
+    if (written < 0 && written != UV_EAGAIN) return written;
+    size_t left = written > 0 ? static_cast<size_t>(written) : 0;
+    while (first < count && left >= bufs[first].len) left -= bufs[first++].len;
+    offset = left;
+    if (first == count) return 0;
+  }
+  for (unsigned i = first; i < count; ++i) {
+    core.backlog.append(bufs[i].base + (i == first ? offset : 0),
+                        bufs[i].len - (i == first ? offset : 0));
+  }
+  return core.inflight.empty() ? flush_backlog() : 0;
+}
+
+int TcpSocket::flush_backlog() {
+  Core& core = *core_;
+  core.inflight.swap(core.backlog);
+  uv_buf_t buf = uv_buf_init(core.inflight.data(), static_cast<unsigned>(core.inflight.size()));
+  return uv_write(&core.write_req, stream(), &buf, 1, on_write);
+}
+
+void TcpSocket::set_keepalive(unsigned idle_s, unsigned interval_s, unsigned count) {
+  uv_tcp_keepalive(&core_->tcp, 1, idle_s);
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&core_->tcp), &fd) != 0) return;
+  int interval = static_cast<int>(interval_s);
+  int probes = static_cast<int>(count);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+}
+
+void TcpSocket::set_user_timeout(unsigned ms) {
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&core_->tcp), &fd) != 0) return;
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+}
+
+int TcpSocket::shutdown_write() {
+  return uv_shutdown(&core_->shutdown_req, stream(), on_shutdown_done);
+}
+
+void TcpSocket::close() {
+  if (!core_) return;
+  core_->events = nullptr;
+  core_->owner = nullptr;
+  core_.reset();  // uv_close: FIN unless unread input makes the kernel send RST
+}
+
+void TcpSocket::abort() {
+  if (!core_) return;
+  // Set SO_LINGER ourselves rather than uv_tcp_close_reset, which refuses
+  // once a shutdown is pending.
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&core_->tcp), &fd) == 0) {
+    linger lin{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof lin);
+  }
+  close();
+}
+
+void TcpSocket::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  auto* core = static_cast<Core*>(handle->data);
+  assert(!core->buffer->in_use && "one read at a time per loop");
+  core->buffer->in_use = true;
+  *buf = uv_buf_init(core->buffer->bytes, ReadBuffer::kSize);
+}
+
+void TcpSocket::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
+  auto* core = static_cast<Core*>(stream->data);
+  ReadBuffer* buffer = core->buffer;
+  // Release first: the owner may close this socket (and free `core`) from
+  // inside its callback.
+  buffer->in_use = false;
+  if (nread == 0 || core->events == nullptr) return;
+  if (nread > 0) {
+    core->events->on_data(*core->owner, buffer->bytes, static_cast<size_t>(nread));
+    return;
+  }
+  // The read side is over: libuv stops reading on EOF; make it explicit.
+  uv_read_stop(stream);
+  core->reading = false;
+  core->events->on_read_end(*core->owner, static_cast<int>(nread));
+}
+
+void TcpSocket::on_write(uv_write_t* req, int status) {
+  auto* core = static_cast<Core*>(req->data);
+  // A closing socket's requests finish with ECANCELED (or, if they had
+  // completed just before, with 0) after the owner has let go of it.
+  if (core->events == nullptr) return;
+  core->inflight.clear();
+  if (status == 0 && !core->backlog.empty()) {
+    status = core->owner->flush_backlog();
+    if (status == 0) return;
+  }
+  if (core->inflight.capacity() > 4 * ReadBuffer::kSize) std::string().swap(core->inflight);
+  core->events->on_drained(*core->owner, status);
+}
+
+void TcpSocket::on_shutdown_done(uv_shutdown_t* req, int status) {
+  auto* core = static_cast<Core*>(req->data);
+  if (core->events) core->events->on_shutdown(*core->owner, status);
+}
+
+void TcpSocket::on_connected(uv_connect_t* req, int status) {
+  auto* core = static_cast<Core*>(req->data);
+  if (core->events) core->events->on_connect(*core->owner, status);
+}
+
+}  // namespace cutoff

@@ -1,0 +1,72 @@
+#include "cutoff/upstream_pool.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace cutoff {
+
+void UpstreamPool::make_key(std::string& key, std::string_view host, uint16_t port) {
+  char digits[8];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, port);
+  key.assign(host).append(":").append(digits, end);
+}
+
+TcpSocket UpstreamPool::take(std::string_view host, uint16_t port, SocketEvents* events) {
+  make_key(scratch_key_, host, port);
+  auto it = by_key_.find(std::string_view(scratch_key_));
+  if (it == by_key_.end() || it->second.empty()) return TcpSocket{};
+  Entry* entry = it->second.back();
+  it->second.pop_back();
+  --idle_;
+  entry->deadline.disarm();
+  TcpSocket socket = std::move(entry->socket);
+  socket.set_events(events);
+  recycle(entry);
+  return socket;
+}
+
+void UpstreamPool::park(std::string_view host, uint16_t port, TcpSocket socket,
+                        Duration keepalive) {
+  Entry* entry;
+  if (free_.empty()) {
+    entries_.push_back(std::make_unique<Entry>(*this, loop_));
+    entry = entries_.back().get();
+  } else {
+    entry = free_.back();
+    free_.pop_back();
+  }
+  make_key(entry->key, host, port);
+  entry->socket = std::move(socket);
+  entry->socket.set_events(entry);
+  entry->socket.start_reading();  // hear the upstream's FIN while parked
+  entry->deadline.arm(TimeoutName::upstream_keepalive_timeout, keepalive);
+  auto it = by_key_.find(std::string_view(entry->key));
+  if (it == by_key_.end()) it = by_key_.emplace(entry->key, std::vector<Entry*>{}).first;
+  it->second.push_back(entry);
+  ++idle_;
+}
+
+void UpstreamPool::drop(Entry* entry) {
+  auto it = by_key_.find(std::string_view(entry->key));
+  if (it != by_key_.end()) {
+    auto& list = it->second;
+    list.erase(std::remove(list.begin(), list.end(), entry), list.end());
+  }
+  --idle_;
+  entry->deadline.disarm();
+  entry->socket.close();
+  recycle(entry);
+}
+
+void UpstreamPool::recycle(Entry* entry) {
+  free_.push_back(entry);
+}
+
+void UpstreamPool::clear() {
+  by_key_.clear();
+  free_.clear();
+  entries_.clear();  // closes their sockets and timers
+  idle_ = 0;
+}
+
+}  // namespace cutoff

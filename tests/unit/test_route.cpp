@@ -1,0 +1,217 @@
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "cutoff/config.hpp"
+#include "cutoff/route.hpp"
+
+using namespace cutoff;
+
+namespace {
+
+RouteQuery get(std::string_view host, uint16_t port = 80, std::string_view path = "/") {
+  RouteQuery q;
+  q.host = host;
+  q.port = port;
+  q.method = "GET";
+  q.path = path;
+  return q;
+}
+
+RouteQuery connect(std::string_view host, uint16_t port = 443) {
+  RouteQuery q;
+  q.host = host;
+  q.port = port;
+  q.method = "CONNECT";
+  q.is_connect = true;
+  return q;
+}
+
+RouteMatch host_match(std::string host) {
+  RouteMatch m;
+  m.host = std::move(host);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("an empty match fits everything", "[route]") {
+  const RouteMatch m;
+  CHECK(route_matches(m, get("example.com")));
+  CHECK(route_matches(m, connect("example.com")));
+  CHECK(route_matches(m, get("10.0.0.1", 8080, "/x?y")));
+}
+
+TEST_CASE("exact host", "[route]") {
+  const RouteMatch m = host_match("api.example.com");
+  CHECK(route_matches(m, get("api.example.com")));
+  CHECK(route_matches(m, connect("api.example.com")));
+  CHECK_FALSE(route_matches(m, get("example.com")));
+  CHECK_FALSE(route_matches(m, get("x.api.example.com")));
+  CHECK_FALSE(route_matches(m, get("api.example.com.evil")));
+  CHECK_FALSE(route_matches(m, get("api.example.co")));
+}
+
+TEST_CASE("wildcard suffix host", "[route]") {
+  const RouteMatch m = host_match("*.example.com");
+  CHECK(route_matches(m, get("a.example.com")));
+  CHECK(route_matches(m, get("a.b.example.com")));
+  CHECK(route_matches(m, connect("www.example.com")));
+  CHECK_FALSE(route_matches(m, get("example.com")));
+  CHECK_FALSE(route_matches(m, get("badexample.com")));
+  CHECK_FALSE(route_matches(m, get("a.example.com.evil.net")));
+  CHECK_FALSE(route_matches(m, get(".example.com")));
+  CHECK_FALSE(route_matches(m, get("")));
+}
+
+TEST_CASE("star host matches any host", "[route]") {
+  const RouteMatch m = host_match("*");
+  CHECK(route_matches(m, get("example.com")));
+  CHECK(route_matches(m, get("127.0.0.1")));
+  CHECK(route_matches(m, connect("x.y.z")));
+}
+
+TEST_CASE("port lists", "[route]") {
+  RouteMatch m;
+  m.ports = {443, 8443};
+  CHECK(route_matches(m, connect("h", 443)));
+  CHECK(route_matches(m, connect("h", 8443)));
+  CHECK_FALSE(route_matches(m, connect("h", 444)));
+  CHECK_FALSE(route_matches(m, get("h", 80)));
+  m.ports = {80};
+  CHECK(route_matches(m, get("h", 80)));
+  CHECK_FALSE(route_matches(m, get("h", 8080)));
+}
+
+TEST_CASE("method lists", "[route]") {
+  RouteMatch m;
+  m.methods = {"GET", "HEAD"};
+  CHECK(route_matches(m, get("h")));
+  RouteQuery head = get("h");
+  head.method = "HEAD";
+  CHECK(route_matches(m, head));
+  RouteQuery post = get("h");
+  post.method = "POST";
+  CHECK_FALSE(route_matches(m, post));
+  CHECK_FALSE(route_matches(m, connect("h")));
+  // Methods are case-sensitive (RFC 9110 9.1); the config stores upper case.
+  RouteQuery lower = get("h");
+  lower.method = "get";
+  CHECK_FALSE(route_matches(m, lower));
+
+  m.methods = {"CONNECT"};
+  CHECK(route_matches(m, connect("h")));
+  CHECK_FALSE(route_matches(m, get("h")));
+}
+
+TEST_CASE("path prefix", "[route]") {
+  RouteMatch m;
+  m.path_prefix = "/api/";
+  CHECK(route_matches(m, get("h", 80, "/api/")));
+  CHECK(route_matches(m, get("h", 80, "/api/v1/users?id=3")));
+  CHECK_FALSE(route_matches(m, get("h", 80, "/api")));
+  CHECK_FALSE(route_matches(m, get("h", 80, "/apiv2/")));
+  CHECK_FALSE(route_matches(m, get("h", 80, "/")));
+  CHECK_FALSE(route_matches(m, get("h", 80, "")));
+  // A tunnel carries no visible path, so a path rule never claims it.
+  CHECK_FALSE(route_matches(m, connect("h")));
+  RouteQuery odd = connect("h");
+  odd.path = "/api/x";
+  CHECK_FALSE(route_matches(m, odd));
+}
+
+TEST_CASE("every condition must hold", "[route]") {
+  RouteMatch m = host_match("*.example.com");
+  m.ports = {8080};
+  m.methods = {"POST"};
+  m.path_prefix = "/upload";
+  RouteQuery q = get("files.example.com", 8080, "/upload/a");
+  q.method = "POST";
+  CHECK(route_matches(m, q));
+  RouteQuery wrong_host = q;
+  wrong_host.host = "files.example.org";
+  CHECK_FALSE(route_matches(m, wrong_host));
+  RouteQuery wrong_port = q;
+  wrong_port.port = 80;
+  CHECK_FALSE(route_matches(m, wrong_port));
+  RouteQuery wrong_method = q;
+  wrong_method.method = "GET";
+  CHECK_FALSE(route_matches(m, wrong_method));
+  RouteQuery wrong_path = q;
+  wrong_path.path = "/download";
+  CHECK_FALSE(route_matches(m, wrong_path));
+}
+
+TEST_CASE("select_route: first match wins, else the defaults", "[route]") {
+  const ConfigResult result = parse_config(R"(
+[defaults]
+connect_timeout = "7s"
+
+[[route]]
+name = "specific"
+match = { host = "api.example.com", port = 443 }
+connect_timeout = "1s"
+
+[[route]]
+name = "wild"
+match = { host = "*.example.com" }
+connect_timeout = "2s"
+
+[[route]]
+name = "uploads"
+match = { path_prefix = "/upload/", method = ["PUT", "POST"] }
+request_timeout = "10m"
+
+[[route]]
+name = "deny-telemetry"
+match = { host = "telemetry.example.net" }
+action = "deny"
+)",
+                                           "routes.toml");
+  REQUIRE(std::holds_alternative<Config>(result));
+  const Config& c = std::get<Config>(result);
+
+  RouteChoice choice = select_route(c, connect("api.example.com", 443));
+  CHECK(choice.name == "specific");
+  CHECK(choice.settings == &c.routes[0].settings);
+  CHECK(choice.settings->connect_timeout == Duration::seconds(1));
+
+  // Same host on another port falls through to the wildcard.
+  choice = select_route(c, connect("api.example.com", 8443));
+  CHECK(choice.name == "wild");
+  CHECK(choice.settings->connect_timeout == Duration::seconds(2));
+
+  choice = select_route(c, get("www.example.com"));
+  CHECK(choice.name == "wild");
+
+  // The wildcard comes first, so an upload to example.com's subdomain is "wild".
+  RouteQuery put = get("a.example.com", 80, "/upload/x");
+  put.method = "PUT";
+  CHECK(select_route(c, put).name == "wild");
+
+  put.host = "uploads.example.org";
+  choice = select_route(c, put);
+  CHECK(choice.name == "uploads");
+  CHECK(choice.settings->request_timeout == Duration::seconds(600));
+  CHECK(choice.settings->connect_timeout == Duration::seconds(7));
+
+  choice = select_route(c, get("telemetry.example.net"));
+  CHECK(choice.name == "deny-telemetry");
+  CHECK(choice.settings->action == RouteAction::deny);
+
+  choice = select_route(c, get("example.com"));
+  CHECK(choice.name == "default");
+  CHECK(choice.settings == &c.defaults);
+  CHECK(choice.settings->connect_timeout == Duration::seconds(7));
+  CHECK(choice.settings->action == RouteAction::forward);
+
+  // CONNECT never takes a path_prefix route.
+  RouteQuery tunnel = connect("uploads.example.org");
+  CHECK(select_route(c, tunnel).name == "default");
+}
+
+TEST_CASE("select_route with no routes", "[route]") {
+  const Config c = default_config();
+  const RouteChoice choice = select_route(c, get("anything"));
+  CHECK(choice.name == "default");
+  CHECK(choice.settings == &c.defaults);
+}
