@@ -61,7 +61,7 @@ void HttpParser::reset() {
   head_.clear();
   head_bytes_ = 0;
   error_status_ = 400;
-  head_done_ = message_done_ = head_reported_ = complete_pending_ = skip_body_ = false;
+  head_done_ = message_done_ = head_reported_ = complete_pending_ = skip_body_ = head_lf_ = false;
   field_done_ = true;
 }
 
@@ -71,6 +71,13 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
     complete_pending_ = false;
     return Event::message_complete;
   }
+  if (message_done_) {
+    // The last message was reported whole: these bytes start the next head,
+    // which gets its own size budget.
+    head_done_ = message_done_ = head_reported_ = false;
+    head_bytes_ = 0;
+    head_lf_ = false;
+  }
   // A head may not grow past kMaxHead: parse at most what fits, and if the
   // head is still not complete after that, the head is too large.
   size_t limit = len;
@@ -79,14 +86,29 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
     limit = kMaxHead - head_bytes_;
     capped = true;
   }
+  bool in_head = !head_done_;
   llhttp_errno_t rc = llhttp_execute(&parser_, data, limit);
   const char* stop = rc == HPE_OK ? data + limit : llhttp_get_error_pos(&parser_);
-  if (!head_done_) head_bytes_ += static_cast<size_t>(stop - data);
-  if (rc == HPE_OK && capped && !head_done_) {
-    error_status_ = 431;
-    return Event::error;
+  if (in_head) {
+    head_bytes_ += static_cast<size_t>(stop - data);
+    if (rc == HPE_OK && capped && !head_done_) {
+      error_status_ = 431;
+      return Event::error;
+    }
+    if (has_obs_fold(data, stop)) return Event::error;
   }
   return event_from(rc, data, stop, consumed);
+}
+
+// llhttp unfolds obs-fold (a header line continued on the next line after
+// CRLF and a space) instead of refusing it; a proxy must not guess what such
+// a header meant (SPEC §2), so it is found here, across reads.
+bool HttpParser::has_obs_fold(const char* p, const char* end) {
+  for (; p < end; ++p) {
+    if (head_lf_ && (*p == ' ' || *p == '\t')) return true;
+    head_lf_ = *p == '\n';
+  }
+  return false;
 }
 
 HttpParser::Event HttpParser::event_from(llhttp_errno_t rc, const char* data, const char* stop,
@@ -111,8 +133,9 @@ HttpParser::Event HttpParser::event_from(llhttp_errno_t rc, const char* data, co
 }
 
 HttpParser::Event HttpParser::finish() {
+  // A close-delimited body ends here; on_message_complete pauses as usual.
   llhttp_errno_t rc = llhttp_finish(&parser_);
-  if (rc != HPE_OK) return Event::error;
+  if (rc != HPE_OK && rc != HPE_PAUSED) return Event::error;
   return message_done_ ? Event::message_complete : Event::error;
 }
 
@@ -183,7 +206,14 @@ int HttpParser::on_headers_complete(llhttp_t* p) {
     if (p->type == HTTP_REQUEST && p->method != HTTP_CONNECT && has_body) return -1;
     return 0;
   }
-  if (self.skip_body_) return 1;  // then on_message_complete pauses
+  // A response to HEAD, an interim 1xx, 204 and 304 end with their head,
+  // whatever framing headers they carry (RFC 9112 §6.3); on_message_complete
+  // then pauses.
+  if (self.skip_body_) return 1;
+  if (p->type == HTTP_RESPONSE &&
+      (p->status_code < 200 || p->status_code == 204 || p->status_code == 304)) {
+    return 1;
+  }
   return HPE_PAUSED;
 }
 

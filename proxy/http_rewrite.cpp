@@ -110,12 +110,13 @@ TargetError parse_absolute_target(std::string_view target, Target* out) {
   TargetError err = parse_host_port(authority, false, 80, out);
   if (err != TargetError::none) return err;
   out->path = path_at == std::string_view::npos ? std::string_view("/") : rest.substr(path_at);
-  if (out->path.front() == '?') return TargetError::malformed;  // "http://h?q" has no path
+  out->empty_path = out->path.front() == '?';
   return TargetError::none;
 }
 
 TargetError parse_authority(std::string_view authority, Target* out) {
   out->path = {};
+  out->empty_path = false;
   return parse_host_port(authority, true, 0, out);
 }
 
@@ -124,7 +125,9 @@ ConnectionHeader scan_connection(const MessageHead& head) {
   for (size_t i = 0; i < head.header_count(); ++i) {
     MessageHead::Header h = head.header(i);
     if (!iequals(h.name, "connection") && !iequals(h.name, "proxy-connection")) continue;
-    if (c.names.empty() && iequals(h.name, "connection")) c.names = h.value;
+    if (iequals(h.name, "connection") && c.line_count < ConnectionHeader::kMaxLines) {
+      c.lines[c.line_count++] = h.value;
+    }
     for_each_token(h.value, [&](std::string_view token) {
       if (iequals(token, "close")) c.close = true;
       if (iequals(token, "keep-alive")) c.keep_alive = true;
@@ -143,16 +146,19 @@ bool is_hop_by_hop(std::string_view name, const ConnectionHeader& connection) {
     if (iequals(name, h)) return true;
   }
   bool named = false;
-  for_each_token(connection.names, [&](std::string_view token) {
-    if (iequals(token, name)) named = true;
-  });
+  for (int i = 0; i < connection.line_count && !named; ++i) {
+    for_each_token(connection.lines[i], [&](std::string_view token) {
+      if (iequals(token, name)) named = true;
+    });
+  }
   return named;
 }
 
 void build_request_head(std::string& out, const MessageHead& request, const Target& target,
                         const RequestRewrite& rewrite) {
   ConnectionHeader connection = scan_connection(request);
-  out.append(request.method()).append(" ").append(target.path).append(" HTTP/1.1\r\nHost: ");
+  out.append(request.method()).append(target.empty_path ? " /" : " ");
+  out.append(target.path).append(" HTTP/1.1\r\nHost: ");
   bool v6 = target.host.find(':') != std::string::npos;
   if (v6) out.push_back('[');
   out.append(target.host);

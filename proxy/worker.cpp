@@ -84,6 +84,7 @@ int Worker::listen(std::string* bound) {
   uint16_t port = 0;
   std::string error;
   if (!parse_host_port(config_->listen.address, &host, &port, &error)) return UV_EINVAL;
+  if (host.empty()) host = "0.0.0.0";  // ":3128" means every local address
   sockaddr_storage address{};
   int rc = listen_address(host, port, &address);
   if (rc != 0) return rc;

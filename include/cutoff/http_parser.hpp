@@ -124,6 +124,7 @@ class HttpParser {
   static int on_message_complete(llhttp_t* p);
   static const llhttp_settings_t* settings();
   static HttpParser& self(llhttp_t* p) { return *static_cast<HttpParser*>(p->data); }
+  bool has_obs_fold(const char* p, const char* end);
   Event event_from(llhttp_errno_t rc, const char* data, const char* stop, size_t* consumed);
 
   llhttp_t parser_;
@@ -137,6 +138,7 @@ class HttpParser {
   bool complete_pending_ = false;
   bool skip_body_ = false;
   bool field_done_ = true;
+  bool head_lf_ = false;  // the last head byte seen was LF
 };
 
 }  // namespace cutoff

@@ -16,7 +16,8 @@ namespace cutoff {
 struct Target {
   std::string host;  // lower-case; IPv6 without brackets
   uint16_t port = 0;
-  std::string_view path;  // origin-form (path and query), views the request head
+  std::string_view path;    // path and query as sent, views the request head
+  bool empty_path = false;  // "http://h?q": origin-form puts "/" before the query
 };
 
 enum class TargetError { none, origin_form, unsupported_scheme, malformed };
@@ -29,10 +30,12 @@ TargetError parse_authority(std::string_view authority, Target* out);
 // The Connection header's verdict plus the other headers it names, which are
 // hop-by-hop for this message only.
 struct ConnectionHeader {
+  static constexpr int kMaxLines = 8;  // further Connection lines are ignored
   bool close = false;
   bool keep_alive = false;
   bool upgrade = false;
-  std::string_view names;  // the raw Connection value(s), scanned on demand
+  std::string_view lines[kMaxLines];  // the raw Connection values, scanned on demand
+  int line_count = 0;
 };
 ConnectionHeader scan_connection(const MessageHead& head);
 

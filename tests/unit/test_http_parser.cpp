@@ -1,0 +1,684 @@
+#include <catch2/catch.hpp>
+#include <string>
+#include <string_view>
+
+#include "cutoff/http_parser.hpp"
+
+using namespace cutoff;
+using Event = HttpParser::Event;
+
+namespace {
+
+struct Step {
+  Event event;
+  size_t consumed;
+};
+
+Step feed(HttpParser& parser, std::string_view bytes) {
+  size_t consumed = 12345;
+  // A zero-length feed still passes a valid pointer, as the session does.
+  Event event = parser.feed(bytes.empty() ? "" : bytes.data(), bytes.size(), &consumed);
+  return {event, consumed};
+}
+
+std::string event_name(Event e) {
+  switch (e) {
+    case Event::need_more:
+      return "need_more";
+    case Event::head:
+      return "head";
+    case Event::message_complete:
+      return "message_complete";
+    case Event::upgrade:
+      return "upgrade";
+    case Event::error:
+      return "error";
+  }
+  return "?";
+}
+
+// Feeds the whole of `bytes` in one go and expects an error.
+void expect_request_error(std::string_view bytes, int status = 400) {
+  INFO(bytes);
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser, bytes);
+  if (s.event == Event::head) s = feed(parser, bytes.substr(s.consumed));
+  CHECK(event_name(s.event) == "error");
+  CHECK(parser.error_status() == status);
+}
+
+struct CollectingSink final : BodySink {
+  std::string body;
+  void on_body(const char* data, size_t len) override { body.append(data, len); }
+};
+
+}  // namespace
+
+TEST_CASE("a request head fed byte by byte", "[http_parser]") {
+  const std::string head =
+      "GET http://example.com/a?b=1 HTTP/1.1\r\n"
+      "Host: example.com\r\n"
+      "X-Long-Header-Name: some value, with commas\r\n"
+      "accept: */*\r\n"
+      "\r\n";
+  HttpParser parser(HTTP_REQUEST);
+  for (size_t i = 0; i + 1 < head.size(); ++i) {
+    INFO("byte " << i);
+    Step s = feed(parser, std::string_view(head).substr(i, 1));
+    REQUIRE(event_name(s.event) == "need_more");
+    REQUIRE(s.consumed == 1);
+  }
+  Step last = feed(parser, std::string_view(head).substr(head.size() - 1));
+  CHECK(event_name(last.event) == "head");
+  CHECK(last.consumed == 1);
+
+  const MessageHead& h = parser.head();
+  CHECK(h.method() == "GET");
+  CHECK(h.target() == "http://example.com/a?b=1");
+  CHECK(h.http_major() == 1);
+  CHECK(h.http_minor() == 1);
+  CHECK_FALSE(h.http10());
+  REQUIRE(h.header_count() == 3);
+  CHECK(h.header(0).name == "Host");
+  CHECK(h.header(0).value == "example.com");
+  CHECK(h.header(1).name == "X-Long-Header-Name");
+  CHECK(h.header(1).value == "some value, with commas");
+  CHECK(h.header(2).name == "accept");
+  CHECK(h.header(2).value == "*/*");
+  CHECK(h.find("host") == "example.com");
+  CHECK(h.find("ACCEPT") == "*/*");
+  CHECK(h.find("x-long-header-name") == "some value, with commas");
+  CHECK(h.find("Content-Length").empty());
+  CHECK(h.find("Hos").empty());
+  CHECK(parser.keep_alive());
+  CHECK_FALSE(parser.upgrade_requested());
+  CHECK(parser.method() == HTTP_GET);
+
+  // No body: a zero-byte feed completes the message.
+  Step done = feed(parser, "");
+  CHECK(event_name(done.event) == "message_complete");
+  CHECK(done.consumed == 0);
+  CHECK_FALSE(parser.in_body());
+}
+
+TEST_CASE("a GET in one piece: head, then message_complete", "[http_parser]") {
+  const std::string head = "GET http://h/ HTTP/1.0\r\nHost: h\r\n\r\n";
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser, head);
+  CHECK(event_name(s.event) == "head");
+  CHECK(s.consumed == head.size());
+  CHECK(parser.head().http10());
+  CHECK(parser.head().http_minor() == 0);
+  CHECK_FALSE(parser.keep_alive());  // HTTP/1.0 without keep-alive
+  CHECK_FALSE(parser.has_content_length());
+  CHECK_FALSE(parser.chunked());
+  s = feed(parser, "");
+  CHECK(event_name(s.event) == "message_complete");
+  CHECK(s.consumed == 0);
+}
+
+TEST_CASE("HTTP/1.0 keep-alive and HTTP/1.1 close", "[http_parser]") {
+  {
+    HttpParser parser(HTTP_REQUEST);
+    Step s = feed(parser, "GET http://h/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    REQUIRE(event_name(s.event) == "head");
+    CHECK(parser.keep_alive());
+  }
+  {
+    HttpParser parser(HTTP_REQUEST);
+    Step s = feed(parser, "GET http://h/ HTTP/1.1\r\nConnection: close\r\n\r\n");
+    REQUIRE(event_name(s.event) == "head");
+    CHECK_FALSE(parser.keep_alive());
+  }
+}
+
+TEST_CASE("a Content-Length body is consumed as raw bytes until message_complete",
+          "[http_parser]") {
+  const std::string head = "POST http://h/upload HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n";
+  const std::string next = "GET http://h/next HTTP/1.1\r\n\r\n";
+  HttpParser parser(HTTP_REQUEST);
+
+  std::string first = head + "0123";
+  Step s = feed(parser, first);
+  CHECK(event_name(s.event) == "head");
+  CHECK(s.consumed == head.size());
+  CHECK(parser.in_body());
+  CHECK(parser.has_content_length());
+  CHECK(parser.content_length() == 10);
+  CHECK(parser.head().method() == "POST");
+
+  s = feed(parser, "0123");
+  CHECK(event_name(s.event) == "need_more");
+  CHECK(s.consumed == 4);
+  CHECK(parser.in_body());
+
+  s = feed(parser, "45");
+  CHECK(event_name(s.event) == "need_more");
+  CHECK(s.consumed == 2);
+
+  // The last body bytes and the start of the next request.
+  std::string tail = "6789" + next;
+  s = feed(parser, tail);
+  CHECK(event_name(s.event) == "message_complete");
+  CHECK(s.consumed == 4);
+  CHECK_FALSE(parser.in_body());
+
+  // The next request starts where the body ended.
+  s = feed(parser, std::string_view(tail).substr(4));
+  CHECK(event_name(s.event) == "head");
+  CHECK(s.consumed == next.size());
+  CHECK(parser.head().target() == "http://h/next");
+  CHECK(parser.head().method() == "GET");
+}
+
+TEST_CASE("a Content-Length body that ends exactly with the feed", "[http_parser]") {
+  const std::string head = "PUT http://h/ HTTP/1.1\r\nContent-Length: 3\r\n\r\n";
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser, head);
+  REQUIRE(event_name(s.event) == "head");
+  s = feed(parser, "abc");
+  CHECK(event_name(s.event) == "message_complete");
+  CHECK(s.consumed == 3);
+}
+
+TEST_CASE("a chunked request body with trailers", "[http_parser]") {
+  const std::string head =
+      "POST http://h/ HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n";
+  const std::string body =
+      "4\r\nWiki\r\n"
+      "5;ext=1\r\npedia\r\n"
+      "0\r\n"
+      "X-Sum: 42\r\n"
+      "X-Other: yes\r\n"
+      "\r\n";
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser, head);
+  REQUIRE(event_name(s.event) == "head");
+  CHECK(s.consumed == head.size());
+  CHECK(parser.chunked());
+  CHECK_FALSE(parser.has_content_length());
+  CHECK(parser.in_body());
+
+  // Three bytes at a time: every byte of framing is consumed raw.
+  size_t total = 0;
+  Event last = Event::need_more;
+  for (size_t at = 0; at < body.size(); at += 3) {
+    Step b = feed(parser, std::string_view(body).substr(at, 3));
+    total += b.consumed;
+    last = b.event;
+    if (last != Event::need_more) break;
+    REQUIRE(b.consumed == std::string_view(body).substr(at, 3).size());
+  }
+  CHECK(event_name(last) == "message_complete");
+  CHECK(total == body.size());
+
+  // Trailers are not headers of the message.
+  const MessageHead& h = parser.head();
+  REQUIRE(h.header_count() == 3);
+  CHECK(h.find("X-Sum").empty());
+  CHECK(h.find("X-Other").empty());
+  CHECK(h.find("Trailer") == "X-Sum");
+}
+
+TEST_CASE("pipelined requests stop at the end of the first message", "[http_parser]") {
+  const std::string one = "GET http://h/one HTTP/1.1\r\nHost: h\r\n\r\n";
+  const std::string two = "GET http://h/two HTTP/1.1\r\nHost: h\r\nX-Two: 2\r\n\r\n";
+  const std::string both = one + two;
+  HttpParser parser(HTTP_REQUEST);
+
+  Step s = feed(parser, both);
+  CHECK(event_name(s.event) == "head");
+  CHECK(s.consumed == one.size());
+  CHECK(parser.head().target() == "http://h/one");
+
+  std::string_view rest = std::string_view(both).substr(s.consumed);
+  s = feed(parser, rest);
+  CHECK(event_name(s.event) == "message_complete");
+  CHECK(s.consumed == 0);
+
+  s = feed(parser, rest);
+  CHECK(event_name(s.event) == "head");
+  CHECK(s.consumed == two.size());
+  CHECK(parser.head().target() == "http://h/two");
+  REQUIRE(parser.head().header_count() == 2);
+  CHECK(parser.head().find("X-Two") == "2");
+
+  s = feed(parser, "");
+  CHECK(event_name(s.event) == "message_complete");
+  CHECK(s.consumed == 0);
+}
+
+TEST_CASE("pipelined requests with a body in between", "[http_parser]") {
+  const std::string one = "POST http://h/one HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
+  const std::string two = "GET http://h/two HTTP/1.1\r\n\r\n";
+  const std::string both = one + two;
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser, both);
+  REQUIRE(event_name(s.event) == "head");
+  size_t at = s.consumed;
+  s = feed(parser, std::string_view(both).substr(at));
+  CHECK(event_name(s.event) == "message_complete");
+  CHECK(s.consumed == 2);
+  at += s.consumed;
+  CHECK(at == one.size());
+  s = feed(parser, std::string_view(both).substr(at));
+  CHECK(event_name(s.event) == "head");
+  CHECK(parser.head().target() == "http://h/two");
+}
+
+TEST_CASE("CONNECT gives upgrade right after the head", "[http_parser]") {
+  const std::string head = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
+  const std::string bytes = head + "\x16\x03\x01 tls bytes";
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser, bytes);
+  CHECK(event_name(s.event) == "upgrade");
+  CHECK(s.consumed == head.size());
+  CHECK(parser.method() == HTTP_CONNECT);
+  CHECK(parser.head().method() == "CONNECT");
+  CHECK(parser.head().target() == "example.com:443");
+  CHECK(parser.upgrade_requested());
+}
+
+TEST_CASE("an Upgrade request gives upgrade right after the head", "[http_parser]") {
+  const std::string head =
+      "GET http://h/chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+      "Connection: Upgrade\r\nSec-WebSocket-Key: abc\r\n\r\n";
+  const std::string bytes = head + "frame";
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser, bytes);
+  CHECK(event_name(s.event) == "upgrade");
+  CHECK(s.consumed == head.size());
+  CHECK(parser.upgrade_requested());
+  CHECK(parser.head().find("upgrade") == "websocket");
+}
+
+TEST_CASE("an Upgrade header without Connection: upgrade is an ordinary request", "[http_parser]") {
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser, "GET http://h/ HTTP/1.1\r\nUpgrade: h2c\r\n\r\n");
+  CHECK(event_name(s.event) == "head");
+  CHECK_FALSE(parser.upgrade_requested());
+}
+
+TEST_CASE("an Upgrade request with a body is refused", "[http_parser]") {
+  expect_request_error(
+      "POST http://h/ HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+      "Content-Length: 3\r\n\r\nabc");
+}
+
+TEST_CASE("ambiguous or malformed requests are errors", "[http_parser]") {
+  SECTION("both Content-Length and Transfer-Encoding") {
+    expect_request_error(
+        "POST http://h/ HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "0\r\n\r\n");
+    expect_request_error(
+        "POST http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+        "0\r\n\r\n");
+  }
+  SECTION("differing duplicate Content-Length") {
+    expect_request_error(
+        "POST http://h/ HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef");
+  }
+  SECTION("bad chunk size") {
+    expect_request_error(
+        "POST http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n");
+    expect_request_error(
+        "POST http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n");
+  }
+  SECTION("bare CR inside a header value") {
+    expect_request_error("GET http://h/ HTTP/1.1\r\nX-A: a\rb\r\n\r\n");
+  }
+  SECTION("bare CR ending the request line") {
+    expect_request_error("GET http://h/ HTTP/1.1\rHost: h\r\n\r\n");
+  }
+  SECTION("bare LF line endings") {
+    expect_request_error("GET http://h/ HTTP/1.1\r\nHost: h\n\n");
+  }
+  SECTION("bad Content-Length") {
+    expect_request_error("POST http://h/ HTTP/1.1\r\nContent-Length: 1x\r\n\r\n");
+  }
+  SECTION("garbage") {
+    expect_request_error("HELLO\r\n\r\n");
+    expect_request_error("GET http://h/ HTTP/9.9\r\n\r\n");
+  }
+}
+
+// SPEC §2: obs-fold is ambiguous framing and is rejected with 400, not unfolded.
+TEST_CASE("obs-fold in a request head is an error", "[http_parser]") {
+  expect_request_error("GET http://h/ HTTP/1.1\r\nX-Folded: a\r\n b\r\n\r\n");
+  expect_request_error("GET http://h/ HTTP/1.1\r\nX-Folded: a\r\n\tb\r\nHost: h\r\n\r\n");
+}
+
+// SPEC §2: a bare CR where the head's final CRLF belongs is rejected with 400.
+TEST_CASE("a bare CR before the final CRLF is an error", "[http_parser]") {
+  expect_request_error("GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\r\n");
+}
+
+TEST_CASE("the request target is limited to 8 KiB", "[http_parser]") {
+  const std::string prefix = "http://h/";
+  SECTION("exactly 8 KiB passes") {
+    std::string target = prefix + std::string(HttpParser::kMaxTarget - prefix.size(), 'a');
+    HttpParser parser(HTTP_REQUEST);
+    Step s = feed(parser, "GET " + target + " HTTP/1.1\r\n\r\n");
+    CHECK(event_name(s.event) == "head");
+    CHECK(parser.head().target().size() == 8192);
+  }
+  SECTION("one byte more is 414") {
+    std::string target = prefix + std::string(HttpParser::kMaxTarget + 1 - prefix.size(), 'a');
+    expect_request_error("GET " + target + " HTTP/1.1\r\n\r\n", 414);
+  }
+  SECTION("a long target arriving in pieces is 414") {
+    HttpParser parser(HTTP_REQUEST);
+    Step s = feed(parser, "GET http://h/");
+    REQUIRE(event_name(s.event) == "need_more");
+    const std::string piece(1000, 'b');
+    for (int i = 0; i < 20 && s.event == Event::need_more; ++i) s = feed(parser, piece);
+    CHECK(event_name(s.event) == "error");
+    CHECK(parser.error_status() == 414);
+  }
+}
+
+namespace {
+
+// A request head of exactly `size` bytes.
+std::string head_of_size(size_t size) {
+  std::string head = "GET http://h/ HTTP/1.1\r\n";
+  const std::string filler_start = "X-Filler: ";
+  const size_t fixed = head.size() + filler_start.size() + 2 + 2;  // CRLF after it, final CRLF
+  REQUIRE(size > fixed);
+  head += filler_start + std::string(size - fixed, 'f') + "\r\n\r\n";
+  REQUIRE(head.size() == size);
+  return head;
+}
+
+// Many headers, `size` bytes of head in all (approximately a 64 KiB flood).
+std::string many_headers(size_t count) {
+  std::string head = "GET http://h/ HTTP/1.1\r\n";
+  for (size_t i = 0; i < count; ++i) {
+    head += "X-Header-" + std::to_string(i) + ": " + std::string(100, 'v') + "\r\n";
+  }
+  return head + "\r\n";
+}
+
+}  // namespace
+
+TEST_CASE("the request head is limited to 64 KiB", "[http_parser]") {
+  SECTION("exactly 64 KiB passes") {
+    HttpParser parser(HTTP_REQUEST);
+    std::string head = head_of_size(HttpParser::kMaxHead);
+    Step s = feed(parser, head);
+    CHECK(event_name(s.event) == "head");
+    CHECK(s.consumed == head.size());
+  }
+  SECTION("one byte more is 431") {
+    expect_request_error(head_of_size(HttpParser::kMaxHead + 1), 431);
+  }
+  SECTION("many headers in one feed are 431") {
+    std::string head = many_headers(1000);
+    REQUIRE(head.size() > 100 * 1024);
+    expect_request_error(head, 431);
+  }
+  SECTION("many headers in small pieces are 431") {
+    std::string head = many_headers(1000);
+    HttpParser parser(HTTP_REQUEST);
+    Step s{Event::need_more, 0};
+    size_t fed = 0;
+    for (size_t at = 0; at < head.size() && s.event == Event::need_more; at += 1000) {
+      s = feed(parser, std::string_view(head).substr(at, 1000));
+      fed += s.consumed;
+    }
+    CHECK(event_name(s.event) == "error");
+    CHECK(parser.error_status() == 431);
+    CHECK(fed <= HttpParser::kMaxHead);
+  }
+  SECTION("the limit holds for the second request fed in large pieces") {
+    HttpParser parser(HTTP_REQUEST);
+    Step s = feed(parser, "GET http://h/first HTTP/1.1\r\n\r\n");
+    REQUIRE(event_name(s.event) == "head");
+    s = feed(parser, "");
+    REQUIRE(event_name(s.event) == "message_complete");
+    std::string head = many_headers(2000);  // ~230 KiB
+    Step t{Event::need_more, 0};
+    for (size_t at = 0; at < head.size() && t.event == Event::need_more; at += 48 * 1024) {
+      t = feed(parser, std::string_view(head).substr(at, 48 * 1024));
+    }
+    CHECK(event_name(t.event) == "error");
+    CHECK(parser.error_status() == 431);
+  }
+}
+
+TEST_CASE("the 64 KiB head limit holds for the second request on a connection", "[http_parser]") {
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser, "GET http://h/first HTTP/1.1\r\n\r\n");
+  REQUIRE(event_name(s.event) == "head");
+  s = feed(parser, "");
+  REQUIRE(event_name(s.event) == "message_complete");
+  std::string head = many_headers(1000);
+  s = feed(parser, head);
+  CHECK(event_name(s.event) == "error");
+  CHECK(parser.error_status() == 431);
+}
+
+TEST_CASE("reset starts afresh after an error", "[http_parser]") {
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser, "GET http://h/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n");
+  REQUIRE(event_name(s.event) == "error");
+  parser.reset();
+  s = feed(parser, "GET http://h/again HTTP/1.1\r\n\r\n");
+  CHECK(event_name(s.event) == "head");
+  CHECK(parser.head().target() == "http://h/again");
+  CHECK(parser.error_status() == 400);
+}
+
+// --- responses --------------------------------------------------------------
+
+TEST_CASE("a response to HEAD has no body whatever it declares", "[http_parser]") {
+  const std::string head =
+      "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nContent-Type: text/html\r\n\r\n";
+  HttpParser parser(HTTP_RESPONSE);
+  parser.set_skip_body(true);
+  CollectingSink sink;
+  parser.set_body_sink(&sink);
+  Step s = feed(parser, head);
+  CHECK(event_name(s.event) == "head");
+  CHECK(s.consumed == head.size());
+  CHECK(parser.head().status() == 200);
+  CHECK(parser.head().reason() == "OK");
+  CHECK(parser.has_content_length());
+  CHECK(parser.content_length() == 1234);
+  s = feed(parser, "");
+  CHECK(event_name(s.event) == "message_complete");
+  CHECK(s.consumed == 0);
+  CHECK(sink.body.empty());
+  CHECK_FALSE(parser.in_body());
+}
+
+namespace {
+
+// A no-body response followed by a second response on the same connection.
+void expect_bodiless_response(const std::string& head) {
+  INFO(head);
+  const std::string next = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  const std::string bytes = head + next;
+  HttpParser parser(HTTP_RESPONSE);
+  Step s = feed(parser, bytes);
+  CHECK(event_name(s.event) == "head");
+  CHECK(s.consumed == head.size());
+  s = feed(parser, std::string_view(bytes).substr(s.consumed));
+  CHECK(event_name(s.event) == "message_complete");
+  CHECK(s.consumed == 0);
+  // The next response on the connection parses normally.
+  s = feed(parser, std::string_view(bytes).substr(head.size()));
+  CHECK(event_name(s.event) == "head");
+  CHECK(s.consumed == next.size());
+  CHECK(parser.head().status() == 200);
+}
+
+}  // namespace
+
+TEST_CASE("204 and 304 responses have no body", "[http_parser]") {
+  expect_bodiless_response("HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n");
+  expect_bodiless_response("HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n");
+}
+
+// RFC 9112 §6.3 rule 1: a 1xx, 204 or 304 response ends with its head,
+// whatever framing fields it carries (a 304 may well carry the
+// Content-Length of the representation).
+TEST_CASE("204 and 304 responses have no body even with framing headers", "[http_parser]") {
+  expect_bodiless_response(
+      "HTTP/1.1 304 Not Modified\r\nContent-Length: 500\r\nETag: \"x\"\r\n\r\n");
+  expect_bodiless_response("HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n");
+  expect_bodiless_response("HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n");
+}
+
+TEST_CASE("100 Continue, then the real response on the same parser", "[http_parser]") {
+  const std::string interim = "HTTP/1.1 100 Continue\r\n\r\n";
+  const std::string final_head = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n";
+  const std::string bytes = interim + final_head + "ok";
+  HttpParser parser(HTTP_RESPONSE);
+
+  Step s = feed(parser, bytes);
+  CHECK(event_name(s.event) == "head");
+  CHECK(s.consumed == interim.size());
+  CHECK(parser.head().status() == 100);
+  CHECK(parser.head().reason() == "Continue");
+  size_t at = s.consumed;
+
+  s = feed(parser, std::string_view(bytes).substr(at));
+  CHECK(event_name(s.event) == "message_complete");
+  CHECK(s.consumed == 0);
+
+  s = feed(parser, std::string_view(bytes).substr(at));
+  CHECK(event_name(s.event) == "head");
+  CHECK(s.consumed == final_head.size());
+  CHECK(parser.head().status() == 201);
+  CHECK(parser.head().reason() == "Created");
+  REQUIRE(parser.head().header_count() == 1);
+  at += s.consumed;
+
+  s = feed(parser, std::string_view(bytes).substr(at));
+  CHECK(event_name(s.event) == "message_complete");
+  CHECK(s.consumed == 2);
+}
+
+TEST_CASE("a close-delimited body completes on finish()", "[http_parser]") {
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n";
+  HttpParser parser(HTTP_RESPONSE);
+  Step s = feed(parser, head + "abc");
+  CHECK(event_name(s.event) == "head");
+  CHECK(s.consumed == head.size());
+  CHECK(parser.needs_eof());
+  CHECK_FALSE(parser.keep_alive());
+  s = feed(parser, "abc");
+  CHECK(event_name(s.event) == "need_more");
+  CHECK(s.consumed == 3);
+  s = feed(parser, "defgh");
+  CHECK(event_name(s.event) == "need_more");
+  CHECK(s.consumed == 5);
+  CHECK(parser.in_body());
+  CHECK(event_name(parser.finish()) == "message_complete");
+}
+
+TEST_CASE("a close-delimited HTTP/1.0 body completes on finish()", "[http_parser]") {
+  HttpParser parser(HTTP_RESPONSE);
+  Step s = feed(parser, "HTTP/1.0 200 OK\r\n\r\n");
+  REQUIRE(event_name(s.event) == "head");
+  CHECK(parser.head().http10());
+  s = feed(parser, "");
+  CHECK(event_name(s.event) == "need_more");
+  s = feed(parser, "body");
+  CHECK(event_name(s.event) == "need_more");
+  CHECK(s.consumed == 4);
+  CHECK(event_name(parser.finish()) == "message_complete");
+}
+
+TEST_CASE("finish() in the middle of a Content-Length body is an error", "[http_parser]") {
+  HttpParser parser(HTTP_RESPONSE);
+  Step s = feed(parser, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+  REQUIRE(event_name(s.event) == "head");
+  s = feed(parser, "abc");
+  REQUIRE(event_name(s.event) == "need_more");
+  CHECK(event_name(parser.finish()) == "error");
+}
+
+TEST_CASE("a chunked response decoded through the body sink", "[http_parser]") {
+  const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string body =
+      "4\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\n";
+  HttpParser parser(HTTP_RESPONSE);
+  CollectingSink sink;
+  parser.set_body_sink(&sink);
+  Step s = feed(parser, head);
+  REQUIRE(event_name(s.event) == "head");
+  CHECK(parser.chunked());
+
+  size_t total = 0;
+  Event last = Event::need_more;
+  for (size_t at = 0; at < body.size() && last == Event::need_more; at += 5) {
+    Step b = feed(parser, std::string_view(body).substr(at, 5));
+    total += b.consumed;
+    last = b.event;
+  }
+  CHECK(event_name(last) == "message_complete");
+  CHECK(total == body.size());
+  CHECK(sink.body == "Wikipedia in\r\n\r\nchunks.");
+}
+
+TEST_CASE("without a sink, a chunked body is only consumed", "[http_parser]") {
+  HttpParser parser(HTTP_RESPONSE);
+  const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string body = "3\r\nabc\r\n0\r\n\r\n";
+  Step s = feed(parser, head + body);
+  REQUIRE(event_name(s.event) == "head");
+  CHECK(s.consumed == head.size());
+  s = feed(parser, body);
+  CHECK(event_name(s.event) == "message_complete");
+  CHECK(s.consumed == body.size());
+}
+
+TEST_CASE("101 with Upgrade and Connection: upgrade gives upgrade", "[http_parser]") {
+  const std::string head =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+      "Sec-WebSocket-Accept: xyz\r\n\r\n";
+  const std::string bytes = head + "\x81\x05hello";
+  HttpParser parser(HTTP_RESPONSE);
+  Step s = feed(parser, bytes);
+  CHECK(event_name(s.event) == "upgrade");
+  CHECK(s.consumed == head.size());
+  CHECK(parser.head().status() == 101);
+  CHECK(parser.head().reason() == "Switching Protocols");
+  CHECK(parser.head().find("Sec-WebSocket-Accept") == "xyz");
+}
+
+TEST_CASE("a response head over 64 KiB is an error", "[http_parser]") {
+  std::string head = "HTTP/1.1 200 OK\r\n";
+  for (int i = 0; i < 1000; ++i)
+    head += "X-H" + std::to_string(i) + ": " + std::string(100, 'v') + "\r\n";
+  head += "Content-Length: 0\r\n\r\n";
+  HttpParser parser(HTTP_RESPONSE);
+  Step s = feed(parser, head);
+  CHECK(event_name(s.event) == "error");
+}
+
+TEST_CASE("a malformed response is an error", "[http_parser]") {
+  HttpParser parser(HTTP_RESPONSE);
+  Step s = feed(parser, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd");
+  CHECK(event_name(s.event) == "error");
+  HttpParser other(HTTP_RESPONSE);
+  s = feed(other, "SSH-2.0-OpenSSH\r\n");
+  CHECK(event_name(s.event) == "error");
+}
+
+TEST_CASE("the 64 KiB head limit holds for a final response after 100 Continue", "[http_parser]") {
+  HttpParser parser(HTTP_RESPONSE);
+  Step s = feed(parser, "HTTP/1.1 100 Continue\r\n\r\n");
+  REQUIRE(event_name(s.event) == "head");
+  s = feed(parser, "");
+  REQUIRE(event_name(s.event) == "message_complete");
+  std::string head = "HTTP/1.1 200 OK\r\n";
+  for (int i = 0; i < 1000; ++i) {
+    head += "X-H" + std::to_string(i) + ": " + std::string(100, 'v') + "\r\n";
+  }
+  head += "Content-Length: 0\r\n\r\n";
+  s = feed(parser, head);
+  CHECK(event_name(s.event) == "error");
+}

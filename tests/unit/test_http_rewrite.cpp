@@ -1,0 +1,688 @@
+#include <catch2/catch.hpp>
+#include <string>
+#include <string_view>
+
+#include "cutoff/http_parser.hpp"
+#include "cutoff/http_rewrite.hpp"
+
+using namespace cutoff;
+
+namespace {
+
+// A parser that has read one whole head from real bytes.
+struct Parsed {
+  Parsed(llhttp_type_t type, std::string_view bytes) : parser(type) {
+    INFO(bytes);
+    size_t consumed = 0;
+    HttpParser::Event e = parser.feed(bytes.data(), bytes.size(), &consumed);
+    REQUIRE((e == HttpParser::Event::head || e == HttpParser::Event::upgrade));
+    REQUIRE(consumed == bytes.size());
+  }
+  const MessageHead& head() const { return parser.head(); }
+  HttpParser parser;
+};
+
+struct Request : Parsed {
+  explicit Request(std::string_view bytes) : Parsed(HTTP_REQUEST, bytes) {}
+};
+
+struct Response : Parsed {
+  explicit Response(std::string_view bytes) : Parsed(HTTP_RESPONSE, bytes) {}
+};
+
+std::string error_name(TargetError e) {
+  switch (e) {
+    case TargetError::none:
+      return "none";
+    case TargetError::origin_form:
+      return "origin_form";
+    case TargetError::unsupported_scheme:
+      return "unsupported_scheme";
+    case TargetError::malformed:
+      return "malformed";
+  }
+  return "?";
+}
+
+std::string framing_name(BodyFraming f) {
+  switch (f) {
+    case BodyFraming::none:
+      return "none";
+    case BodyFraming::content_length:
+      return "content_length";
+    case BodyFraming::chunked:
+      return "chunked";
+    case BodyFraming::dechunk:
+      return "dechunk";
+    case BodyFraming::until_close:
+      return "until_close";
+  }
+  return "?";
+}
+
+std::string target_error(std::string_view target) {
+  Target t;
+  return error_name(parse_absolute_target(target, &t));
+}
+
+std::string authority_error(std::string_view authority) {
+  Target t;
+  return error_name(parse_authority(authority, &t));
+}
+
+// The upstream head for a client request with default rewrite options.
+std::string upstream_head(std::string_view request_bytes, RequestRewrite rewrite = {}) {
+  Request r(request_bytes);
+  Target t;
+  TargetError e = parse_absolute_target(r.head().target(), &t);
+  REQUIRE(error_name(e) == "none");
+  std::string out;
+  build_request_head(out, r.head(), t, rewrite);
+  return out;
+}
+
+}  // namespace
+
+// --- targets ------------------------------------------------------------------
+
+TEST_CASE("absolute targets: host, port and origin-form path", "[http_rewrite]") {
+  Target t;
+  REQUIRE(error_name(parse_absolute_target("http://example.com/path/to?q=1&r=2", &t)) == "none");
+  CHECK(t.host == "example.com");
+  CHECK(t.port == 80);
+  CHECK(t.path == "/path/to?q=1&r=2");
+
+  REQUIRE(error_name(parse_absolute_target("http://example.com:8080/x", &t)) == "none");
+  CHECK(t.host == "example.com");
+  CHECK(t.port == 8080);
+  CHECK(t.path == "/x");
+
+  REQUIRE(error_name(parse_absolute_target("http://example.com", &t)) == "none");
+  CHECK(t.host == "example.com");
+  CHECK(t.port == 80);
+  CHECK(t.path == "/");
+
+  REQUIRE(error_name(parse_absolute_target("http://10.1.2.3:65535/", &t)) == "none");
+  CHECK(t.host == "10.1.2.3");
+  CHECK(t.port == 65535);
+  CHECK(t.path == "/");
+
+  REQUIRE(error_name(parse_absolute_target("http://a-b_c.example.:1/p", &t)) == "none");
+  CHECK(t.host == "a-b_c.example.");
+  CHECK(t.port == 1);
+}
+
+TEST_CASE("absolute targets: the path views the target", "[http_rewrite]") {
+  const std::string target = "http://h/abc?d";
+  Target t;
+  REQUIRE(error_name(parse_absolute_target(target, &t)) == "none");
+  CHECK(t.path.data() == target.data() + 8);
+  CHECK(t.path.size() == 6);
+}
+
+TEST_CASE("absolute targets: IPv6 literals", "[http_rewrite]") {
+  Target t;
+  REQUIRE(error_name(parse_absolute_target("http://[::1]:8080/x", &t)) == "none");
+  CHECK(t.host == "::1");
+  CHECK(t.port == 8080);
+  CHECK(t.path == "/x");
+
+  REQUIRE(error_name(parse_absolute_target("http://[2001:DB8::A]/", &t)) == "none");
+  CHECK(t.host == "2001:db8::a");
+  CHECK(t.port == 80);
+
+  CHECK(target_error("http://[::1/") == "malformed");
+  CHECK(target_error("http://[::1]x/") == "malformed");
+  CHECK(target_error("http://[zz]/") == "malformed");
+  CHECK(target_error("http://[]/") == "malformed");
+  CHECK(target_error("http://[1.2.3.4]/") == "malformed");
+  CHECK(target_error("http://::1/") == "malformed");
+}
+
+TEST_CASE("absolute targets: scheme and host are case-insensitive, host is lower-cased",
+          "[http_rewrite]") {
+  Target t;
+  REQUIRE(error_name(parse_absolute_target("HTTP://WWW.Example.COM:81/Path", &t)) == "none");
+  CHECK(t.host == "www.example.com");
+  CHECK(t.port == 81);
+  CHECK(t.path == "/Path");  // the path keeps its case
+}
+
+TEST_CASE("absolute targets: what is not an absolute http target", "[http_rewrite]") {
+  CHECK(target_error("/just/a/path") == "origin_form");
+  CHECK(target_error("/") == "origin_form");
+  CHECK(target_error("https://example.com/") == "unsupported_scheme");
+  CHECK(target_error("HTTPS://example.com/") == "unsupported_scheme");
+  CHECK(target_error("ftp://example.com/f") == "unsupported_scheme");
+  CHECK(target_error("ws://example.com/") == "unsupported_scheme");
+  CHECK(target_error("") == "malformed");
+  CHECK(target_error("*") == "malformed");
+  CHECK(target_error("example.com/x") == "malformed");
+  CHECK(target_error("example.com:80") == "malformed");
+  CHECK(target_error("http:/example.com/") == "malformed");
+  CHECK(target_error("http://") == "malformed");
+  CHECK(target_error("http:///x") == "malformed");
+  CHECK(target_error("http://:80/x") == "malformed");
+  CHECK(target_error("http://exa mple.com/") == "malformed");
+  CHECK(target_error("http://ex%41mple.com/") == "malformed");
+  CHECK(target_error("http://ex$ample.com/") == "malformed");
+  CHECK(target_error("http://" + std::string(254, 'a') + "/") == "malformed");
+}
+
+TEST_CASE("absolute targets: userinfo is refused", "[http_rewrite]") {
+  CHECK(target_error("http://user@example.com/") == "malformed");
+  CHECK(target_error("http://user:pass@example.com:8080/") == "malformed");
+  CHECK(target_error("http://@example.com/") == "malformed");
+  // An @ in the path is not userinfo.
+  Target t;
+  REQUIRE(error_name(parse_absolute_target("http://example.com/a@b", &t)) == "none");
+  CHECK(t.host == "example.com");
+  CHECK(t.path == "/a@b");
+}
+
+TEST_CASE("absolute targets: bad ports", "[http_rewrite]") {
+  CHECK(target_error("http://example.com:0/") == "malformed");
+  CHECK(target_error("http://example.com:65536/") == "malformed");
+  CHECK(target_error("http://example.com:99999999999/") == "malformed");
+  CHECK(target_error("http://example.com:abc/") == "malformed");
+  CHECK(target_error("http://example.com:80a/") == "malformed");
+  CHECK(target_error("http://example.com:-1/") == "malformed");
+  CHECK(target_error("http://example.com:+80/") == "malformed");
+  CHECK(target_error("http://example.com: 80/") == "malformed");
+  CHECK(target_error("http://example.com:80:80/") == "malformed");
+  CHECK(target_error("http://[::1]:0/") == "malformed");
+  CHECK(target_error("http://[::1]:65536/") == "malformed");
+}
+
+// RFC 3986 §3.3: "http://host?q" is a valid absolute URI with an empty path,
+// and RFC 9112 §3.2.1 says the origin-form of an empty path is "/". Python's
+// urllib sends such a target through a proxy exactly as written.
+TEST_CASE("absolute targets: a query without a path is forwarded as /?query", "[http_rewrite]") {
+  Target t;
+  CHECK(error_name(parse_absolute_target("http://example.com?q=1", &t)) == "none");
+  CHECK(t.host == "example.com");
+  CHECK(t.port == 80);
+
+  Request r("GET http://example.com:8080?q=1 HTTP/1.1\r\n\r\n");
+  Target rt;
+  REQUIRE(error_name(parse_absolute_target(r.head().target(), &rt)) == "none");
+  std::string out;
+  build_request_head(out, r.head(), rt, RequestRewrite{});
+  CHECK(out == "GET /?q=1 HTTP/1.1\r\nHost: example.com:8080\r\nVia: 1.1 cutoff\r\n\r\n");
+}
+
+TEST_CASE("CONNECT authorities", "[http_rewrite]") {
+  Target t;
+  t.path = "stale";
+  REQUIRE(error_name(parse_authority("example.com:443", &t)) == "none");
+  CHECK(t.host == "example.com");
+  CHECK(t.port == 443);
+  CHECK(t.path.empty());
+
+  REQUIRE(error_name(parse_authority("Mixed.Case.EXAMPLE:8443", &t)) == "none");
+  CHECK(t.host == "mixed.case.example");
+  CHECK(t.port == 8443);
+
+  REQUIRE(error_name(parse_authority("[2001:db8::1]:443", &t)) == "none");
+  CHECK(t.host == "2001:db8::1");
+  CHECK(t.port == 443);
+
+  REQUIRE(error_name(parse_authority("127.0.0.1:1", &t)) == "none");
+  CHECK(t.host == "127.0.0.1");
+  CHECK(t.port == 1);
+
+  CHECK(authority_error("example.com") == "malformed");  // the port is required
+  CHECK(authority_error("example.com:") == "malformed");
+  CHECK(authority_error("[::1]") == "malformed");
+  CHECK(authority_error(":443") == "malformed");
+  CHECK(authority_error("") == "malformed");
+  CHECK(authority_error("example.com:0") == "malformed");
+  CHECK(authority_error("example.com:65536") == "malformed");
+  CHECK(authority_error("example.com:https") == "malformed");
+  CHECK(authority_error("user@example.com:443") == "malformed");
+  CHECK(authority_error("example.com:443/path") == "malformed");
+  CHECK(authority_error("::1:443") == "malformed");
+}
+
+// --- hop-by-hop ---------------------------------------------------------------
+
+TEST_CASE("is_hop_by_hop: the fixed list, in any case", "[http_rewrite]") {
+  const ConnectionHeader none;
+  for (const char* name :
+       {"Connection", "connection", "Proxy-Connection", "KEEP-ALIVE", "Keep-Alive", "TE", "te",
+        "Trailer", "Proxy-Authorization", "proxy-authenticate", "Upgrade", "upgrade"}) {
+    INFO(name);
+    CHECK(is_hop_by_hop(name, none));
+  }
+  for (const char* name : {"Host", "Content-Length", "Transfer-Encoding", "Trailers", "Via",
+                           "Authorization", "X-Connection", "Tee", "T"}) {
+    INFO(name);
+    CHECK_FALSE(is_hop_by_hop(name, none));
+  }
+}
+
+TEST_CASE("is_hop_by_hop: headers named by Connection", "[http_rewrite]") {
+  ConnectionHeader c;
+  c.lines[c.line_count++] = " X-Foo ,x-bar,, keep-alive ,\tX-Tab\t";
+  CHECK(is_hop_by_hop("X-Foo", c));
+  CHECK(is_hop_by_hop("x-foo", c));
+  CHECK(is_hop_by_hop("X-BAR", c));
+  CHECK(is_hop_by_hop("x-tab", c));
+  CHECK_FALSE(is_hop_by_hop("X-Fo", c));
+  CHECK_FALSE(is_hop_by_hop("X-Foo2", c));
+  CHECK_FALSE(is_hop_by_hop("X-Baz", c));
+  CHECK_FALSE(is_hop_by_hop("", c));
+}
+
+TEST_CASE("scan_connection reads the Connection verdict", "[http_rewrite]") {
+  {
+    Request r("GET http://h/ HTTP/1.1\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\n\r\n");
+    ConnectionHeader c = scan_connection(r.head());
+    CHECK(c.close);
+    CHECK_FALSE(c.keep_alive);
+    CHECK_FALSE(c.upgrade);
+    REQUIRE(c.line_count == 1);
+    CHECK(c.lines[0] == "close, X-Foo");
+    CHECK(is_hop_by_hop("x-foo", c));
+  }
+  {
+    Request r("GET http://h/ HTTP/1.0\r\nconnection: Keep-Alive\r\n\r\n");
+    ConnectionHeader c = scan_connection(r.head());
+    CHECK_FALSE(c.close);
+    CHECK(c.keep_alive);
+  }
+  {
+    Request r("GET http://h/ HTTP/1.0\r\nProxy-Connection: keep-alive\r\nX-A: 1\r\n\r\n");
+    ConnectionHeader c = scan_connection(r.head());
+    CHECK(c.keep_alive);
+    CHECK(c.line_count == 0);
+    CHECK_FALSE(is_hop_by_hop("X-A", c));
+  }
+  {
+    Request r("GET http://h/ HTTP/1.1\r\nUpgrade: websocket\r\nConnection: UPGRADE\r\n\r\n");
+    ConnectionHeader c = scan_connection(r.head());
+    CHECK(c.upgrade);
+  }
+  {
+    Request r("GET http://h/ HTTP/1.1\r\nX-A: 1\r\n\r\n");
+    ConnectionHeader c = scan_connection(r.head());
+    CHECK_FALSE(c.close);
+    CHECK_FALSE(c.keep_alive);
+    CHECK_FALSE(c.upgrade);
+    CHECK(c.line_count == 0);
+  }
+}
+
+// RFC 9110 §7.6.1: every Connection field line names hop-by-hop fields;
+// a message may carry several.
+TEST_CASE("headers named by a second Connection header are hop-by-hop too", "[http_rewrite]") {
+  Request r(
+      "GET http://h/ HTTP/1.1\r\nConnection: keep-alive\r\nConnection: X-Secret\r\n"
+      "X-Secret: 1\r\nX-Kept: 2\r\n\r\n");
+  ConnectionHeader c = scan_connection(r.head());
+  CHECK(c.keep_alive);
+  CHECK(is_hop_by_hop("X-Secret", c));
+  CHECK_FALSE(is_hop_by_hop("X-Kept", c));
+
+  Target t;
+  REQUIRE(error_name(parse_absolute_target(r.head().target(), &t)) == "none");
+  std::string out;
+  build_request_head(out, r.head(), t, RequestRewrite{});
+  CHECK(out == "GET / HTTP/1.1\r\nHost: h\r\nX-Kept: 2\r\nVia: 1.1 cutoff\r\n\r\n");
+}
+
+// --- request heads ------------------------------------------------------------
+
+TEST_CASE("build_request_head: origin-form, HTTP/1.1, Host from the target, Via",
+          "[http_rewrite]") {
+  CHECK(upstream_head("GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n") ==
+        "GET / HTTP/1.1\r\nHost: example.com\r\nVia: 1.1 cutoff\r\n\r\n");
+
+  // An HTTP/1.0 client, a port, and a client Host that disagrees.
+  CHECK(upstream_head("GET http://Example.com:8080/a/b?c=d HTTP/1.0\r\nHost: elsewhere\r\n"
+                      "User-Agent: test/1\r\n\r\n") ==
+        "GET /a/b?c=d HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: test/1\r\n"
+        "Via: 1.1 cutoff\r\n\r\n");
+
+  // No Host from the client at all.
+  CHECK(upstream_head("DELETE http://h:80/x HTTP/1.1\r\n\r\n") ==
+        "DELETE /x HTTP/1.1\r\nHost: h\r\nVia: 1.1 cutoff\r\n\r\n");
+
+  // An IPv6 literal is bracketed again in Host.
+  CHECK(upstream_head("GET http://[::1]:8080/v6 HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n") ==
+        "GET /v6 HTTP/1.1\r\nHost: [::1]:8080\r\nVia: 1.1 cutoff\r\n\r\n");
+  CHECK(upstream_head("GET http://[::1]/v6 HTTP/1.1\r\n\r\n") ==
+        "GET /v6 HTTP/1.1\r\nHost: [::1]\r\nVia: 1.1 cutoff\r\n\r\n");
+}
+
+TEST_CASE("build_request_head: Via can be off", "[http_rewrite]") {
+  RequestRewrite rewrite;
+  rewrite.via = false;
+  CHECK(upstream_head("GET http://example.com/x HTTP/1.1\r\nAccept: */*\r\n\r\n", rewrite) ==
+        "GET /x HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n");
+}
+
+TEST_CASE("build_request_head: hop-by-hop headers are removed, the rest kept in order",
+          "[http_rewrite]") {
+  const std::string request =
+      "GET http://example.com/p HTTP/1.1\r\n"
+      "Host: example.com\r\n"
+      "User-Agent: test/1\r\n"
+      "Proxy-Connection: keep-alive\r\n"
+      "Keep-Alive: timeout=5\r\n"
+      "TE: trailers\r\n"
+      "Trailer: X-Sum\r\n"
+      "Proxy-Authorization: Basic Zm9vOmJhcg==\r\n"
+      "Upgrade: h2c\r\n"
+      "Connection: X-Hop, keep-alive, x-other\r\n"
+      "X-Hop: secret\r\n"
+      "Accept: */*\r\n"
+      "X-Other: also secret\r\n"
+      "Authorization: Bearer t\r\n"
+      "Cookie: a=b\r\n"
+      "\r\n";
+  CHECK(upstream_head(request) ==
+        "GET /p HTTP/1.1\r\n"
+        "Host: example.com\r\n"
+        "User-Agent: test/1\r\n"
+        "Accept: */*\r\n"
+        "Authorization: Bearer t\r\n"
+        "Cookie: a=b\r\n"
+        "Via: 1.1 cutoff\r\n"
+        "\r\n");
+}
+
+TEST_CASE("build_request_head: body framing headers travel with the raw body", "[http_rewrite]") {
+  CHECK(upstream_head("POST http://h/upload HTTP/1.1\r\nContent-Type: text/plain\r\n"
+                      "Content-Length: 5\r\n\r\n") ==
+        "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+        "Via: 1.1 cutoff\r\n\r\n");
+  CHECK(upstream_head("PUT http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+                      "Expect: 100-continue\r\n\r\n") ==
+        "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n"
+        "Via: 1.1 cutoff\r\n\r\n");
+}
+
+TEST_CASE("build_request_head: an upgrade keeps Upgrade and asks with Connection: upgrade",
+          "[http_rewrite]") {
+  RequestRewrite rewrite;
+  rewrite.upgrade = true;
+  CHECK(upstream_head("GET http://h:81/chat HTTP/1.1\r\nHost: h:81\r\nUpgrade: websocket\r\n"
+                      "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: k\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n",
+                      rewrite) ==
+        "GET /chat HTTP/1.1\r\nHost: h:81\r\nSec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n"
+        "Upgrade: websocket\r\nConnection: upgrade\r\nVia: 1.1 cutoff\r\n\r\n");
+
+  rewrite.via = false;
+  CHECK(upstream_head("GET http://h/ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+                      "\r\n",
+                      rewrite) ==
+        "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+}
+
+TEST_CASE("build_request_head appends to what is already there", "[http_rewrite]") {
+  Request r("GET http://h/ HTTP/1.1\r\n\r\n");
+  Target t;
+  REQUIRE(error_name(parse_absolute_target(r.head().target(), &t)) == "none");
+  std::string out = "previous";
+  build_request_head(out, r.head(), t, RequestRewrite{});
+  CHECK(out == "previousGET / HTTP/1.1\r\nHost: h\r\nVia: 1.1 cutoff\r\n\r\n");
+}
+
+// --- response plans -----------------------------------------------------------
+
+namespace {
+
+ResponseFacts facts(int status) {
+  ResponseFacts f;
+  f.status = status;
+  f.client_wants_keep_alive = true;
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("plan_response: responses without a body", "[http_rewrite]") {
+  SECTION("HEAD, whatever the response declares") {
+    ResponseFacts f = facts(200);
+    f.request_is_head = true;
+    f.has_content_length = true;
+    f.content_length = 1234;
+    ResponsePlan p = plan_response(f);
+    CHECK(framing_name(p.framing) == "none");
+    CHECK(p.client_keep_alive);
+
+    f.has_content_length = false;
+    f.chunked = true;
+    f.client_http10 = true;  // no body, so nothing to dechunk
+    p = plan_response(f);
+    CHECK(framing_name(p.framing) == "none");
+    CHECK(p.client_keep_alive);
+
+    f.chunked = false;  // no length at all: still nothing to read
+    p = plan_response(f);
+    CHECK(framing_name(p.framing) == "none");
+    CHECK(p.client_keep_alive);
+  }
+  SECTION("1xx, 204 and 304") {
+    for (int status : {100, 101, 102, 103, 199, 204, 304}) {
+      INFO(status);
+      ResponseFacts f = facts(status);
+      f.has_content_length = true;
+      f.content_length = 10;
+      ResponsePlan p = plan_response(f);
+      CHECK(framing_name(p.framing) == "none");
+      CHECK(p.client_keep_alive);
+
+      f.has_content_length = false;
+      f.chunked = true;
+      p = plan_response(f);
+      CHECK(framing_name(p.framing) == "none");
+      CHECK(p.client_keep_alive);
+    }
+  }
+  SECTION("Content-Length: 0") {
+    ResponseFacts f = facts(200);
+    f.has_content_length = true;
+    f.content_length = 0;
+    ResponsePlan p = plan_response(f);
+    CHECK(framing_name(p.framing) == "none");
+    CHECK(p.client_keep_alive);
+    f.client_http10 = true;
+    p = plan_response(f);
+    CHECK(framing_name(p.framing) == "none");
+    CHECK(p.client_keep_alive);
+  }
+}
+
+TEST_CASE("plan_response: Content-Length passes through", "[http_rewrite]") {
+  for (int status : {200, 201, 203, 206, 404, 500}) {
+    INFO(status);
+    ResponseFacts f = facts(status);
+    f.has_content_length = true;
+    f.content_length = 42;
+    ResponsePlan p = plan_response(f);
+    CHECK(framing_name(p.framing) == "content_length");
+    CHECK(p.client_keep_alive);
+  }
+  ResponseFacts f = facts(200);
+  f.has_content_length = true;
+  f.content_length = 1;
+  f.client_http10 = true;
+  CHECK(framing_name(plan_response(f).framing) == "content_length");
+  CHECK(plan_response(f).client_keep_alive);
+}
+
+TEST_CASE("plan_response: chunked to HTTP/1.1, dechunked for HTTP/1.0", "[http_rewrite]") {
+  ResponseFacts f = facts(200);
+  f.chunked = true;
+  ResponsePlan p = plan_response(f);
+  CHECK(framing_name(p.framing) == "chunked");
+  CHECK(p.client_keep_alive);
+
+  f.client_http10 = true;
+  p = plan_response(f);
+  CHECK(framing_name(p.framing) == "dechunk");
+  CHECK_FALSE(p.client_keep_alive);  // the end of the body is the end of the connection
+}
+
+TEST_CASE("plan_response: a close-delimited body ends the client connection", "[http_rewrite]") {
+  ResponseFacts f = facts(200);
+  ResponsePlan p = plan_response(f);
+  CHECK(framing_name(p.framing) == "until_close");
+  CHECK_FALSE(p.client_keep_alive);
+
+  f.client_http10 = true;
+  p = plan_response(f);
+  CHECK(framing_name(p.framing) == "until_close");
+  CHECK_FALSE(p.client_keep_alive);
+}
+
+TEST_CASE("plan_response: the client's keep-alive wish is propagated", "[http_rewrite]") {
+  ResponseFacts f = facts(200);
+  f.client_wants_keep_alive = false;
+  f.has_content_length = true;
+  f.content_length = 5;
+  CHECK(framing_name(plan_response(f).framing) == "content_length");
+  CHECK_FALSE(plan_response(f).client_keep_alive);
+
+  f.chunked = true;
+  f.has_content_length = false;
+  CHECK(framing_name(plan_response(f).framing) == "chunked");
+  CHECK_FALSE(plan_response(f).client_keep_alive);
+
+  ResponseFacts g = facts(204);
+  g.client_wants_keep_alive = false;
+  CHECK(framing_name(plan_response(g).framing) == "none");
+  CHECK_FALSE(plan_response(g).client_keep_alive);
+}
+
+TEST_CASE("plan_response from real heads", "[http_rewrite]") {
+  Request req("GET http://h/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  Response res("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+  ResponseFacts f;
+  f.request_is_head = req.head().method() == "HEAD";
+  f.client_http10 = req.head().http10();
+  f.client_wants_keep_alive = req.parser.keep_alive();
+  f.status = res.head().status();
+  f.chunked = res.parser.chunked();
+  f.has_content_length = res.parser.has_content_length();
+  f.content_length = res.parser.content_length();
+  ResponsePlan p = plan_response(f);
+  CHECK(framing_name(p.framing) == "dechunk");
+  CHECK_FALSE(p.client_keep_alive);
+}
+
+// --- response heads -----------------------------------------------------------
+
+namespace {
+
+const char* const kPlainResponse =
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 5\r\n"
+    "Keep-Alive: timeout=5\r\n"
+    "Connection: keep-alive, X-Up\r\n"
+    "X-Up: 1\r\n"
+    "Proxy-Authenticate: Basic\r\n"
+    "Trailer: X-Sum\r\n"
+    "Set-Cookie: a=b\r\n"
+    "\r\n";
+
+std::string client_head(std::string_view response_bytes, ResponseRewrite rewrite) {
+  Response r(response_bytes);
+  std::string out;
+  build_response_head(out, r.head(), rewrite);
+  return out;
+}
+
+ResponseRewrite with_plan(BodyFraming framing, bool keep_alive, bool http10 = false) {
+  ResponseRewrite rw;
+  rw.plan.framing = framing;
+  rw.plan.client_keep_alive = keep_alive;
+  rw.client_http10 = http10;
+  return rw;
+}
+
+}  // namespace
+
+TEST_CASE("build_response_head: Connection: close when the client connection ends",
+          "[http_rewrite]") {
+  CHECK(client_head(kPlainResponse, with_plan(BodyFraming::content_length, false)) ==
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nSet-Cookie: a=b\r\n"
+        "Connection: close\r\nVia: 1.1 cutoff\r\n\r\n");
+  CHECK(client_head(kPlainResponse, with_plan(BodyFraming::content_length, false, true)) ==
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nSet-Cookie: a=b\r\n"
+        "Connection: close\r\nVia: 1.1 cutoff\r\n\r\n");
+}
+
+TEST_CASE("build_response_head: keep-alive", "[http_rewrite]") {
+  // HTTP/1.1 clients keep the connection by default: nothing to say.
+  CHECK(client_head(kPlainResponse, with_plan(BodyFraming::content_length, true)) ==
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nSet-Cookie: a=b\r\n"
+        "Via: 1.1 cutoff\r\n\r\n");
+  // HTTP/1.0 clients must be told.
+  CHECK(client_head(kPlainResponse, with_plan(BodyFraming::content_length, true, true)) ==
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nSet-Cookie: a=b\r\n"
+        "Connection: keep-alive\r\nVia: 1.1 cutoff\r\n\r\n");
+}
+
+TEST_CASE("build_response_head: Via can be off", "[http_rewrite]") {
+  ResponseRewrite rw = with_plan(BodyFraming::content_length, true);
+  rw.via = false;
+  CHECK(client_head(kPlainResponse, rw) ==
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nSet-Cookie: a=b\r\n"
+        "\r\n");
+}
+
+TEST_CASE("build_response_head: chunked passes through, dechunk drops Transfer-Encoding",
+          "[http_rewrite]") {
+  const char* chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Y: z\r\n\r\n";
+  CHECK(client_head(chunked, with_plan(BodyFraming::chunked, true)) ==
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Y: z\r\nVia: 1.1 cutoff\r\n\r\n");
+  CHECK(client_head(chunked, with_plan(BodyFraming::dechunk, false, true)) ==
+        "HTTP/1.1 200 OK\r\nX-Y: z\r\nConnection: close\r\nVia: 1.1 cutoff\r\n\r\n");
+  const char* mixed_case = "HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n";
+  CHECK(client_head(mixed_case, with_plan(BodyFraming::dechunk, false, true)) ==
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nVia: 1.1 cutoff\r\n\r\n");
+}
+
+TEST_CASE("build_response_head: a close-delimited body", "[http_rewrite]") {
+  CHECK(client_head("HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n",
+                    with_plan(BodyFraming::until_close, false)) ==
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\nVia: 1.1 cutoff\r\n"
+        "\r\n");
+}
+
+TEST_CASE("build_response_head: status line and reason", "[http_rewrite]") {
+  CHECK(client_head("HTTP/1.0 404 Not Found\r\nContent-Length: 3\r\n\r\n",
+                    with_plan(BodyFraming::content_length, true)) ==
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\nVia: 1.1 cutoff\r\n\r\n");
+  CHECK(client_head("HTTP/1.1 599 Custom Reason Here\r\nContent-Length: 0\r\n\r\n",
+                    with_plan(BodyFraming::none, true)) ==
+        "HTTP/1.1 599 Custom Reason Here\r\nContent-Length: 0\r\nVia: 1.1 cutoff\r\n\r\n");
+  CHECK(client_head("HTTP/1.1 304 Not Modified\r\nETag: \"e\"\r\n\r\n",
+                    with_plan(BodyFraming::none, true)) ==
+        "HTTP/1.1 304 Not Modified\r\nETag: \"e\"\r\nVia: 1.1 cutoff\r\n\r\n");
+}
+
+TEST_CASE("build_response_head: a 101 keeps Upgrade with Connection: upgrade", "[http_rewrite]") {
+  ResponseRewrite rw = with_plan(BodyFraming::none, false);
+  rw.upgrade = true;
+  CHECK(client_head("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Accept: abc\r\n\r\n",
+                    rw) ==
+        "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: abc\r\n"
+        "Upgrade: websocket\r\nConnection: upgrade\r\nVia: 1.1 cutoff\r\n\r\n");
+}
+
+TEST_CASE("iequals compares ASCII case-insensitively", "[http_rewrite]") {
+  CHECK(iequals("Content-Length", "content-length"));
+  CHECK(iequals("", ""));
+  CHECK(iequals("ABC-xyz", "abc-XYZ"));
+  CHECK_FALSE(iequals("abc", "abd"));
+  CHECK_FALSE(iequals("abc", "abcd"));
+  CHECK_FALSE(iequals("a-b", "a_b"));
+  CHECK_FALSE(iequals("[", "{"));  // 0x5B vs 0x7B: not letters
+}
