@@ -363,6 +363,7 @@ void Session::on_upstream_connected() {
 // --- forwarding the request --------------------------------------------------
 
 void Session::send_request_head() {
+  assert(staged_ == 0 && "the scratch buffer still holds bytes for the client");
   std::string& head = worker_.scratch();
   head.clear();
   build_request_head(head, request_parser_.head(), target_,
@@ -415,6 +416,12 @@ void Session::on_request_complete() {
 // --- relaying the response ---------------------------------------------------
 
 void Session::on_upstream_bytes(const char* data, size_t len) {
+  relay_response(data, len);
+  // The response head and the body bytes that came with it leave in one write.
+  flush_to_client();
+}
+
+void Session::relay_response(const char* data, size_t len) {
   switch (phase_) {
     case Phase::tunnelling:
       deadline_.touch();
@@ -474,13 +481,14 @@ bool Session::on_response_head() {
                               describe_target(), route_.name));
     return false;
   }
+  // The head is staged, not sent: it leaves with the first body bytes.
   std::string& out = worker_.scratch();
-  out.clear();
+  if (staged_ == 0) out.clear();
   if (status < 200 && !upgrading) {
     // Interim responses (100 Continue, 103) reach HTTP/1.1 clients only.
     if (!request.http10()) {
       fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n\r\n", status, response.reason());
-      send_to_client(out.data(), out.size());
+      staged_ = out.size();
     }
     return true;
   }
@@ -496,7 +504,7 @@ bool Session::on_response_head() {
   response_parser_.set_body_sink(plan_.framing == BodyFraming::dechunk ? this : nullptr);
   build_response_head(out, response,
                       ResponseRewrite{config_->listen.via, upgrading, plan_, request.http10()});
-  send_to_client(out.data(), out.size());
+  staged_ = out.size();
   record_.status = status;
   response_started_ = true;
   if (!upgrading) enter(Phase::streaming);
@@ -509,6 +517,7 @@ void Session::on_body(const char* data, size_t len) {
 }
 
 void Session::on_response_complete(size_t trailing_bytes) {
+  flush_to_client();
   // Bytes after a whole response mean the upstream and cutoff disagree on
   // framing: that connection cannot be trusted with another request.
   if (trailing_bytes > 0) upstream_dirty_ = true;
@@ -605,6 +614,7 @@ void Session::reject(int status, ProxyError error, std::string_view sentence) {
 }
 
 void Session::fail(Outcome outcome, ProxyError error, int status, std::string_view sentence) {
+  flush_to_client();
   record_.outcome = outcome;
   if (lookup_ != nullptr) {
     worker_.resolver().cancel(lookup_);
@@ -832,8 +842,26 @@ void Session::reclaim_stash(std::string& spent) {
 }
 
 void Session::send_to_client(const char* data, size_t len) {
-  record_.down_bytes += len;
-  client_.send(data, len);
+  if (staged_ == 0) {
+    record_.down_bytes += len;
+    client_.send(data, len);
+    return;
+  }
+  std::string& staged = worker_.scratch();
+  uv_buf_t bufs[2] = {uv_buf_init(staged.data(), static_cast<unsigned>(staged_)),
+                      uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len))};
+  record_.down_bytes += staged_ + len;
+  staged_ = 0;
+  client_.send(bufs, 2);
+}
+
+void Session::flush_to_client() {
+  if (staged_ == 0) return;
+  if (!client_) {
+    staged_ = 0;
+    return;
+  }
+  send_to_client("", 0);
 }
 
 std::string Session::describe_target() const {

@@ -76,6 +76,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void forward_request_body(const char* data, size_t len);
   void on_request_complete();
   void on_upstream_bytes(const char* data, size_t len);
+  void relay_response(const char* data, size_t len);
   bool on_response_head();
   void on_response_complete(size_t trailing_bytes);
   void start_tunnel(const char* upstream_bytes, size_t len);
@@ -103,7 +104,9 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void pause_if_backlogged(TcpSocket& writer, TcpSocket& reader);
   void stash(const char* data, size_t len);
   void reclaim_stash(std::string& spent);
+  // Sends to the client, after whatever is staged.
   void send_to_client(const char* data, size_t len);
+  void flush_to_client();
   std::string describe_target() const;
   int64_t since(uint64_t start) const;
   const RouteSettings& route() const { return *route_.settings; }
@@ -138,6 +141,10 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   bool retried_ = false;
   bool upstream_dirty_ = false;  // bytes after a complete response: never reuse
   bool logged_ = false;
+  // Response heads are composed in the worker's scratch buffer and sent
+  // together with the body bytes that follow them; this many bytes at its
+  // front still wait to go to the client.
+  size_t staged_ = 0;
   uint64_t phase_started_at_ = 0;
 
   // --- teardown: a socket in a graceful close ends once its peer's FIN is in
