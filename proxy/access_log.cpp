@@ -90,7 +90,10 @@ std::string outcome_token(const Outcome& outcome) {
 
 void format_access_text(std::string& out, const ExchangeRecord& r) {
   auto it = std::back_inserter(out);
-  fmt::format_to(it, "{} \"{} {} HTTP/{}.{}\" route={} status=", r.client, r.method, r.target,
+  // A request refused before its line was parsed still gets three fields.
+  std::string_view method = r.method.empty() ? "-" : r.method;
+  std::string_view target = r.target.empty() ? "-" : r.target;
+  fmt::format_to(it, "{} \"{} {} HTTP/{}.{}\" route={} status=", r.client, method, target,
                  r.http_major, r.http_minor, r.route);
   if (r.status == 0) {
     out.push_back('-');

@@ -61,6 +61,7 @@ void HttpParser::reset() {
   head_.clear();
   head_bytes_ = 0;
   error_status_ = 400;
+  error_reason_ = nullptr;
   head_done_ = message_done_ = head_reported_ = complete_pending_ = skip_body_ = head_lf_ = false;
   field_done_ = true;
 }
@@ -92,10 +93,10 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
   if (in_head) {
     head_bytes_ += static_cast<size_t>(stop - data);
     if (rc == HPE_OK && capped && !head_done_) {
-      error_status_ = 431;
-      return Event::error;
+      return fail(431, "the head is larger than 64 KiB");
     }
-    if (has_obs_fold(data, stop)) return Event::error;
+    if (has_obs_fold(data, stop))
+      return fail(400, "obs-fold (a header continued on the next line)");
   }
   return event_from(rc, data, stop, consumed);
 }
@@ -132,6 +133,18 @@ HttpParser::Event HttpParser::event_from(llhttp_errno_t rc, const char* data, co
   }
 }
 
+HttpParser::Event HttpParser::fail(int status, const char* reason) {
+  error_status_ = status;
+  error_reason_ = reason;
+  return Event::error;
+}
+
+const char* HttpParser::error_reason() const {
+  if (error_reason_ != nullptr) return error_reason_;
+  const char* reason = llhttp_get_error_reason(&parser_);
+  return reason != nullptr ? reason : "incomplete message";
+}
+
 HttpParser::Event HttpParser::finish() {
   // A close-delimited body ends here; on_message_complete pauses as usual.
   llhttp_errno_t rc = llhttp_finish(&parser_);
@@ -151,7 +164,7 @@ int HttpParser::on_message_begin(llhttp_t* p) {
 int HttpParser::on_url(llhttp_t* p, const char* at, size_t len) {
   HttpParser& self = HttpParser::self(p);
   if (self.head_.target_.length + len > kMaxTarget) {
-    self.error_status_ = 414;
+    self.fail(414, "the request target is longer than 8 KiB");
     return HPE_USER;
   }
   self.head_.append(self.head_.target_, at, len);

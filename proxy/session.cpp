@@ -215,14 +215,9 @@ void Session::parse_request_head(const char* data, size_t len) {
       break;
   }
   int status = request_parser_.error_status();
-  std::string sentence;
-  if (status == 414) {
-    sentence = fmt::format("the request target is longer than {} bytes", HttpParser::kMaxTarget);
-  } else if (status == 431) {
-    sentence = fmt::format("the request head is larger than {} bytes", HttpParser::kMaxHead);
-  } else {
-    sentence = fmt::format("the request could not be parsed: {}", request_parser_.error_reason());
-  }
+  std::string sentence = status == 400 ? fmt::format("the request could not be parsed: {}",
+                                                     request_parser_.error_reason())
+                                       : request_parser_.error_reason();
   reject(status, ProxyError::http_request_error, sentence);
 }
 

@@ -110,7 +110,8 @@ class HttpParser {
 
   // For errors: the status to answer a bad request with (400, 414, 431).
   int error_status() const { return error_status_; }
-  const char* error_reason() const { return llhttp_get_error_reason(&parser_); }
+  // Why parsing failed, never null.
+  const char* error_reason() const;
 
  private:
   static int on_message_begin(llhttp_t* p);
@@ -125,6 +126,7 @@ class HttpParser {
   static const llhttp_settings_t* settings();
   static HttpParser& self(llhttp_t* p) { return *static_cast<HttpParser*>(p->data); }
   bool has_obs_fold(const char* p, const char* end);
+  Event fail(int status, const char* reason);
   Event event_from(llhttp_errno_t rc, const char* data, const char* stop, size_t* consumed);
 
   llhttp_t parser_;
@@ -132,6 +134,7 @@ class HttpParser {
   BodySink* sink_ = nullptr;
   size_t head_bytes_ = 0;
   int error_status_ = 400;
+  const char* error_reason_ = nullptr;  // set when cutoff, not llhttp, refused the message
   bool head_done_ = false;
   bool message_done_ = false;
   bool head_reported_ = false;

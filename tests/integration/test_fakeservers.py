@@ -1,0 +1,210 @@
+"""Self-tests of the fake servers and the raw client, without cutoff.
+
+If these fail, the proxy tests cannot be trusted: they check that the fakes
+misbehave as the catalogue says and that FIN and RST are told apart."""
+
+import socket
+import time
+import unittest
+
+from fakeupstream import pattern
+from harness import SCALE, Client, CutoffTestCase, build_request
+
+
+class FakeServersTest(CutoffTestCase):
+    NEEDS_CUTOFF = False
+    TIME_LIMIT = 5.0
+
+    def direct(self, srv, timeout=2.0):
+        cl = Client(srv.addr, timeout)
+        self._clients.append(cl)
+        return cl
+
+    def test_keepalive_many_requests_one_connection(self):
+        up = self.upstream()
+        cl = self.direct(up)
+        for i in range(5):
+            cl.request("GET", f"/ok?size={i * 100}", host="x")
+            r = cl.read_response()
+            self.assertEqual((r.status, r.body), (200, pattern(i * 100)))
+            self.assertEqual(r.header("X-Upstream-Request"), str(i))
+        self.assertEqual(up.connection_count(), 1)
+        self.assertEqual(up.conn(0).request_count, 5)
+        cl.close()
+        self.assertEqual(up.wait_end(0).state, "fin")
+
+    def test_chunked_with_trailers_and_head(self):
+        up = self.upstream()
+        cl = self.direct(up)
+        cl.request("GET", "/chunked?size=1000&chunk=64&trailers=1", host="x")
+        r = cl.read_response()
+        self.assertEqual((r.framing, r.body, r.trailers), ("chunked", pattern(1000), [("X-Trailer", "done")]))
+        cl.request("HEAD", "/chunked", host="x")
+        r = cl.read_response("HEAD")
+        self.assertEqual(r.body, b"")
+        cl.request("GET", "/status?code=204", host="x")
+        self.assertEqual(cl.read_response().status, 204)
+
+    def test_close_delimited(self):
+        up = self.upstream()
+        cl = self.direct(up)
+        cl.request("GET", "/close-delimited?size=3000", host="x")
+        r = cl.read_response()
+        self.assertEqual((r.framing, r.complete, r.body), ("close", True, pattern(3000)))
+        cl.close()
+        self.assertEqual(up.wait_end(0).kinds()[:2], ["shutdown", "fin"])
+
+    def test_echo_reports_head(self):
+        up = self.upstream()
+        cl = self.direct(up)
+        cl.request("POST", "/echo", [("X-A", "1"), ("Transfer-Encoding", "chunked")],
+                   b"5\r\nhello\r\n0\r\nX-T: y\r\n\r\n", host="h")
+        r = cl.read_response()
+        self.assertEqual(r.body, b"hello")
+        self.assertEqual(r.echo["target"], "/echo")
+        self.assertIn(["X-A", "1"], r.echo["headers"])
+        self.assertEqual(r.echo["trailers"], [["X-T", "y"]])
+
+    def test_hang_sees_fin_and_rst(self):
+        up = self.upstream()
+        cl = self.direct(up)
+        cl.request("GET", "/hang", host="x")
+        self.assertTrue(up.wait_requests(1, 1))
+        t = time.monotonic()
+        cl.close()
+        rec = up.wait_end(0)
+        self.assertEqual(rec.state, "fin")
+        self.assertLess(rec.end_time - t, 0.1 * SCALE)
+        cl2 = self.direct(up)
+        cl2.request("GET", "/hang", host="x")
+        self.assertTrue(up.wait_requests(2, 1))
+        cl2.abort()
+        self.assertEqual(up.wait_end(1).state, "rst")
+
+    def test_hang_on_fin_ignore_then_rst(self):
+        up = self.upstream()
+        cl = self.direct(up)
+        cl.request("GET", "/hang?on_fin=ignore", host="x")
+        self.assertTrue(up.wait_requests(1, 1))
+        cl.shutdown_write()
+        self.assertIsNotNone(up.wait_event("fin", 0))
+        time.sleep(0.1)
+        self.assertEqual(up.conn(0).kinds(), ["fin"])
+        cl.abort()
+        self.assertIsNotNone(up.wait_event("rst", 0))
+
+    def test_no_read_body_sees_fin_and_rst(self):
+        # A FIN queues behind unsent data, so with a full window only an RST
+        # can reach a server that never reads; a FIN after a small body can.
+        up = self.upstream()
+        cl = self.direct(up)
+        cl.send(build_request("POST", "/no-read-body", [("Content-Length", "100")], host="x") + b"x" * 50)
+        self.assertTrue(up.wait_requests(1, 1))
+        cl.shutdown_write()
+        self.assertEqual(up.wait_end(0).state, "fin")
+        cl = self.direct(up)
+        cl.sock.setblocking(False)
+        cl.sock.send(build_request("POST", "/no-read-body", [("Content-Length", "10000000")], host="x"))
+        sent = 0
+        try:
+            while sent < 10_000_000:
+                sent += cl.sock.send(b"x" * 65536)
+                time.sleep(0.001)
+        except BlockingIOError:
+            pass
+        self.assertLess(sent, 10_000_000)
+        cl.abort()
+        self.assertEqual(up.wait_end(1).state, "rst")
+
+    def test_stall_and_reset_mid_body(self):
+        up = self.upstream()
+        cl = self.direct(up)
+        cl.request("GET", "/stall-mid-body?size=5000&sent=700", host="x")
+        with self.assertRaises(TimeoutError):
+            cl.read_response(timeout=0.3)
+        self.assertEqual(bytes(cl.buf), pattern(700))
+        cl.abort()
+        cl = self.direct(up)
+        cl.request("GET", "/reset-mid-body?size=5000&sent=700&delay=100", host="x")
+        r = cl.read_response()
+        self.assertEqual((r.complete, cl.end, r.body), (False, "rst", pattern(700)))
+
+    def test_close_reset_garbage(self):
+        up = self.upstream()
+        for path, end in (("/close", "fin"), ("/reset", "rst"), ("/garbage", "fin")):
+            cl = self.direct(up)
+            cl.request("GET", path, host="x")
+            self.assertEqual(cl.wait_end(), end, path)
+            self.assertEqual(up.wait_end(-1).state, "reset" if path == "/reset" else "closed")
+
+    def test_close_less_and_drip_and_slow_head(self):
+        up = self.upstream()
+        cl = self.direct(up)
+        cl.request("GET", "/close-less?size=10", host="x")
+        r = cl.read_response()
+        self.assertEqual((r.body, r.header("Connection")), (pattern(10), "close"))
+        self.assertEqual(cl.wait_end(0.2), "open")
+        cl.close()
+        cl = self.direct(up)
+        t = time.monotonic()
+        cl.request("GET", "/drip?size=4&interval=50", host="x")
+        r = cl.read_response()
+        self.assertEqual(r.body, pattern(4))
+        self.assertGreaterEqual(time.monotonic() - t, 0.15)
+        t = time.monotonic()
+        cl.request("GET", "/slow-head?delay=150", host="x")
+        self.assertEqual(cl.read_response().status, 200)
+        self.assertGreaterEqual(time.monotonic() - t, 0.15)
+
+    def test_continue_and_upgrade(self):
+        up = self.upstream()
+        cl = self.direct(up)
+        cl.request("POST", "/continue", [("Expect", "100-continue"), ("Content-Length", "3")], host="x")
+        self.assertEqual(cl.read_head().status, 100)
+        cl.send(b"abc")
+        self.assertEqual(cl.read_response().status, 200)
+        cl.request("GET", "/upgrade", [("Upgrade", "websocket"), ("Connection", "Upgrade")], host="x")
+        self.assertEqual(cl.read_response().status, 101)
+        cl.send(b"ping")
+        while len(cl.buf) < 4:
+            cl._recv(time.monotonic() + 1)
+        self.assertEqual(bytes(cl.buf), b"ping")
+        cl.shutdown_write()
+        self.assertEqual(cl.wait_end(), "fin")
+
+    def test_raw_echo_and_blackhole(self):
+        echo = self.echo_server()
+        cl = self.direct(echo)
+        cl.send(b"hello")
+        while len(cl.buf) < 5:
+            cl._recv(time.monotonic() + 1)
+        cl.shutdown_write()
+        self.assertEqual(cl.wait_end(), "fin")
+        self.assertEqual(echo.wait_end(0).state, "fin")
+        bh = self.blackhole(on_fin="ignore")
+        cl = self.direct(bh)
+        cl.send(b"x")
+        cl.shutdown_write()
+        self.assertIsNotNone(bh.wait_event("fin", 0))
+        self.assertEqual(cl.wait_end(0.1), "open")
+        cl.abort()
+        self.assertIsNotNone(bh.wait_event("rst", 0))
+
+    def test_full_backlog_hangs_and_closed_port_refuses(self):
+        fb = self.full_backlog()
+        s = socket.socket()
+        s.settimeout(0.2)
+        with self.assertRaises((socket.timeout, TimeoutError)):
+            s.connect(fb.addr)
+        s.close()
+        cp = self.closed_port()
+        s = socket.socket()
+        t = time.monotonic()
+        with self.assertRaises(ConnectionRefusedError):
+            s.connect(cp.addr)
+        self.assertLess(time.monotonic() - t, 0.1)
+        s.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
