@@ -63,21 +63,66 @@ std::optional<Options> parse_options(int argc, char** argv) {
   return options;
 }
 
-std::optional<cutoff::Config> load(const Options& options) {
+// Loads the configuration, or reports every error (to the error log once it
+// runs, to stderr before) and returns nullopt.
+std::optional<cutoff::Config> load(const Options& options, bool running) {
   if (!options.config_path) return cutoff::default_config();
   cutoff::ConfigResult result = cutoff::load_config_file(*options.config_path);
   if (auto* errors = std::get_if<std::vector<cutoff::ConfigError>>(&result)) {
-    for (const cutoff::ConfigError& e : *errors)
-      std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    for (const cutoff::ConfigError& e : *errors) {
+      if (running) {
+        spdlog::error("{}", e.to_string());
+      } else {
+        std::fprintf(stderr, "%s\n", e.to_string().c_str());
+      }
+    }
     return std::nullopt;
   }
   return std::get<cutoff::Config>(std::move(result));
 }
 
-void stop_on_signal(uv_signal_t* handle, int signum) {
-  spdlog::info("received {}, stopping", strsignal(signum));
-  static_cast<cutoff::Worker*>(handle->data)->stop();
-  uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
+// What the signal handlers act on.
+struct Process {
+  cutoff::Worker* worker;
+  Options options;
+};
+
+// SIGTERM/SIGINT: drain; the same signal again stops at once.
+void on_stop_signal(uv_signal_t* handle, int signum) {
+  auto* process = static_cast<Process*>(handle->data);
+  cutoff::Worker& worker = *process->worker;
+  if (worker.draining()) {
+    spdlog::info("received {} again, stopping now", strsignal(signum));
+    return worker.stop();
+  }
+  cutoff::Duration timeout = worker.config()->drain_timeout;
+  spdlog::info("received {}, draining for up to {}", strsignal(signum), timeout.to_string());
+  worker.drain(timeout);
+}
+
+// SIGHUP: load the config file again. A bad file changes nothing.
+void on_reload_signal(uv_signal_t* handle, int) {
+  auto* process = static_cast<Process*>(handle->data);
+  if (!process->options.config_path) {
+    spdlog::warn("received SIGHUP, but cutoff runs without a config file: nothing to reload");
+    return;
+  }
+  std::optional<cutoff::Config> config = load(process->options, /*running=*/true);
+  if (!config) {
+    spdlog::error("reload of {} refused; the running configuration stays",
+                  *process->options.config_path);
+    return;
+  }
+  const cutoff::Config& running = *process->worker->config();
+  // The listener and the log destinations are opened once, at start-up.
+  config->listen.address = running.listen.address;
+  if (config->access_log.path != running.access_log.path ||
+      config->access_log.format != running.access_log.format) {
+    spdlog::warn("access_log changes take effect at the next start");
+  }
+  spdlog::set_level(spdlog::level::from_str(config->log_level));
+  process->worker->reload(std::make_shared<const cutoff::Config>(std::move(*config)));
+  spdlog::info("reloaded {}", *process->options.config_path);
 }
 
 }  // namespace
@@ -85,7 +130,7 @@ void stop_on_signal(uv_signal_t* handle, int signum) {
 int main(int argc, char** argv) {
   std::optional<Options> options = parse_options(argc, argv);
   if (!options) return 2;
-  std::optional<cutoff::Config> config = load(*options);
+  std::optional<cutoff::Config> config = load(*options, /*running=*/false);
   if (!config) return 1;
   if (options->listen) {
     std::string host, error;
@@ -128,20 +173,22 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  uv_signal_t sigint, sigterm;
-  for (auto [handle, signum] : {std::pair{&sigint, SIGINT}, std::pair{&sigterm, SIGTERM}}) {
-    uv_signal_init(worker.loop(), handle);
-    handle->data = &worker;
-    uv_signal_start(handle, stop_on_signal, signum);
-    uv_unref(reinterpret_cast<uv_handle_t*>(handle));
+  Process process{&worker, *options};
+  cutoff::UvPtr<uv_signal_t> signals[] = {cutoff::make_uv<uv_signal_t>(),
+                                          cutoff::make_uv<uv_signal_t>(),
+                                          cutoff::make_uv<uv_signal_t>()};
+  const std::pair<int, uv_signal_cb> handlers[] = {
+      {SIGTERM, on_stop_signal}, {SIGINT, on_stop_signal}, {SIGHUP, on_reload_signal}};
+  for (size_t i = 0; i < std::size(signals); ++i) {
+    uv_signal_init(worker.loop(), signals[i].get());
+    signals[i]->data = &process;
+    uv_signal_start(signals[i].get(), handlers[i].second, handlers[i].first);
+    // Signal handlers alone do not keep the loop running.
+    uv_unref(cutoff::uv_handle_of(signals[i].get()));
   }
   spdlog::info("listening on {}", bound);
   worker.run();
-  for (uv_signal_t* handle : {&sigint, &sigterm}) {
-    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(handle))) {
-      uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
-    }
-  }
+  for (auto& handle : signals) handle.reset();
   spdlog::info("stopped");
   return 0;
 }

@@ -157,6 +157,9 @@ void Session::on_deadline(const Expiry& expiry) {
 
 void Session::begin_exchange() {
   started_at_ = uv_now(worker_.loop());
+  // Each exchange runs under the config current when it began; a reload
+  // changes the next one, never this one.
+  config_ = worker_.config();
   record_ = ExchangeRecord{};
   record_.client = client_name_;
   route_ = RouteChoice{&config_->defaults, "default"};
@@ -518,7 +521,7 @@ void Session::on_response_complete(size_t trailing_bytes) {
   if (trailing_bytes > 0) upstream_dirty_ = true;
   record_.outcome = Outcome::ok();
   log_exchange();
-  bool reusable = !upstream_dirty_ && !upstream_eof_ && request_done_ &&
+  bool reusable = !upstream_dirty_ && !upstream_eof_ && request_done_ && !worker_.draining() &&
                   response_parser_.keep_alive() && plan_.framing != BodyFraming::until_close;
   if (reusable) {
     worker_.pool().park(target_.host, target_.port, std::move(upstream_),
@@ -526,7 +529,9 @@ void Session::on_response_complete(size_t trailing_bytes) {
   } else {
     upstream_.close();
   }
-  if (plan_.client_keep_alive && request_done_ && !client_eof_) return next_request();
+  if (plan_.client_keep_alive && request_done_ && !client_eof_ && !worker_.draining()) {
+    return next_request();
+  }
   begin_closing();
 }
 
@@ -702,6 +707,16 @@ void Session::finish_if_closed() {
   if (phase_ != Phase::closing || client_ || upstream_) return;
   deadline_.disarm();
   worker_.retire(this);
+}
+
+void Session::drain() {
+  // Between exchanges a connection can go now; one in the middle of an
+  // exchange closes when its response is done.
+  if (phase_ == Phase::idle) {
+    client_.close();
+    phase_ = Phase::closing;
+    finish_if_closed();
+  }
 }
 
 void Session::terminate() {

@@ -113,6 +113,7 @@ void Worker::stop() {
   if (stopping_) return;
   stopping_ = true;
   listener_.reset();
+  drain_timer_.reset();
   uv_timer_stop(flush_timer_.get());
   // terminate() retires each session, moving it out of sessions_.
   while (!sessions_.empty()) sessions_.front().terminate();
@@ -120,8 +121,29 @@ void Worker::stop() {
   access_log_.flush();
 }
 
+void Worker::drain(Duration timeout) {
+  if (draining_ || stopping_) return;
+  draining_ = true;
+  listener_.reset();
+  pool_.clear();
+  // drain() may retire sessions: step past each before asking it.
+  for (auto it = sessions_.begin(); it != sessions_.end();) (it++)->drain();
+  if (sessions_.empty()) return stop();
+  drain_timer_ = make_uv<uv_timer_t>();
+  uv_timer_init(&loop_, drain_timer_.get());
+  drain_timer_->data = this;
+  uv_timer_start(drain_timer_.get(), on_drain_timeout, timeout.ms(), 0);
+}
+
+void Worker::on_drain_timeout(uv_timer_t* timer) {
+  auto* self = static_cast<Worker*>(timer->data);
+  spdlog::warn("drain_timeout: tearing down {} connection(s)", self->sessions_.size());
+  self->stop();
+}
+
 void Worker::retire(Session* session) {
   retired_.splice(retired_.end(), sessions_, session->self());
+  if (draining_ && sessions_.empty()) stop();
 }
 
 void Worker::on_connection(uv_stream_t* server, int status) {

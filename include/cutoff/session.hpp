@@ -33,6 +33,8 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   // (the session is then retired).
   bool accept(uv_stream_t* server, std::list<Session>::iterator self);
   std::list<Session>::iterator self() const { return self_; }
+  // Worker drain: close if idle, else after the current exchange.
+  void drain();
   // Worker shutdown: end everything now.
   void terminate();
 
@@ -113,7 +115,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
 
   Worker& worker_;
   std::list<Session>::iterator self_;
-  std::shared_ptr<const Config> config_;  // the config this connection started under
+  std::shared_ptr<const Config> config_;  // the config the current exchange started under
   TcpSocket client_;
   TcpSocket upstream_;
   Deadline deadline_;

@@ -36,6 +36,12 @@ class Worker {
   void run();
   // Stops accepting and closes every connection; run() then returns.
   void stop();
+  // Stops accepting; idle connections close now, the others after their
+  // exchange. Whatever is left when `timeout` expires is torn down.
+  void drain(Duration timeout);
+  bool draining() const { return draining_; }
+  // New exchanges use `config`; running ones keep theirs.
+  void reload(std::shared_ptr<const Config> config) { config_ = std::move(config); }
 
   uv_loop_t* loop() { return &loop_; }
   const std::shared_ptr<const Config>& config() const { return config_; }
@@ -55,6 +61,7 @@ class Worker {
   static void on_connection(uv_stream_t* server, int status);
   static void on_check(uv_check_t* check);
   static void on_flush_timer(uv_timer_t* timer);
+  static void on_drain_timeout(uv_timer_t* timer);
   void accept_one();
 
   uv_loop_t loop_;
@@ -66,10 +73,14 @@ class Worker {
   UvPtr<uv_tcp_t> listener_;
   UvPtr<uv_check_t> reaper_;       // frees retired sessions after each loop turn
   UvPtr<uv_timer_t> flush_timer_;  // flushes the access log a few times a second
+  // Armed by drain() with drain_timeout; stopped when the last connection
+  // is gone; its expiry tears down whatever is still running.
+  UvPtr<uv_timer_t> drain_timer_;
   std::list<Session> sessions_;
   std::list<Session> retired_;
   std::string scratch_;
   bool stopping_ = false;
+  bool draining_ = false;
 };
 
 }  // namespace cutoff
