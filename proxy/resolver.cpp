@@ -55,6 +55,14 @@ void on_getaddrinfo(uv_getaddrinfo_t* req, int status, addrinfo* result) {
 
 }  // namespace
 
+bool is_reserved_invalid(std::string_view host) {
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  constexpr std::string_view kInvalid = "invalid";
+  if (host == kInvalid) return true;
+  return host.size() > kInvalid.size() && host.ends_with(kInvalid) &&
+         host[host.size() - kInvalid.size() - 1] == '.';
+}
+
 Resolver::Lookup* UvResolver::resolve(const std::string& host, uint16_t port,
                                       ResolveListener* listener) {
   auto lookup = std::make_unique<Lookup>();
@@ -64,6 +72,10 @@ Resolver::Lookup* UvResolver::resolve(const std::string& host, uint16_t port,
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
+  // RFC 6761 §6.4: names under .invalid never resolve, and a resolver should
+  // say so without asking the network. Restricting the lookup to numeric
+  // hosts gets that answer (EAI_NONAME) through the usual asynchronous path.
+  if (is_reserved_invalid(host)) hints.ai_flags |= AI_NUMERICHOST;
   std::string service = std::to_string(port);
   int rc =
       uv_getaddrinfo(loop_, &lookup->req, on_getaddrinfo, host.c_str(), service.c_str(), &hints);

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace cutoff {
 
@@ -51,6 +52,9 @@ class UvResolver final : public Resolver {
  private:
   uv_loop_t* loop_;
 };
+
+// True for "invalid" and names under it (RFC 6761), which never resolve.
+bool is_reserved_invalid(std::string_view host);
 
 // Parses an IPv4 or IPv6 literal; true when `host` is one.
 bool parse_ip_literal(const std::string& host, uint16_t port, AddressList* out);
