@@ -97,6 +97,30 @@ bool Session::accept(uv_stream_t* server, std::list<Session>::iterator self) {
   return true;
 }
 
+std::string_view Session::phase_name(Phase phase) {
+  switch (phase) {
+    case Phase::idle:
+      return "idle";
+    case Phase::reading_head:
+      return "reading_head";
+    case Phase::resolving:
+      return "resolving";
+    case Phase::connecting:
+      return "connecting";
+    case Phase::sending_request:
+      return "sending_request";
+    case Phase::awaiting_response:
+      return "awaiting_response";
+    case Phase::streaming:
+      return "streaming";
+    case Phase::tunnelling:
+      return "tunnelling";
+    case Phase::closing:
+      return "closing";
+  }
+  return "unknown";
+}
+
 // The one place where a phase meets its deadline.
 void Session::enter(Phase phase) {
   phase_ = phase;

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <cassert>
+#include <cstdlib>
 #include <cstring>
 
 #include "cutoff/session.hpp"
@@ -60,6 +61,13 @@ Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log,
   reaper_->data = this;
   uv_check_start(reaper_.get(), on_check);
   uv_unref(uv_handle_of(reaper_.get()));
+#ifdef CUTOFF_DEADLINE_CHECKS
+  invariant_ = make_uv<uv_prepare_t>();
+  uv_prepare_init(&loop_, invariant_.get());
+  invariant_->data = this;
+  uv_prepare_start(invariant_.get(), on_prepare);
+  uv_unref(uv_handle_of(invariant_.get()));
+#endif
   flush_timer_ = make_uv<uv_timer_t>();
   uv_timer_init(&loop_, flush_timer_.get());
   flush_timer_->data = this;
@@ -71,6 +79,7 @@ Worker::~Worker() {
   stop();
   retired_.clear();
   reaper_.reset();
+  invariant_.reset();
   flush_timer_.reset();
   // Let every close callback run, then the loop must be empty.
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -172,6 +181,17 @@ void Worker::accept_one() {
 void Worker::on_check(uv_check_t* check) {
   auto* self = static_cast<Worker*>(check->data);
   self->retired_.clear();
+}
+
+void Worker::on_prepare(uv_prepare_t* prepare) {
+  auto* self = static_cast<Worker*>(prepare->data);
+  for (const Session& session : self->sessions_) {
+    if (!session.deadline_armed()) {
+      spdlog::critical("invariant broken: a connection waits in phase {} with no deadline",
+                       Session::phase_name(session.phase()));
+      std::abort();
+    }
+  }
 }
 
 void Worker::on_flush_timer(uv_timer_t* timer) {

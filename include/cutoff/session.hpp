@@ -53,6 +53,10 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   // request_timeout caps every phase of an exchange from its request head
   // on, and tunnel_max_duration caps a tunnel; whichever of phase and cap
   // comes first fires.
+  static std::string_view phase_name(Phase phase);
+  Phase phase() const { return phase_; }
+  // The invariant of SPEC §4: a live session always waits under a deadline.
+  bool deadline_armed() const { return deadline_.armed(); }
 
  private:
   // --- SocketEvents, DeadlineListener, ResolveListener, BodySink ---

@@ -13,20 +13,15 @@
 
 namespace cutoff {
 
-inline uv_handle_t* uv_handle_of(uv_timer_t* t) {
-  return reinterpret_cast<uv_handle_t*>(t);
+// Every libuv handle type starts with the fields of uv_handle_t.
+template <class H>
+requires requires(H* h) {
+  h->loop;
+  h->type;
+  h->close_cb;
 }
-inline uv_handle_t* uv_handle_of(uv_tcp_t* t) {
-  return reinterpret_cast<uv_handle_t*>(t);
-}
-inline uv_handle_t* uv_handle_of(uv_signal_t* s) {
-  return reinterpret_cast<uv_handle_t*>(s);
-}
-inline uv_handle_t* uv_handle_of(uv_check_t* c) {
-  return reinterpret_cast<uv_handle_t*>(c);
-}
-inline uv_handle_t* uv_handle_of(uv_async_t* a) {
-  return reinterpret_cast<uv_handle_t*>(a);
+uv_handle_t* uv_handle_of(H* handle) {
+  return reinterpret_cast<uv_handle_t*>(handle);
 }
 
 template <class T>

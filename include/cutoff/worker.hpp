@@ -60,6 +60,7 @@ class Worker {
  private:
   static void on_connection(uv_stream_t* server, int status);
   static void on_check(uv_check_t* check);
+  static void on_prepare(uv_prepare_t* prepare);
   static void on_flush_timer(uv_timer_t* timer);
   static void on_drain_timeout(uv_timer_t* timer);
   void accept_one();
@@ -71,7 +72,11 @@ class Worker {
   ReadBuffer read_buffer_;
   UpstreamPool pool_;
   UvPtr<uv_tcp_t> listener_;
-  UvPtr<uv_check_t> reaper_;       // frees retired sessions after each loop turn
+  UvPtr<uv_check_t> reaper_;  // frees retired sessions after each loop turn
+  // Debug and test builds: before the loop blocks, every live session must
+  // be waiting under an armed deadline, or the process aborts naming the
+  // phase that waits without one.
+  UvPtr<uv_prepare_t> invariant_;
   UvPtr<uv_timer_t> flush_timer_;  // flushes the access log a few times a second
   // Armed by drain() with drain_timeout; stopped when the last connection
   // is gone; its expiry tears down whatever is still running.
