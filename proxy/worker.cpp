@@ -49,13 +49,12 @@ std::string describe(const sockaddr_storage& address) {
 
 }  // namespace
 
-Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log,
-               std::unique_ptr<Resolver> resolver)
+Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log)
     : config_(std::move(config)), access_log_(access_log), pool_(&loop_) {
   int rc = uv_loop_init(&loop_);
   assert(rc == 0);
   (void)rc;
-  resolver_ = resolver ? std::move(resolver) : std::make_unique<UvResolver>(&loop_);
+  resolver_ = std::make_unique<UvResolver>(&loop_);
   reaper_ = make_uv<uv_check_t>();
   uv_check_init(&loop_, reaper_.get());
   reaper_->data = this;
@@ -78,6 +77,7 @@ Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log,
 Worker::~Worker() {
   stop();
   retired_.clear();
+  resolver_.reset();  // a resolver may own handles of this loop
   reaper_.reset();
   invariant_.reset();
   flush_timer_.reset();

@@ -22,9 +22,9 @@ class Session;
 
 class Worker {
  public:
-  // `resolver` may be null: the worker then resolves with getaddrinfo.
-  Worker(std::shared_ptr<const Config> config, AccessLog& access_log,
-         std::unique_ptr<Resolver> resolver = nullptr);
+  // Resolves with getaddrinfo on libuv's thread pool unless set_resolver()
+  // puts another resolver in place before run().
+  Worker(std::shared_ptr<const Config> config, AccessLog& access_log);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -48,6 +48,7 @@ class Worker {
   UpstreamPool& pool() { return pool_; }
   ReadBuffer* read_buffer() { return &read_buffer_; }
   Resolver& resolver() { return *resolver_; }
+  void set_resolver(std::unique_ptr<Resolver> resolver) { resolver_ = std::move(resolver); }
   AccessLog& access_log() { return access_log_; }
   size_t session_count() const { return sessions_.size(); }
   // A buffer for composing heads and answers; send() copies what it keeps,
