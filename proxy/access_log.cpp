@@ -11,13 +11,20 @@
 #include <mutex>
 
 namespace cutoff {
-namespace {
 
 // Collects formatted lines and writes them in one write(2) when the buffer
 // fills or on flush (periodic, and at exit).
 class BufferedFdSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
   BufferedFdSink(int fd, bool owned) : fd_(fd), owned_(owned) {}
+  // Writes what is buffered to the old descriptor, then switches to `fd`.
+  void replace_fd(int fd) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    flush_();
+    if (owned_) ::close(fd_);
+    fd_ = fd;
+    owned_ = true;
+  }
   ~BufferedFdSink() override {
     std::lock_guard<std::mutex> lock(mutex_);
     flush_();
@@ -49,6 +56,8 @@ class BufferedFdSink final : public spdlog::sinks::base_sink<std::mutex> {
   spdlog::memory_buf_t buffer_;
 };
 
+namespace {
+
 void append_ms(std::string& out, int64_t ms) {
   if (ms == kNoTime) {
     out.push_back('-');
@@ -56,6 +65,8 @@ void append_ms(std::string& out, int64_t ms) {
     fmt::format_to(std::back_inserter(out), "{}", ms);
   }
 }
+
+}  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
@@ -71,8 +82,6 @@ void append_json_string(std::string& out, std::string_view s) {
   }
   out.push_back('"');
 }
-
-}  // namespace
 
 std::string outcome_token(const Outcome& outcome) {
   switch (outcome.kind) {
@@ -143,7 +152,7 @@ void format_access_json(std::string& out, const ExchangeRecord& r) {
                  outcome_token(r.outcome));
 }
 
-AccessLog::AccessLog(const AccessLogConfig& config) : format_(config.format) {
+AccessLog::AccessLog(const AccessLogConfig& config) : format_(config.format), path_(config.path) {
   int fd = STDOUT_FILENO;
   bool owned = false;
   if (config.path != "-") {
@@ -154,7 +163,8 @@ AccessLog::AccessLog(const AccessLogConfig& config) : format_(config.format) {
     }
     owned = true;
   }
-  logger_ = std::make_shared<spdlog::logger>("access", std::make_shared<BufferedFdSink>(fd, owned));
+  sink_ = std::make_shared<BufferedFdSink>(fd, owned);
+  logger_ = std::make_shared<spdlog::logger>("access", sink_);
   logger_->set_pattern(format_ == LogFormat::json ? "%v" : "%Y-%m-%dT%H:%M:%S.%e%z %v");
   logger_->set_level(spdlog::level::info);
   logger_->flush_on(spdlog::level::off);
@@ -162,6 +172,16 @@ AccessLog::AccessLog(const AccessLogConfig& config) : format_(config.format) {
 
 AccessLog::~AccessLog() {
   flush();
+}
+
+void AccessLog::reopen() {
+  if (path_ == "-") return;
+  int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    spdlog::error("cannot reopen access log {}: {}", path_, std::strerror(errno));
+    return;
+  }
+  sink_->replace_fd(fd);
 }
 
 void AccessLog::write(const ExchangeRecord& record) {

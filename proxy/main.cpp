@@ -13,7 +13,7 @@
 
 #include "cutoff/access_log.hpp"
 #include "cutoff/config.hpp"
-#include "cutoff/worker.hpp"
+#include "cutoff/server.hpp"
 
 namespace {
 
@@ -81,50 +81,6 @@ std::optional<cutoff::Config> load(const Options& options, bool running) {
   return std::get<cutoff::Config>(std::move(result));
 }
 
-// What the signal handlers act on.
-struct Process {
-  cutoff::Worker* worker;
-  Options options;
-};
-
-// SIGTERM/SIGINT: drain; the same signal again stops at once.
-void on_stop_signal(uv_signal_t* handle, int signum) {
-  auto* process = static_cast<Process*>(handle->data);
-  cutoff::Worker& worker = *process->worker;
-  if (worker.draining()) {
-    spdlog::info("received {} again, stopping now", strsignal(signum));
-    return worker.stop();
-  }
-  cutoff::Duration timeout = worker.config()->drain_timeout;
-  spdlog::info("received {}, draining for up to {}", strsignal(signum), timeout.to_string());
-  worker.drain(timeout);
-}
-
-// SIGHUP: load the config file again. A bad file changes nothing.
-void on_reload_signal(uv_signal_t* handle, int) {
-  auto* process = static_cast<Process*>(handle->data);
-  if (!process->options.config_path) {
-    spdlog::warn("received SIGHUP, but cutoff runs without a config file: nothing to reload");
-    return;
-  }
-  std::optional<cutoff::Config> config = load(process->options, /*running=*/true);
-  if (!config) {
-    spdlog::error("reload of {} refused; the running configuration stays",
-                  *process->options.config_path);
-    return;
-  }
-  const cutoff::Config& running = *process->worker->config();
-  // The listener and the log destinations are opened once, at start-up.
-  config->listen.address = running.listen.address;
-  if (config->access_log.path != running.access_log.path ||
-      config->access_log.format != running.access_log.format) {
-    spdlog::warn("access_log changes take effect at the next start");
-  }
-  spdlog::set_level(spdlog::level::from_str(config->log_level));
-  process->worker->reload(std::make_shared<const cutoff::Config>(std::move(*config)));
-  spdlog::info("reloaded {}", *process->options.config_path);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -153,9 +109,6 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(config->log_level));
   // Writes to a vanished peer must fail with EPIPE, not kill the process.
   signal(SIGPIPE, SIG_IGN);
-  if (config->workers > 1) {
-    spdlog::warn("workers = {}: this version runs one event loop", config->workers);
-  }
 
   std::unique_ptr<cutoff::AccessLog> access_log;
   try {
@@ -164,31 +117,19 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", e.what());
     return 1;
   }
-  auto shared = std::make_shared<const cutoff::Config>(std::move(*config));
-  cutoff::Worker worker(shared, *access_log);
+  // SIGHUP reads the file again; errors are logged and the old config stays.
+  auto reload = [options = *options]() { return load(options, /*running=*/true); };
+  cutoff::Server server(std::make_shared<const cutoff::Config>(std::move(*config)), *access_log,
+                        reload);
   std::string bound;
-  int rc = worker.listen(&bound);
+  int rc = server.listen(&bound);
   if (rc != 0) {
-    spdlog::critical("cannot listen on {}: {}", shared->listen.address, uv_strerror(rc));
+    spdlog::critical("cannot listen on {}: {}", options->listen.value_or("the [listen] address"),
+                     uv_strerror(rc));
     return 1;
   }
-
-  Process process{&worker, *options};
-  cutoff::UvPtr<uv_signal_t> signals[] = {cutoff::make_uv<uv_signal_t>(),
-                                          cutoff::make_uv<uv_signal_t>(),
-                                          cutoff::make_uv<uv_signal_t>()};
-  const std::pair<int, uv_signal_cb> handlers[] = {
-      {SIGTERM, on_stop_signal}, {SIGINT, on_stop_signal}, {SIGHUP, on_reload_signal}};
-  for (size_t i = 0; i < std::size(signals); ++i) {
-    uv_signal_init(worker.loop(), signals[i].get());
-    signals[i]->data = &process;
-    uv_signal_start(signals[i].get(), handlers[i].second, handlers[i].first);
-    // Signal handlers alone do not keep the loop running.
-    uv_unref(cutoff::uv_handle_of(signals[i].get()));
-  }
-  spdlog::info("listening on {}", bound);
-  worker.run();
-  for (auto& handle : signals) handle.reset();
+  spdlog::info("listening on {} with {} worker(s)", bound, server.worker_count());
+  server.run();
   spdlog::info("stopped");
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <cassert>
 
 #include "cutoff/access_log.hpp"
+#include "cutoff/socket_address.hpp"
 #include "cutoff/worker.hpp"
 
 namespace cutoff {
@@ -50,22 +51,6 @@ bool client_allowed(const std::vector<Cidr>& allow, const sockaddr_storage& peer
                      [&](const Cidr& net) { return cidr_contains(net, bytes, v6); });
 }
 
-void format_peer(const sockaddr_storage& peer, char* out, size_t size) {
-  char ip[INET6_ADDRSTRLEN] = "?";
-  uint16_t port = 0;
-  if (peer.ss_family == AF_INET6) {
-    const auto& a = reinterpret_cast<const sockaddr_in6&>(peer);
-    uv_ip6_name(&a, ip, sizeof ip);
-    port = ntohs(a.sin6_port);
-    fmt::format_to_n(out, size - 1, "[{}]:{}", ip, port);
-  } else {
-    const auto& a = reinterpret_cast<const sockaddr_in&>(peer);
-    uv_ip4_name(&a, ip, sizeof ip);
-    port = ntohs(a.sin_port);
-    fmt::format_to_n(out, size - 1, "{}:{}", ip, port);
-  }
-}
-
 unsigned whole_seconds(Duration d) {
   return static_cast<unsigned>(std::max<uint64_t>(1, (d.ms() + 999) / 1000));
 }
@@ -77,11 +62,22 @@ Session::Session(Worker& worker)
 
 Session::~Session() {
   if (lookup_ != nullptr) worker_.resolver().cancel(lookup_);
+  set_phase(Phase::closing);
+}
+
+// Every phase change goes through here, so the tunnel gauge stays exact.
+void Session::set_phase(Phase phase) {
+  if (phase == phase_) return;
+  if (phase_ == Phase::tunnelling) worker_.metrics().tunnels.add(-1);
+  if (phase == Phase::tunnelling) worker_.metrics().tunnels.add(1);
+  phase_ = phase;
 }
 
 bool Session::accept(uv_stream_t* server, std::list<Session>::iterator self) {
   self_ = self;
-  phase_ = Phase::closing;  // until the connection is really ours
+  id_ = worker_.next_session_id();
+  accepted_at_ = uv_now(worker_.loop());
+  phase_ = Phase::closing;  // until the connection is really ours (no tunnel to count)
   if (client_.init(worker_.loop(), worker_.read_buffer(), this) != 0) return false;
   if (uv_accept(server, client_.stream()) != 0) {
     client_.close();
@@ -90,7 +86,7 @@ bool Session::accept(uv_stream_t* server, std::list<Session>::iterator self) {
   sockaddr_storage peer{};
   int len = sizeof peer;
   uv_tcp_getpeername(client_.handle(), reinterpret_cast<sockaddr*>(&peer), &len);
-  format_peer(peer, client_name_, sizeof client_name_);
+  format_address(peer, client_name_, sizeof client_name_);
   client_allowed_ = client_allowed(config_->listen.allow_clients, peer);
   client_.start_reading();
   enter(Phase::idle);
@@ -123,7 +119,7 @@ std::string_view Session::phase_name(Phase phase) {
 
 // The one place where a phase meets its deadline.
 void Session::enter(Phase phase) {
-  phase_ = phase;
+  set_phase(phase);
   phase_started_at_ = uv_now(worker_.loop());
   const ListenConfig& listen = config_->listen;
   switch (phase) {
@@ -155,7 +151,7 @@ void Session::on_deadline(const Expiry& expiry) {
     case Phase::idle:
       // A quiet keep-alive connection: a plain FIN.
       client_.close();
-      phase_ = Phase::closing;
+      set_phase(Phase::closing);
       return finish_if_closed();
     case Phase::reading_head:
       return fail(
@@ -181,6 +177,7 @@ void Session::on_deadline(const Expiry& expiry) {
 
 void Session::begin_exchange() {
   started_at_ = uv_now(worker_.loop());
+  started_hr_ = uv_hrtime();
   // Each exchange runs under the config current when it began; a reload
   // changes the next one, never this one.
   config_ = worker_.config();
@@ -738,7 +735,7 @@ void Session::drain() {
   // exchange closes when its response is done.
   if (phase_ == Phase::idle) {
     client_.close();
-    phase_ = Phase::closing;
+    set_phase(Phase::closing);
     finish_if_closed();
   }
 }
@@ -754,7 +751,7 @@ void Session::terminate() {
   }
   upstream_.abort();
   client_.close();
-  phase_ = Phase::closing;
+  set_phase(Phase::closing);
   finish_if_closed();
 }
 
@@ -763,6 +760,54 @@ void Session::log_exchange() {
   logged_ = true;
   record_.total_ms = since(started_at_);
   worker_.access_log().write(record_);
+  count_exchange();
+}
+
+// The exchange's contribution to /metrics.
+void Session::count_exchange() {
+  Metrics& metrics = worker_.metrics();
+  RouteMetrics& route = metrics.route(record_.route);
+  metrics.record_exchange(route, record_.status, (uv_hrtime() - started_hr_) / 1000);
+  metrics.bytes_up.add(static_cast<int64_t>(record_.up_bytes));
+  metrics.bytes_down.add(static_cast<int64_t>(record_.down_bytes));
+  const Outcome& outcome = record_.outcome;
+  if (outcome.kind == Outcome::Kind::timeout) {
+    route.timeouts[static_cast<size_t>(outcome.timeout)].add();
+  }
+  if (outcome.kind == Outcome::Kind::error && outcome.error != ProxyError::http_request_error &&
+      outcome.error != ProxyError::http_request_denied) {
+    metrics.upstream_errors[static_cast<size_t>(outcome.error)].add();
+  }
+  if (outcome.kind == Outcome::Kind::timeout && (outcome.timeout == TimeoutName::dns_timeout ||
+                                                 outcome.timeout == TimeoutName::connect_timeout)) {
+    metrics
+        .upstream_errors[static_cast<size_t>(outcome.timeout == TimeoutName::dns_timeout
+                                                 ? ProxyError::dns_timeout
+                                                 : ProxyError::connection_timeout)]
+        .add();
+  }
+}
+
+void Session::describe(std::string& out, int worker_index, uint64_t now) const {
+  auto it = std::back_inserter(out);
+  bool in_exchange = phase_ != Phase::idle;
+  fmt::format_to(it, "{{\"id\":{},\"worker\":{},\"client\":\"{}\",\"phase\":\"{}\"", id_,
+                 worker_index, client_name_, phase_name(phase_));
+  if (in_exchange) {
+    out.append(",\"method\":");
+    append_json_string(out, record_.method);
+    out.append(",\"target\":");
+    append_json_string(out, record_.target);
+    out.append(",\"route\":");
+    append_json_string(out, record_.route);
+  }
+  uint64_t left = deadline_.remaining();
+  fmt::format_to(it,
+                 ",\"age_ms\":{},\"phase_ms\":{},\"deadline\":\"{}\",\"deadline_left_ms\":{},"
+                 "\"up_bytes\":{},\"down_bytes\":{}}}",
+                 now - (in_exchange ? started_at_ : accepted_at_), now - phase_started_at_,
+                 timeout_token(deadline_.phase_name()), left == DeadlinePlan::kNever ? 0 : left,
+                 in_exchange ? record_.up_bytes : 0, in_exchange ? record_.down_bytes : 0);
 }
 
 // --- socket events -------------------------------------------------------------
@@ -785,7 +830,7 @@ void Session::on_read_end(TcpSocket& socket, int status) {
                                : Outcome::failed(ProxyError::connection_terminated));
     case Phase::idle:
       client_.close();
-      phase_ = Phase::closing;
+      set_phase(Phase::closing);
       return finish_if_closed();
     case Phase::reading_head:
       return client_gone();

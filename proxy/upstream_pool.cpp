@@ -17,7 +17,7 @@ TcpSocket UpstreamPool::take(std::string_view host, uint16_t port, SocketEvents*
   if (it == by_key_.end() || it->second.empty()) return TcpSocket{};
   Entry* entry = it->second.back();
   it->second.pop_back();
-  --idle_;
+  count_idle(-1);
   entry->deadline.disarm();
   TcpSocket socket = std::move(entry->socket);
   socket.set_events(events);
@@ -43,7 +43,7 @@ void UpstreamPool::park(std::string_view host, uint16_t port, TcpSocket socket,
   auto it = by_key_.find(std::string_view(entry->key));
   if (it == by_key_.end()) it = by_key_.emplace(entry->key, std::vector<Entry*>{}).first;
   it->second.push_back(entry);
-  ++idle_;
+  count_idle(1);
 }
 
 void UpstreamPool::drop(Entry* entry) {
@@ -52,10 +52,15 @@ void UpstreamPool::drop(Entry* entry) {
     auto& list = it->second;
     list.erase(std::remove(list.begin(), list.end(), entry), list.end());
   }
-  --idle_;
+  count_idle(-1);
   entry->deadline.disarm();
   entry->socket.close();
   recycle(entry);
+}
+
+void UpstreamPool::count_idle(int64_t delta) {
+  idle_ = static_cast<size_t>(static_cast<int64_t>(idle_) + delta);
+  metrics_->upstream_idle.add(delta);
 }
 
 void UpstreamPool::recycle(Entry* entry) {
@@ -66,7 +71,7 @@ void UpstreamPool::clear() {
   by_key_.clear();
   free_.clear();
   entries_.clear();  // closes their sockets and timers
-  idle_ = 0;
+  count_idle(-static_cast<int64_t>(idle_));
 }
 
 }  // namespace cutoff

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "cutoff/session.hpp"
+#include "cutoff/socket_address.hpp"
 
 namespace cutoff {
 namespace {
@@ -15,45 +16,21 @@ namespace {
 constexpr int kBacklog = 1024;
 constexpr uint64_t kAccessLogFlushMs = 100;
 
-// Resolves a listen host: an address literal, or a name looked up once at
-// start-up (blocking is fine before the loop runs).
-int listen_address(const std::string& host, uint16_t port, sockaddr_storage* out) {
-  AddressList literal;
-  if (parse_ip_literal(host, port, &literal)) {
-    std::memcpy(out, literal.at(0), sizeof literal.entries[0]);
-    return 0;
-  }
-  uv_getaddrinfo_t req;
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  std::string service = std::to_string(port);
-  int rc = uv_getaddrinfo(nullptr, &req, nullptr, host.c_str(), service.c_str(), &hints);
-  if (rc != 0) return rc;
-  std::memcpy(out, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
-  uv_freeaddrinfo(req.addrinfo);
-  return 0;
-}
-
-std::string describe(const sockaddr_storage& address) {
-  char ip[INET6_ADDRSTRLEN] = "?";
-  if (address.ss_family == AF_INET6) {
-    const auto& a = reinterpret_cast<const sockaddr_in6&>(address);
-    uv_ip6_name(&a, ip, sizeof ip);
-    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(a.sin6_port));
-  }
-  const auto& a = reinterpret_cast<const sockaddr_in&>(address);
-  uv_ip4_name(&a, ip, sizeof ip);
-  return std::string(ip) + ":" + std::to_string(ntohs(a.sin_port));
-}
-
 }  // namespace
 
-Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log)
-    : config_(std::move(config)), access_log_(access_log), pool_(&loop_) {
-  int rc = uv_loop_init(&loop_);
+// The loop is initialised before any member that registers with it.
+uv_loop_t* Worker::init_loop(uv_loop_t* loop) {
+  int rc = uv_loop_init(loop);
   assert(rc == 0);
   (void)rc;
+  return loop;
+}
+
+Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log)
+    : config_(std::move(config)),
+      access_log_(access_log),
+      pool_(init_loop(&loop_), &metrics_),
+      tasks_(&loop_) {
   resolver_ = std::make_unique<UvResolver>(&loop_);
   reaper_ = make_uv<uv_check_t>();
   uv_check_init(&loop_, reaper_.get());
@@ -89,28 +66,35 @@ Worker::~Worker() {
 }
 
 int Worker::listen(std::string* bound) {
-  std::string host;
-  uint16_t port = 0;
-  std::string error;
-  if (!parse_host_port(config_->listen.address, &host, &port, &error)) return UV_EINVAL;
-  if (host.empty()) host = "0.0.0.0";  // ":3128" means every local address
-  sockaddr_storage address{};
-  int rc = listen_address(host, port, &address);
-  if (rc != 0) return rc;
+  sockaddr_storage address{}, actual{};
+  int rc = resolve_listen_address(config_->listen.address, &address);
+  if (rc == 0) rc = listen(address, /*reuse_port=*/false, &actual);
+  if (rc == 0) *bound = format_address(actual);
+  return rc;
+}
+
+int Worker::listen(const sockaddr_storage& address, bool reuse_port, sockaddr_storage* bound) {
   listener_ = make_uv<uv_tcp_t>();
   uv_tcp_init_ex(&loop_, listener_.get(), address.ss_family);
   listener_->data = this;
-  rc = uv_tcp_bind(listener_.get(), reinterpret_cast<const sockaddr*>(&address), 0);
-  if (rc == 0)
+  if (reuse_port) {
+    // libuv 1.44 has no flag for it: set it on the socket before bind.
+    uv_os_fd_t fd;
+    int on = 1;
+    if (uv_fileno(uv_handle_of(listener_.get()), &fd) == 0) {
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+    }
+  }
+  int rc = uv_tcp_bind(listener_.get(), reinterpret_cast<const sockaddr*>(&address), 0);
+  if (rc == 0) {
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_.get()), kBacklog, on_connection);
+  }
   if (rc != 0) {
     listener_.reset();
     return rc;
   }
-  sockaddr_storage actual{};
-  int len = sizeof actual;
-  uv_tcp_getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&actual), &len);
-  *bound = describe(actual);
+  int len = sizeof *bound;
+  uv_tcp_getsockname(listener_.get(), reinterpret_cast<sockaddr*>(bound), &len);
   return 0;
 }
 
@@ -152,6 +136,8 @@ void Worker::on_drain_timeout(uv_timer_t* timer) {
 
 void Worker::retire(Session* session) {
   retired_.splice(retired_.end(), sessions_, session->self());
+  client_count_->fetch_sub(1, std::memory_order_relaxed);
+  metrics_.client_connections.add(-1);
   if (draining_ && sessions_.empty()) stop();
 }
 
@@ -166,16 +152,28 @@ void Worker::on_connection(uv_stream_t* server, int status) {
 
 void Worker::accept_one() {
   auto* server = reinterpret_cast<uv_stream_t*>(listener_.get());
-  if (sessions_.size() >= config_->listen.max_client_connections) {
+  if (client_count_->load(std::memory_order_relaxed) >=
+      static_cast<int64_t>(config_->listen.max_client_connections)) {
     // Over the cap: accept and close at once, so the client learns it now
     // and the listen queue never backs up.
     TcpSocket refused;
     if (refused.init(&loop_, &read_buffer_, nullptr) == 0) uv_accept(server, refused.stream());
+    metrics_.client_connections_refused.add();
     return;
   }
+  client_count_->fetch_add(1, std::memory_order_relaxed);
+  metrics_.client_connections.add();
   sessions_.emplace_back(*this);
   auto it = std::prev(sessions_.end());
   if (!it->accept(server, it)) retire(&*it);
+}
+
+void Worker::describe_connections(std::string& out, int worker_index) {
+  uint64_t now = uv_now(&loop_);
+  for (const Session& session : sessions_) {
+    if (!out.empty()) out.push_back(',');
+    session.describe(out, worker_index, now);
+  }
 }
 
 void Worker::on_check(uv_check_t* check) {

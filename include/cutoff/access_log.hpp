@@ -15,6 +15,8 @@
 
 namespace cutoff {
 
+class BufferedFdSink;
+
 class AccessLog {
  public:
   // Opens the configured destination ("-" for stdout). Throws spdlog_ex when
@@ -23,15 +25,22 @@ class AccessLog {
   ~AccessLog();
   void write(const ExchangeRecord& record);
   void flush();
+  // Opens the file again (after log rotation moved it away; SIGUSR1).
+  void reopen();
 
  private:
   LogFormat format_;
+  std::string path_;
+  std::shared_ptr<BufferedFdSink> sink_;
   std::shared_ptr<spdlog::logger> logger_;
 };
 
 // The text of one line, without the timestamp (unit-tested directly).
 void format_access_text(std::string& out, const ExchangeRecord& record);
 void format_access_json(std::string& out, const ExchangeRecord& record);
+
+// Appends `s` as a quoted JSON string.
+void append_json_string(std::string& out, std::string_view s);
 
 // "ok", "timeout:<name>", "error:<token>" or "client_abort".
 std::string outcome_token(const Outcome& outcome);

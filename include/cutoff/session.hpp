@@ -57,6 +57,8 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   Phase phase() const { return phase_; }
   // The invariant of SPEC §4: a live session always waits under a deadline.
   bool deadline_armed() const { return deadline_.armed(); }
+  // Appends this connection as a JSON object, for /connections.
+  void describe(std::string& out, int worker_index, uint64_t now) const;
 
  private:
   // --- SocketEvents, DeadlineListener, ResolveListener, BodySink ---
@@ -71,6 +73,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
 
   // --- phases ---
   void enter(Phase phase);
+  void set_phase(Phase phase);
   void begin_exchange();
   void on_client_bytes(const char* data, size_t len);
   void parse_request_head(const char* data, size_t len);
@@ -104,6 +107,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void close_when_done(TcpSocket& socket);
   void finish_if_closed();
   void log_exchange();
+  void count_exchange();
 
   // --- helpers ---
   void keep_reading_client();
@@ -119,6 +123,8 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
 
   Worker& worker_;
   std::list<Session>::iterator self_;
+  uint64_t id_ = 0;
+  uint64_t accepted_at_ = 0;
   std::shared_ptr<const Config> config_;  // the config the current exchange started under
   TcpSocket client_;
   TcpSocket upstream_;
@@ -138,7 +144,8 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   int last_connect_error_ = 0;
   ResponsePlan plan_;
   ExchangeRecord record_;
-  uint64_t started_at_ = 0;
+  uint64_t started_at_ = 0;  // loop time (ms) of the request's first byte
+  uint64_t started_hr_ = 0;  // the same in nanoseconds, for latency histograms
   bool is_connect_ = false;
   bool is_upgrade_ = false;
   bool request_keep_alive_ = false;

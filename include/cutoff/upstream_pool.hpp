@@ -16,13 +16,14 @@
 #include <vector>
 
 #include "cutoff/deadline.hpp"
+#include "cutoff/metrics.hpp"
 #include "cutoff/tcp_socket.hpp"
 
 namespace cutoff {
 
 class UpstreamPool {
  public:
-  explicit UpstreamPool(uv_loop_t* loop) : loop_(loop) {}
+  UpstreamPool(uv_loop_t* loop, Metrics* metrics) : loop_(loop), metrics_(metrics) {}
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
@@ -63,7 +64,10 @@ class UpstreamPool {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
+  void count_idle(int64_t delta);
+
   uv_loop_t* loop_;
+  Metrics* metrics_;
   std::unordered_map<std::string, std::vector<Entry*>, KeyHash, std::equal_to<>> by_key_;
   std::vector<std::unique_ptr<Entry>> entries_;  // owns every entry, parked or free
   std::vector<Entry*> free_;

@@ -5,13 +5,17 @@
 
 #include <uv.h>
 
+#include <atomic>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
 
 #include "cutoff/access_log.hpp"
 #include "cutoff/config.hpp"
+#include "cutoff/metrics.hpp"
 #include "cutoff/resolver.hpp"
+#include "cutoff/task_queue.hpp"
 #include "cutoff/tcp_socket.hpp"
 #include "cutoff/upstream_pool.hpp"
 #include "cutoff/uv_handle.hpp"
@@ -29,8 +33,12 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Binds and listens on the configured address; returns 0 or a libuv
-  // error. *bound receives "host:port" as bound (the real port for port 0).
+  // Binds and listens; returns 0 or a libuv error. With `reuse_port`
+  // several workers listen on the same address (SO_REUSEPORT) and the
+  // kernel spreads connections across them. *bound receives the address as
+  // bound (the real port when the port was 0).
+  int listen(const sockaddr_storage& address, bool reuse_port, sockaddr_storage* bound);
+  // Listens on the configured [listen] address, alone.
   int listen(std::string* bound);
   // Runs the loop until stop() has closed everything.
   void run();
@@ -42,6 +50,18 @@ class Worker {
   bool draining() const { return draining_; }
   // New exchanges use `config`; running ones keep theirs.
   void reload(std::shared_ptr<const Config> config) { config_ = std::move(config); }
+  // Any thread: runs `task` on this worker's loop.
+  void post(std::function<void()> task) { tasks_.post(std::move(task)); }
+  // Appends one JSON object per open client connection, comma-separated,
+  // for the admin's /connections (loop thread only).
+  void describe_connections(std::string& out, int worker_index);
+
+  // Several workers count their clients together against
+  // max_client_connections; by default a worker counts alone.
+  void share_client_count(std::atomic<int64_t>* count) { client_count_ = count; }
+  Metrics& metrics() { return metrics_; }
+  const Metrics& metrics() const { return metrics_; }
+  uint64_t next_session_id() { return ++last_session_id_; }
 
   uv_loop_t* loop() { return &loop_; }
   const std::shared_ptr<const Config>& config() const { return config_; }
@@ -59,6 +79,7 @@ class Worker {
   void retire(Session* session);
 
  private:
+  static uv_loop_t* init_loop(uv_loop_t* loop);
   static void on_connection(uv_stream_t* server, int status);
   static void on_check(uv_check_t* check);
   static void on_prepare(uv_prepare_t* prepare);
@@ -82,6 +103,11 @@ class Worker {
   // Armed by drain() with drain_timeout; stopped when the last connection
   // is gone; its expiry tears down whatever is still running.
   UvPtr<uv_timer_t> drain_timer_;
+  Metrics metrics_;
+  TaskQueue tasks_;
+  std::atomic<int64_t> own_client_count_{0};
+  std::atomic<int64_t>* client_count_ = &own_client_count_;
+  uint64_t last_session_id_ = 0;
   std::list<Session> sessions_;
   std::list<Session> retired_;
   std::string scratch_;

@@ -1,0 +1,28 @@
+#pragma once
+// What the admin endpoint asks of the running proxy. The admin listener runs
+// on the control thread; this interface hides the workers behind it.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cutoff/metrics.hpp"
+
+namespace cutoff {
+
+class AdminSource {
+ public:
+  // /readyz: listening with a loaded config and not draining.
+  virtual bool ready() const = 0;
+  // /metrics: every worker's metrics, to be added up.
+  virtual std::vector<const Metrics*> worker_metrics() const = 0;
+  // /connections: gathers one JSON object per open exchange or tunnel from
+  // every worker (each on its own thread) and calls `done` on the control
+  // thread with the objects joined by commas (no enclosing brackets).
+  virtual void snapshot_connections(std::function<void(std::string)> done) = 0;
+
+ protected:
+  ~AdminSource() = default;
+};
+
+}  // namespace cutoff

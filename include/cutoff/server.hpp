@@ -1,0 +1,78 @@
+#pragma once
+// The whole proxy process: N workers, each an event loop on its own thread
+// with its own SO_REUSEPORT listener, and a control loop on the main thread
+// that takes signals and serves the admin endpoint. Commands reach the
+// workers only through their task queues.
+
+#include <uv.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cutoff/access_log.hpp"
+#include "cutoff/admin_source.hpp"
+#include "cutoff/config.hpp"
+#include "cutoff/task_queue.hpp"
+#include "cutoff/uv_handle.hpp"
+#include "cutoff/worker.hpp"
+
+namespace cutoff {
+
+class Server final : public AdminSource {
+ public:
+  // `reload` loads the config again (SIGHUP); nullopt keeps the running one.
+  using Reloader = std::function<std::optional<Config>()>;
+
+  Server(std::shared_ptr<const Config> config, AccessLog& access_log, Reloader reload);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds every worker's listener; *bound is the address clients use.
+  int listen(std::string* bound);
+  uv_loop_t* control_loop() { return &control_loop_; }
+  size_t worker_count() const { return workers_.size(); }
+  // Runs the workers and the control loop until every worker has stopped
+  // (after SIGTERM/SIGINT and draining).
+  void run();
+
+  // Control thread: the operations behind the signals.
+  void drain();
+  void stop();
+  void reload();
+
+  // AdminSource, on the control thread.
+  bool ready() const override { return !draining_; }
+  std::vector<const Metrics*> worker_metrics() const override;
+  void snapshot_connections(std::function<void(std::string)> done) override;
+
+ private:
+  static void on_signal(uv_signal_t* handle, int signum);
+  void on_worker_finished();
+  void for_each_worker(std::function<void(Worker&)> action);
+
+  std::shared_ptr<const Config> config_;
+  AccessLog& access_log_;
+  Reloader reloader_;
+  uv_loop_t control_loop_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::atomic<int64_t> client_count_{0};
+  std::unique_ptr<TaskQueue> control_tasks_;
+  // Keeps the control loop running while any worker runs; closed when the
+  // last one finishes.
+  UvPtr<uv_async_t> keepalive_;
+  std::vector<UvPtr<uv_signal_t>> signals_;
+  size_t workers_running_ = 0;
+  bool draining_ = false;
+};
+
+// The number of workers a config asks for: `workers`, or one per CPU.
+unsigned worker_count(const Config& config);
+
+}  // namespace cutoff

@@ -1,0 +1,34 @@
+#pragma once
+// Work handed to an event loop from other threads: the only way one thread
+// acts on another's loop (drain, reload, stop, snapshots for the admin).
+
+#include <uv.h>
+
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "cutoff/uv_handle.hpp"
+
+namespace cutoff {
+
+class TaskQueue {
+ public:
+  // Create on the loop's own thread, before the loop runs. The queue does
+  // not keep the loop alive by itself.
+  explicit TaskQueue(uv_loop_t* loop);
+  TaskQueue(const TaskQueue&) = delete;
+  TaskQueue& operator=(const TaskQueue&) = delete;
+
+  // Any thread: `task` runs on the loop's thread soon after.
+  void post(std::function<void()> task);
+
+ private:
+  static void on_async(uv_async_t* async);
+
+  std::mutex mutex_;
+  std::vector<std::function<void()>> tasks_;
+  UvPtr<uv_async_t> async_;
+};
+
+}  // namespace cutoff

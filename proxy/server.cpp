@@ -1,0 +1,186 @@
+#include "cutoff/server.hpp"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <string.h>
+
+#include <cassert>
+
+#include "cutoff/socket_address.hpp"
+
+namespace cutoff {
+
+unsigned worker_count(const Config& config) {
+  if (config.workers > 0) return config.workers;
+  unsigned cpus = std::thread::hardware_concurrency();
+  return cpus > 0 ? cpus : 1;
+}
+
+Server::Server(std::shared_ptr<const Config> config, AccessLog& access_log, Reloader reloader)
+    : config_(std::move(config)), access_log_(access_log), reloader_(std::move(reloader)) {
+  int rc = uv_loop_init(&control_loop_);
+  assert(rc == 0);
+  (void)rc;
+  control_tasks_ = std::make_unique<TaskQueue>(&control_loop_);
+  unsigned count = cutoff::worker_count(*config_);
+  for (unsigned i = 0; i < count; ++i) {
+    workers_.push_back(std::make_unique<Worker>(config_, access_log_));
+    workers_.back()->share_client_count(&client_count_);
+  }
+}
+
+Server::~Server() {
+  // run() returns once every worker has stopped; the threads only need
+  // joining. Workers are then destroyed here, their loops idle.
+  for (std::thread& thread : threads_) thread.join();
+  workers_.clear();
+  signals_.clear();
+  keepalive_.reset();
+  control_tasks_.reset();
+  uv_run(&control_loop_, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(&control_loop_);
+  if (rc != 0) spdlog::error("control loop closed with handles still open: {}", uv_strerror(rc));
+}
+
+int Server::listen(std::string* bound) {
+  sockaddr_storage address{};
+  int rc = resolve_listen_address(config_->listen.address, &address);
+  if (rc != 0) return rc;
+  bool shared = workers_.size() > 1;
+  for (auto& worker : workers_) {
+    sockaddr_storage actual{};
+    rc = worker->listen(address, shared, &actual);
+    if (rc != 0) return rc;
+    // Port 0: the first worker's ephemeral port is the one all share.
+    address = actual;
+  }
+  *bound = format_address(address);
+  return 0;
+}
+
+void Server::run() {
+  keepalive_ = make_uv<uv_async_t>();
+  uv_async_init(&control_loop_, keepalive_.get(), nullptr);
+  for (int signum : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
+    signals_.push_back(make_uv<uv_signal_t>());
+    uv_signal_t* handle = signals_.back().get();
+    uv_signal_init(&control_loop_, handle);
+    handle->data = this;
+    uv_signal_start(handle, on_signal, signum);
+    uv_unref(uv_handle_of(handle));  // signals alone do not keep cutoff running
+  }
+  workers_running_ = workers_.size();
+  for (auto& worker : workers_) {
+    Worker* w = worker.get();
+    threads_.emplace_back([this, w] {
+      w->run();
+      control_tasks_->post([this] { on_worker_finished(); });
+    });
+  }
+  uv_run(&control_loop_, UV_RUN_DEFAULT);
+}
+
+void Server::on_worker_finished() {
+  if (--workers_running_ > 0) return;
+  keepalive_.reset();
+  signals_.clear();
+}
+
+void Server::on_signal(uv_signal_t* handle, int signum) {
+  auto* self = static_cast<Server*>(handle->data);
+  switch (signum) {
+    case SIGHUP:
+      return self->reload();
+    case SIGUSR1:
+      spdlog::info("received SIGUSR1, reopening the access log");
+      return self->access_log_.reopen();
+    default:
+      if (self->draining_) {
+        spdlog::info("received {} again, stopping now", strsignal(signum));
+        return self->stop();
+      }
+      spdlog::info("received {}, draining for up to {}", strsignal(signum),
+                   self->config_->drain_timeout.to_string());
+      return self->drain();
+  }
+}
+
+void Server::for_each_worker(std::function<void(Worker&)> action) {
+  for (auto& worker : workers_) {
+    Worker* w = worker.get();
+    w->post([w, action] { action(*w); });
+  }
+}
+
+void Server::drain() {
+  draining_ = true;
+  Duration timeout = config_->drain_timeout;
+  for_each_worker([timeout](Worker& w) { w.drain(timeout); });
+}
+
+void Server::stop() {
+  for_each_worker([](Worker& w) { w.stop(); });
+}
+
+void Server::reload() {
+  std::optional<Config> loaded = reloader_();
+  if (!loaded) {
+    spdlog::error("reload refused; the running configuration stays");
+    return;
+  }
+  // The listeners, the workers and the log destinations are set up once,
+  // at start-up.
+  loaded->listen.address = config_->listen.address;
+  if (loaded->access_log.path != config_->access_log.path ||
+      loaded->access_log.format != config_->access_log.format) {
+    spdlog::warn("access_log changes take effect at the next start");
+  }
+  if (cutoff::worker_count(*loaded) != workers_.size()) {
+    spdlog::warn("a new number of workers takes effect at the next start");
+  }
+  spdlog::set_level(spdlog::level::from_str(loaded->log_level));
+  config_ = std::make_shared<const Config>(std::move(*loaded));
+  std::shared_ptr<const Config> config = config_;
+  for_each_worker([config](Worker& w) { w.reload(config); });
+  spdlog::info("configuration reloaded");
+}
+
+std::vector<const Metrics*> Server::worker_metrics() const {
+  std::vector<const Metrics*> all;
+  for (const auto& worker : workers_) all.push_back(&worker->metrics());
+  return all;
+}
+
+void Server::snapshot_connections(std::function<void(std::string)> done) {
+  // Each worker describes its own connections on its own thread; the parts
+  // come back here and are joined once all have arrived.
+  struct Gather {
+    std::vector<std::string> parts;
+    size_t remaining;
+    std::function<void(std::string)> done;
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->parts.resize(workers_.size());
+  gather->remaining = workers_.size();
+  gather->done = std::move(done);
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    Worker* w = workers_[i].get();
+    w->post([this, w, i, gather] {
+      std::string part;
+      w->describe_connections(part, static_cast<int>(i));
+      control_tasks_->post([i, gather, part = std::move(part)]() mutable {
+        gather->parts[i] = std::move(part);
+        if (--gather->remaining > 0) return;
+        std::string all;
+        for (const std::string& p : gather->parts) {
+          if (p.empty()) continue;
+          if (!all.empty()) all.push_back(',');
+          all += p;
+        }
+        gather->done(std::move(all));
+      });
+    });
+  }
+}
+
+}  // namespace cutoff
