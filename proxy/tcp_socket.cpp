@@ -31,14 +31,15 @@ int TcpSocket::init(uv_loop_t* loop, ReadBuffer* buffer, SocketEvents* events) {
   core_->events = events;
   core_->buffer = buffer;
   core_->write_req.data = core_.get();
-  core_->shutdown_req.data = core_.get();
-  core_->connect_req.data = core_.get();
+  core_->connect_req.data = core_.get();  // shares `data` with shutdown_req
   uv_tcp_nodelay(&core_->tcp, 1);
   return 0;
 }
 
 int TcpSocket::connect(const sockaddr* address) {
-  return uv_tcp_connect(&core_->connect_req, &core_->tcp, address, on_connected);
+  int rc = uv_tcp_connect(&core_->connect_req, &core_->tcp, address, on_connected);
+  core_->connecting = rc == 0;
+  return rc;
 }
 
 int TcpSocket::start_reading() {
@@ -63,7 +64,7 @@ int TcpSocket::send(const uv_buf_t* bufs, unsigned count) {
   Core& core = *core_;
   unsigned first = 0;
   size_t offset = 0;
-  if (core.inflight.empty()) {
+  if (!core.out || core.out->inflight.empty()) {
     // Nothing queued: let the kernel take what it can right now. This is
     // the whole write on a healthy connection, with no copy.
     int written = uv_try_write(stream(), bufs, count);
@@ -74,16 +75,18 @@ int TcpSocket::send(const uv_buf_t* bufs, unsigned count) {
     if (first == count) return 0;
   }
   for (unsigned i = first; i < count; ++i) {
-    core.backlog.append(bufs[i].base + (i == first ? offset : 0),
-                        bufs[i].len - (i == first ? offset : 0));
+    if (!core.out) core.out = std::make_unique<Core::Output>();
+    core.out->backlog.append(bufs[i].base + (i == first ? offset : 0),
+                             bufs[i].len - (i == first ? offset : 0));
   }
-  return core.inflight.empty() ? flush_backlog() : 0;
+  return core.out->inflight.empty() ? flush_backlog() : 0;
 }
 
 int TcpSocket::flush_backlog() {
   Core& core = *core_;
-  core.inflight.swap(core.backlog);
-  uv_buf_t buf = uv_buf_init(core.inflight.data(), static_cast<unsigned>(core.inflight.size()));
+  std::string& inflight = core.out->inflight;
+  inflight.swap(core.out->backlog);
+  uv_buf_t buf = uv_buf_init(inflight.data(), static_cast<unsigned>(inflight.size()));
   return uv_write(&core.write_req, stream(), &buf, 1, on_write);
 }
 
@@ -104,6 +107,8 @@ void TcpSocket::set_user_timeout(unsigned ms) {
 }
 
 int TcpSocket::shutdown_write() {
+  if (core_->connecting) return UV_ENOTCONN;
+  core_->shutdown_req.data = core_.get();
   return uv_shutdown(&core_->shutdown_req, stream(), on_shutdown_done);
 }
 
@@ -155,12 +160,14 @@ void TcpSocket::on_write(uv_write_t* req, int status) {
   // A closing socket's requests finish with ECANCELED (or, if they had
   // completed just before, with 0) after the owner has let go of it.
   if (core->events == nullptr) return;
-  core->inflight.clear();
-  if (status == 0 && !core->backlog.empty()) {
+  core->out->inflight.clear();
+  if (status == 0 && !core->out->backlog.empty()) {
     status = core->owner->flush_backlog();
     if (status == 0) return;
   }
-  if (core->inflight.capacity() > 4 * ReadBuffer::kSize) std::string().swap(core->inflight);
+  if (core->out->inflight.capacity() > 4 * ReadBuffer::kSize) {
+    std::string().swap(core->out->inflight);
+  }
   core->events->on_drained(*core->owner, status);
 }
 
@@ -171,6 +178,7 @@ void TcpSocket::on_shutdown_done(uv_shutdown_t* req, int status) {
 
 void TcpSocket::on_connected(uv_connect_t* req, int status) {
   auto* core = static_cast<Core*>(req->data);
+  core->connecting = false;
   if (core->events) core->events->on_connect(*core->owner, status);
 }
 

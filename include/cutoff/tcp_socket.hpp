@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -73,7 +74,9 @@ class TcpSocket {
   // Returns 0 or a libuv error (the socket is then unusable).
   int send(const uv_buf_t* bufs, unsigned count);
   int send(const char* data, size_t len);
-  size_t queued() const { return core_ ? core_->backlog.size() + core_->inflight.size() : 0; }
+  size_t queued() const {
+    return core_ && core_->out ? core_->out->backlog.size() + core_->out->inflight.size() : 0;
+  }
 
   // TCP keepalive probes (SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT, in whole
   // seconds) and TCP_USER_TIMEOUT, so a vanished peer is noticed by the
@@ -93,14 +96,24 @@ class TcpSocket {
   struct Core {
     uv_tcp_t tcp;
     uv_write_t write_req;
-    uv_shutdown_t shutdown_req;
-    uv_connect_t connect_req;
+    // shutdown_write() refuses while a connect is pending, so the two
+    // requests never overlap and can share their memory.
+    union {
+      uv_connect_t connect_req;
+      uv_shutdown_t shutdown_req;
+    };
     TcpSocket* owner = nullptr;
     SocketEvents* events = nullptr;
     ReadBuffer* buffer = nullptr;
-    std::string inflight;  // bytes handed to uv_write
-    std::string backlog;   // bytes waiting for the in-flight write to finish
+    // What the kernel did not take at once; allocated the first time that
+    // happens, so a connection that never backs up carries none of it.
+    struct Output {
+      std::string inflight;  // bytes handed to uv_write
+      std::string backlog;   // bytes waiting for the in-flight write to finish
+    };
+    std::unique_ptr<Output> out;
     bool reading = false;
+    bool connecting = false;
   };
   friend uv_handle_t* uv_handle_of(Core* core) {
     return reinterpret_cast<uv_handle_t*>(&core->tcp);
