@@ -1,4 +1,5 @@
 # cutoff as a sidecar container: docker build -t cutoff . && docker run -p 3128:3128 cutoff
+# (conf/docker-compose.yml and conf/kubernetes.yaml show it next to a test job).
 
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
@@ -18,6 +19,12 @@ RUN apt-get update \
 COPY --from=build /src/build/cutoff /usr/local/bin/cutoff
 COPY conf/container.toml /etc/cutoff/cutoff.toml
 USER cutoff
-EXPOSE 3128
+# 3128: the proxy; 9901: the admin endpoint (/healthz, /readyz, /metrics,
+# /connections), which conf/container.toml binds on 0.0.0.0.
+EXPOSE 3128 9901
+# The slim image has no curl: bash's /dev/tcp sends the request, grep looks
+# for the 200 status line. The admin endpoint closes after its answer.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9901 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '^HTTP/1.1 200 ' <&3"]
 ENTRYPOINT ["/usr/local/bin/cutoff"]
 CMD ["--config", "/etc/cutoff/cutoff.toml"]

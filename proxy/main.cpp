@@ -18,7 +18,7 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: cutoff [--config FILE] [--check] [--listen HOST:PORT]\n"
+    "usage: cutoff [--config FILE] [--check] [--listen HOST:PORT] [--admin HOST:PORT|off]\n"
     "\n"
     "  --config FILE       TOML configuration (default: built-in defaults,\n"
     "                      listening on 127.0.0.1:3128)\n"
@@ -26,11 +26,14 @@ constexpr const char* kUsage =
     "                      1 with every error as file:line:column otherwise\n"
     "  --listen HOST:PORT  listen here instead of [listen] address\n"
     "                      (port 0 picks a free port, logged at start-up)\n"
+    "  --admin HOST:PORT   serve /healthz, /readyz, /metrics and /connections\n"
+    "                      here instead of [admin] address; \"off\" disables\n"
     "  --help              this text\n";
 
 struct Options {
   std::optional<std::string> config_path;
   std::optional<std::string> listen;
+  std::optional<std::string> admin;
   bool check = false;
 };
 
@@ -55,6 +58,8 @@ std::optional<Options> parse_options(int argc, char** argv) {
       if (!(options.config_path = value())) return std::nullopt;
     } else if (arg == "--listen") {
       if (!(options.listen = value())) return std::nullopt;
+    } else if (arg == "--admin") {
+      if (!(options.admin = value())) return std::nullopt;
     } else {
       std::fprintf(stderr, "cutoff: unknown argument %s\n%s", arg.c_str(), kUsage);
       return std::nullopt;
@@ -63,22 +68,47 @@ std::optional<Options> parse_options(int argc, char** argv) {
   return options;
 }
 
+// --listen and --admin win over the file, at start-up and on every reload.
+bool apply_overrides(const Options& options, cutoff::Config* config) {
+  std::string host, error;
+  uint16_t port;
+  if (options.listen) {
+    if (!cutoff::parse_host_port(*options.listen, &host, &port, &error)) {
+      std::fprintf(stderr, "cutoff: --listen %s: %s\n", options.listen->c_str(), error.c_str());
+      return false;
+    }
+    config->listen.address = *options.listen;
+  }
+  if (options.admin) {
+    if (*options.admin != "off" && !cutoff::parse_host_port(*options.admin, &host, &port, &error)) {
+      std::fprintf(stderr, "cutoff: --admin %s: %s\n", options.admin->c_str(), error.c_str());
+      return false;
+    }
+    config->admin.address = *options.admin;
+  }
+  return true;
+}
+
 // Loads the configuration, or reports every error (to the error log once it
 // runs, to stderr before) and returns nullopt.
 std::optional<cutoff::Config> load(const Options& options, bool running) {
-  if (!options.config_path) return cutoff::default_config();
-  cutoff::ConfigResult result = cutoff::load_config_file(*options.config_path);
-  if (auto* errors = std::get_if<std::vector<cutoff::ConfigError>>(&result)) {
-    for (const cutoff::ConfigError& e : *errors) {
-      if (running) {
-        spdlog::error("{}", e.to_string());
-      } else {
-        std::fprintf(stderr, "%s\n", e.to_string().c_str());
+  cutoff::Config config = cutoff::default_config();
+  if (options.config_path) {
+    cutoff::ConfigResult result = cutoff::load_config_file(*options.config_path);
+    if (auto* errors = std::get_if<std::vector<cutoff::ConfigError>>(&result)) {
+      for (const cutoff::ConfigError& e : *errors) {
+        if (running) {
+          spdlog::error("{}", e.to_string());
+        } else {
+          std::fprintf(stderr, "%s\n", e.to_string().c_str());
+        }
       }
+      return std::nullopt;
     }
-    return std::nullopt;
+    config = std::get<cutoff::Config>(std::move(result));
   }
-  return std::get<cutoff::Config>(std::move(result));
+  if (!apply_overrides(options, &config)) return std::nullopt;
+  return config;
 }
 
 }  // namespace
@@ -88,15 +118,6 @@ int main(int argc, char** argv) {
   if (!options) return 2;
   std::optional<cutoff::Config> config = load(*options, /*running=*/false);
   if (!config) return 1;
-  if (options->listen) {
-    std::string host, error;
-    uint16_t port;
-    if (!cutoff::parse_host_port(*options->listen, &host, &port, &error)) {
-      std::fprintf(stderr, "cutoff: --listen %s: %s\n", options->listen->c_str(), error.c_str());
-      return 1;
-    }
-    config->listen.address = *options->listen;
-  }
   if (options->check) {
     std::printf("%s: configuration is valid\n",
                 options->config_path ? options->config_path->c_str() : "(defaults)");
@@ -129,6 +150,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("listening on {} with {} worker(s)", bound, server.worker_count());
+  std::string admin_bound;
+  rc = server.listen_admin(&admin_bound);
+  if (rc != 0) {
+    spdlog::critical("cannot serve the admin endpoint: {}", uv_strerror(rc));
+    return 1;
+  }
+  if (!admin_bound.empty()) spdlog::info("admin listening on {}", admin_bound);
   server.run();
   spdlog::info("stopped");
   return 0;

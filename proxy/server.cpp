@@ -34,6 +34,7 @@ Server::~Server() {
   // joining. Workers are then destroyed here, their loops idle.
   for (std::thread& thread : threads_) thread.join();
   workers_.clear();
+  admin_.reset();
   signals_.clear();
   keepalive_.reset();
   control_tasks_.reset();
@@ -56,6 +57,15 @@ int Server::listen(std::string* bound) {
   }
   *bound = format_address(address);
   return 0;
+}
+
+int Server::listen_admin(std::string* bound) {
+  bound->clear();
+  if (config_->admin.address == "off") return 0;
+  admin_ = std::make_unique<AdminServer>(&control_loop_, *this);
+  int rc = admin_->listen(config_->admin.address, bound);
+  if (rc != 0) admin_.reset();
+  return rc;
 }
 
 void Server::run() {
@@ -82,6 +92,8 @@ void Server::run() {
 
 void Server::on_worker_finished() {
   if (--workers_running_ > 0) return;
+  // The last worker is done: let the control loop end too.
+  if (admin_) admin_->close();
   keepalive_.reset();
   signals_.clear();
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cutoff/access_log.hpp"
+#include "cutoff/admin_server.hpp"
 #include "cutoff/admin_source.hpp"
 #include "cutoff/config.hpp"
 #include "cutoff/task_queue.hpp"
@@ -35,6 +36,9 @@ class Server final : public AdminSource {
 
   // Binds every worker's listener; *bound is the address clients use.
   int listen(std::string* bound);
+  // Starts the admin endpoint on [admin] address unless it is "off"; *bound
+  // is left empty then. Returns 0 or a libuv error.
+  int listen_admin(std::string* bound);
   uv_loop_t* control_loop() { return &control_loop_; }
   size_t worker_count() const { return workers_.size(); }
   // Runs the workers and the control loop until every worker has stopped
@@ -68,6 +72,7 @@ class Server final : public AdminSource {
   // last one finishes.
   UvPtr<uv_async_t> keepalive_;
   std::vector<UvPtr<uv_signal_t>> signals_;
+  std::unique_ptr<AdminServer> admin_;
   size_t workers_running_ = 0;
   bool draining_ = false;
 };

@@ -1,0 +1,74 @@
+#pragma once
+// The admin endpoint (SPEC §7): /healthz, /readyz, /metrics and /connections
+// over HTTP/1.1, on the control thread's loop.
+//
+// Every admin connection carries one request and is closed after its
+// response (Connection: close): a FIN once the response is flushed, then the
+// rest of the input is discarded until the client's FIN. One deadline covers
+// a connection's whole life, from accept to close, so a client that connects
+// and sends nothing, or never reads its answer, or never closes, cannot hold
+// a connection for longer than that.
+
+#include <uv.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cutoff/admin_source.hpp"
+#include "cutoff/duration.hpp"
+#include "cutoff/tcp_socket.hpp"
+#include "cutoff/uv_handle.hpp"
+
+namespace cutoff {
+
+class AdminServer {
+ public:
+  static constexpr Duration kDefaultDeadline = Duration::seconds(5);
+  // A request head larger than this is refused with 431.
+  static constexpr size_t kMaxRequest = 8 * 1024;
+  // Connections over this many are accepted and closed at once.
+  static constexpr size_t kMaxConnections = 256;
+
+  // `deadline` bounds each admin connection from accept to close.
+  AdminServer(uv_loop_t* loop, AdminSource& source, Duration deadline = kDefaultDeadline);
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // Binds "host:port" (port 0 picks a free port) and starts serving. *bound
+  // receives the address as bound ("ip:port"). Returns 0 or a libuv error;
+  // UV_EINVAL when `address` does not parse.
+  int listen(const std::string& address, std::string* bound);
+  // Stops listening and closes every admin connection (FIN if it has nothing
+  // unread, else RST). Answers that arrive later are dropped. Idempotent.
+  void close();
+
+  size_t connection_count() const { return connections_.size(); }
+
+ private:
+  class Connection;
+
+  static void on_connection(uv_stream_t* listener, int status);
+  void accept_one();
+  // Deferred deletion: a connection is never destroyed inside one of its own
+  // callbacks; it is moved to finished_ and freed on the next loop turn.
+  void finish(Connection* connection);
+  static void on_reap(uv_timer_t* timer);
+
+  uv_loop_t* loop_;
+  AdminSource& source_;
+  Duration deadline_;
+  std::unique_ptr<ReadBuffer> read_buffer_;  // shared by every admin connection on the loop
+  UvPtr<uv_tcp_t> listener_;
+  // Shared so that an asynchronous /connections answer can hold a weak
+  // reference and find out whether its connection still exists.
+  std::vector<std::shared_ptr<Connection>> connections_;
+  std::vector<std::shared_ptr<Connection>> finished_;
+  // Armed (zero delay) when a connection finishes; its expiry frees the
+  // finished connections; never armed otherwise.
+  UvPtr<uv_timer_t> reaper_;
+};
+
+}  // namespace cutoff

@@ -1,0 +1,373 @@
+#include "cutoff/admin_server.hpp"
+
+#include <strings.h>
+
+#include <algorithm>
+#include <charconv>
+#include <string_view>
+#include <utility>
+
+#include "cutoff/http_parser.hpp"
+#include "cutoff/metrics_text.hpp"
+#include "cutoff/proxy_error.hpp"
+#include "cutoff/socket_address.hpp"
+
+namespace cutoff {
+
+namespace {
+
+constexpr int kBacklog = 128;
+
+enum class Resource { healthz, readyz, metrics, connections, unknown };
+
+// The path of an origin-form or absolute-form target, without its query.
+std::string_view request_path(std::string_view target) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.size() >= scheme.size() &&
+        strncasecmp(target.data(), scheme.data(), scheme.size()) == 0) {
+      target.remove_prefix(scheme.size());
+      size_t slash = target.find('/');
+      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+      break;
+    }
+  }
+  return target.substr(0, target.find_first_of("?#"));
+}
+
+Resource find_resource(std::string_view path) {
+  if (path == "/healthz") return Resource::healthz;
+  if (path == "/readyz") return Resource::readyz;
+  if (path == "/metrics") return Resource::metrics;
+  if (path == "/connections") return Resource::connections;
+  return Resource::unknown;
+}
+
+std::string_view reason(int status) {
+  switch (status) {
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return status_reason(status);
+  }
+}
+
+constexpr std::string_view kText = "text/plain; charset=utf-8";
+constexpr std::string_view kJson = "application/json";
+
+}  // namespace
+
+// One admin connection: one request, one response, then a graceful close.
+class AdminServer::Connection final : public SocketEvents,
+                                      public std::enable_shared_from_this<Connection> {
+ public:
+  explicit Connection(AdminServer& server) : server_(server), parser_(HTTP_REQUEST) {}
+
+  // Takes the pending connection from `listener`, starts reading and arms
+  // the deadline. Returns 0 or a libuv error (the connection is then unused).
+  int accept(uv_stream_t* listener);
+
+  void on_data(TcpSocket& socket, const char* data, size_t len) override;
+  void on_read_end(TcpSocket& socket, int status) override;
+  void on_connect(TcpSocket&, int) override {}
+  void on_drained(TcpSocket& socket, int status) override;
+  void on_shutdown(TcpSocket& socket, int status) override;
+
+ private:
+  enum class State {
+    reading,    // waiting for a whole request head
+    answering,  // waiting for the AdminSource's /connections snapshot
+    writing,    // the response is queued in the socket
+    shutting,   // the FIN is queued behind the response
+    lingering,  // FIN sent; discarding input until the client's FIN
+    done,       // closed; waiting to be freed on the next loop turn
+  };
+
+  void handle_request();
+  void answer_connections();
+  void on_snapshot(std::string objects);
+  void respond(int status, std::string_view content_type, std::string_view body,
+               std::string_view extra_headers = {});
+  void start_shutdown();
+  // Closes the socket (RST when `reset`, else FIN) and hands the connection
+  // to the server for deferred deletion.
+  void end(bool reset);
+  static void on_deadline(uv_timer_t* timer);
+
+  AdminServer& server_;
+  TcpSocket socket_;
+  HttpParser parser_;
+  // Armed at accept with the server's deadline and never re-armed: it
+  // bounds the connection's whole life. Disarmed (closed) when the
+  // connection ends. Expiry closes the connection: with a FIN while nothing
+  // is queued, with an RST once a response or a linger is under way.
+  UvPtr<uv_timer_t> deadline_;
+  State state_ = State::reading;
+  size_t received_ = 0;     // request bytes seen before the head was whole
+  bool head_only_ = false;  // a HEAD request: headers without the body
+  bool peer_done_ = false;  // the client's FIN (or an error) ended our reading
+};
+
+int AdminServer::Connection::accept(uv_stream_t* listener) {
+  int rc = socket_.init(server_.loop_, server_.read_buffer_.get(), this);
+  if (rc != 0) return rc;
+  rc = uv_accept(listener, socket_.stream());
+  if (rc == 0) rc = socket_.start_reading();
+  if (rc != 0) return rc;
+  deadline_ = make_uv<uv_timer_t>();
+  uv_timer_init(server_.loop_, deadline_.get());
+  deadline_->data = this;
+  uv_timer_start(deadline_.get(), on_deadline, server_.deadline_.ms(), 0);
+  return 0;
+}
+
+void AdminServer::Connection::on_data(TcpSocket&, const char* data, size_t len) {
+  // Anything after the request head (a body, a pipelined request, bytes
+  // sent while lingering) is read and dropped, so that closing the socket
+  // never finds unread input and turns our FIN into an RST.
+  if (state_ != State::reading) return;
+  size_t before = received_;
+  received_ += len;
+  size_t consumed = 0;
+  switch (parser_.feed(data, len, &consumed)) {
+    case HttpParser::Event::need_more:
+      if (received_ > kMaxRequest) respond(431, kText, "request head larger than 8 KiB\n");
+      return;
+    case HttpParser::Event::head:
+    case HttpParser::Event::message_complete:
+    case HttpParser::Event::upgrade:
+      if (before + consumed > kMaxRequest) {
+        respond(431, kText, "request head larger than 8 KiB\n");
+        return;
+      }
+      handle_request();
+      return;
+    case HttpParser::Event::error:
+      respond(parser_.error_status(), kText, std::string(parser_.error_reason()) + "\n");
+      return;
+  }
+}
+
+void AdminServer::Connection::handle_request() {
+  const MessageHead& head = parser_.head();
+  Resource resource = find_resource(request_path(head.target()));
+  head_only_ = head.method() == "HEAD";
+  if (resource == Resource::unknown) {
+    respond(404, kText, "not found: try /healthz, /readyz, /metrics or /connections\n");
+    return;
+  }
+  if (head.method() != "GET" && !head_only_) {
+    respond(405, kText, "method not allowed: use GET\n", "Allow: GET, HEAD\r\n");
+    return;
+  }
+  switch (resource) {
+    case Resource::healthz:
+      respond(200, kText, "ok\n");
+      return;
+    case Resource::readyz:
+      if (server_.source_.ready()) {
+        respond(200, kText, "ready\n");
+      } else {
+        respond(503, kText, "draining\n");
+      }
+      return;
+    case Resource::metrics: {
+      std::string body;
+      render_prometheus(body, server_.source_.worker_metrics());
+      respond(200, kPrometheusContentType, body);
+      return;
+    }
+    case Resource::connections:
+      answer_connections();
+      return;
+    case Resource::unknown:
+      return;
+  }
+}
+
+void AdminServer::Connection::answer_connections() {
+  state_ = State::answering;
+  // The workers answer later, on this thread; by then this connection may
+  // have hit its deadline or the server may be closed, so the answer holds
+  // only a weak reference and is dropped when nobody waits for it.
+  std::weak_ptr<Connection> weak = weak_from_this();
+  server_.source_.snapshot_connections([weak](std::string objects) {
+    if (std::shared_ptr<Connection> self = weak.lock()) self->on_snapshot(std::move(objects));
+  });
+}
+
+void AdminServer::Connection::on_snapshot(std::string objects) {
+  if (state_ != State::answering) return;
+  std::string body;
+  body.reserve(objects.size() + 24);
+  body.append("{\"connections\":[").append(objects).append("]}\n");
+  respond(200, kJson, body);
+}
+
+void AdminServer::Connection::respond(int status, std::string_view content_type,
+                                      std::string_view body, std::string_view extra_headers) {
+  char number[24];
+  std::string out;
+  out.reserve(160 + body.size());
+  auto end_status = std::to_chars(number, number + sizeof number, status).ptr;
+  out.append("HTTP/1.1 ").append(number, end_status).append(" ").append(reason(status));
+  out.append("\r\nContent-Type: ").append(content_type);
+  auto end_length = std::to_chars(number, number + sizeof number, body.size()).ptr;
+  out.append("\r\nContent-Length: ").append(number, end_length);
+  out.append("\r\nCache-Control: no-store\r\n").append(extra_headers);
+  out.append("Connection: close\r\n\r\n");
+  if (!head_only_) out.append(body);
+  state_ = State::writing;
+  if (socket_.send(out.data(), out.size()) != 0) {
+    end(/*reset=*/true);
+    return;
+  }
+  if (socket_.queued() == 0) start_shutdown();  // else on_drained does
+}
+
+void AdminServer::Connection::on_drained(TcpSocket&, int status) {
+  if (status < 0) {
+    end(/*reset=*/true);
+    return;
+  }
+  if (state_ == State::writing && socket_.queued() == 0) start_shutdown();
+}
+
+void AdminServer::Connection::start_shutdown() {
+  state_ = State::shutting;
+  if (socket_.shutdown_write() != 0) end(/*reset=*/true);
+}
+
+void AdminServer::Connection::on_shutdown(TcpSocket&, int status) {
+  if (state_ != State::shutting) return;
+  if (status < 0 || peer_done_) {
+    end(/*reset=*/status < 0);
+    return;
+  }
+  state_ = State::lingering;
+}
+
+void AdminServer::Connection::on_read_end(TcpSocket&, int status) {
+  peer_done_ = true;
+  if (status != UV_EOF) {
+    end(/*reset=*/true);  // reset by the client: nobody reads an answer
+    return;
+  }
+  switch (state_) {
+    case State::reading:
+    case State::lingering:
+      end(/*reset=*/false);
+      return;
+    default:
+      // A client may half-close after its request and still read the
+      // answer; the answer goes out and on_shutdown closes.
+      return;
+  }
+}
+
+void AdminServer::Connection::end(bool reset) {
+  if (state_ == State::done) return;
+  state_ = State::done;
+  deadline_.reset();
+  if (reset) {
+    socket_.abort();
+  } else {
+    socket_.close();
+  }
+  server_.finish(this);
+}
+
+void AdminServer::Connection::on_deadline(uv_timer_t* timer) {
+  auto* self = static_cast<Connection*>(timer->data);
+  // Before the answer the client only waits (FIN); after it, whatever is
+  // still queued or lingering is abandoned (RST), as with linger_timeout.
+  bool answered = self->state_ != State::reading && self->state_ != State::answering;
+  self->end(/*reset=*/answered);
+}
+
+AdminServer::AdminServer(uv_loop_t* loop, AdminSource& source, Duration deadline)
+    : loop_(loop),
+      source_(source),
+      deadline_(deadline.is_off() ? kDefaultDeadline : deadline),
+      read_buffer_(std::make_unique<ReadBuffer>()) {}
+
+AdminServer::~AdminServer() {
+  close();
+}
+
+int AdminServer::listen(const std::string& address, std::string* bound) {
+  sockaddr_storage local{}, actual{};
+  int rc = resolve_listen_address(address, &local);
+  if (rc != 0) return rc;
+  listener_ = make_uv<uv_tcp_t>();
+  uv_tcp_init_ex(loop_, listener_.get(), local.ss_family);
+  listener_->data = this;
+  rc = uv_tcp_bind(listener_.get(), reinterpret_cast<const sockaddr*>(&local), 0);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_.get()), kBacklog, on_connection);
+  }
+  if (rc != 0) {
+    listener_.reset();
+    return rc;
+  }
+  int len = sizeof actual;
+  uv_tcp_getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&actual), &len);
+  if (bound != nullptr) *bound = format_address(actual);
+  return 0;
+}
+
+void AdminServer::close() {
+  listener_.reset();
+  // Destroying a connection closes its socket and its timer; an answer
+  // still on its way finds its weak reference expired.
+  connections_.clear();
+  finished_.clear();
+  reaper_.reset();
+}
+
+void AdminServer::on_connection(uv_stream_t* listener, int status) {
+  if (status < 0) return;  // libuv keeps listening; the next connection may succeed
+  static_cast<AdminServer*>(listener->data)->accept_one();
+}
+
+void AdminServer::accept_one() {
+  auto* listener = reinterpret_cast<uv_stream_t*>(listener_.get());
+  if (connections_.size() >= kMaxConnections) {
+    // Accept and close at once: leaving it in the backlog would make libuv
+    // report it again and again.
+    TcpSocket refused;
+    if (refused.init(loop_, read_buffer_.get(), nullptr) == 0) {
+      uv_accept(listener, refused.stream());
+    }
+    return;  // `refused` closes here
+  }
+  auto connection = std::make_shared<Connection>(*this);
+  if (connection->accept(listener) != 0) return;
+  connections_.push_back(std::move(connection));
+}
+
+void AdminServer::finish(Connection* connection) {
+  auto it = std::find_if(connections_.begin(), connections_.end(),
+                         [connection](const auto& c) { return c.get() == connection; });
+  if (it == connections_.end()) return;
+  finished_.push_back(std::move(*it));
+  if (it != connections_.end() - 1) *it = std::move(connections_.back());
+  connections_.pop_back();
+  if (!reaper_) {
+    reaper_ = make_uv<uv_timer_t>();
+    uv_timer_init(loop_, reaper_.get());
+    reaper_->data = this;
+  }
+  uv_timer_start(reaper_.get(), on_reap, 0, 0);
+}
+
+void AdminServer::on_reap(uv_timer_t* timer) {
+  // Every finished connection has closed its socket and timer; what is left
+  // is memory, freed outside of any of its callbacks.
+  static_cast<AdminServer*>(timer->data)->finished_.clear();
+}
+
+}  // namespace cutoff
