@@ -31,7 +31,9 @@ constexpr std::string_view kListenKeys[] = {"address",
                                             "max_client_connections",
                                             "allow_clients",
                                             "connect_ports",
-                                            "via"};
+                                            "via",
+                                            "server_timing",
+                                            "proxy_auth"};
 constexpr std::string_view kAdminKeys[] = {"address"};
 constexpr std::string_view kAccessLogKeys[] = {"format", "path"};
 constexpr std::string_view kSettingsKeys[] = {"dns_timeout",
@@ -128,6 +130,26 @@ std::string_view type_name(toml::node_type type) {
 }
 
 // RFC 9110 tchar: what an HTTP method may be made of.
+std::string base64_encode(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    for (int shift : {18, 12, 6, 0}) out.push_back(kAlphabet[(v >> shift) & 63]);
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out.append({kAlphabet[(v >> 18) & 63], kAlphabet[(v >> 12) & 63], '=', '='});
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out.append(
+        {kAlphabet[(v >> 18) & 63], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63], '='});
+  }
+  return out;
+}
+
 bool is_tchar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
@@ -207,6 +229,7 @@ class Loader {
                    std::string* out);
 
   void load_listen(const toml::node& node, ListenConfig* listen);
+  void load_proxy_auth(const toml::node& node, ListenConfig* listen);
   void load_allow_clients(const toml::node& node, ListenConfig* listen);
   void load_connect_ports(const toml::node& node, ListenConfig* listen);
   void load_admin(const toml::node& node, AdminConfig* admin);
@@ -379,6 +402,26 @@ void Loader::load(const toml::table& root, Config* config) {
   }
 }
 
+// The Basic credentials clients must send in Proxy-Authorization, kept as
+// the base64 token the header carries so a request is checked by comparison.
+void Loader::load_proxy_auth(const toml::node& node, ListenConfig* listen) {
+  const toml::array* array = node.as_array();
+  if (array == nullptr) {
+    wrong_type(node, "listen.proxy_auth", "a list of \"user:password\" strings");
+    return;
+  }
+  for (const toml::node& element : *array) {
+    std::string credentials;
+    if (!get_string(element, "listen.proxy_auth", &credentials)) continue;
+    size_t colon = credentials.find(':');
+    if (colon == 0 || colon == std::string::npos) {
+      error(element.source(), "listen.proxy_auth: expected \"user:password\"");
+      continue;
+    }
+    listen->proxy_auth.push_back(base64_encode(credentials));
+  }
+}
+
 void Loader::load_listen(const toml::node& node, ListenConfig* listen) {
   const toml::table* table = get_table(node, "listen");
   if (!table) return;
@@ -406,6 +449,14 @@ void Loader::load_listen(const toml::node& node, ListenConfig* listen) {
       } else {
         wrong_type(value, path, "true or false");
       }
+    } else if (name == "server_timing") {
+      if (const auto* flag = value.as_boolean()) {
+        listen->server_timing = flag->get();
+      } else {
+        wrong_type(value, path, "true or false");
+      }
+    } else if (name == "proxy_auth") {
+      load_proxy_auth(value, listen);
     } else {
       unknown_key(key, "in [listen]", kListenKeys);
     }

@@ -227,6 +227,7 @@ void build_response_head(std::string& out, const MessageHead& response,
     out.append("Connection: keep-alive\r\n");
   }
   if (rewrite.via) out.append(kVia);
+  out.append(rewrite.extra_headers);
   out.append("\r\n");
 }
 

@@ -53,6 +53,8 @@ std::string_view status_reason(int status) {
       return "Bad Request";
     case 403:
       return "Forbidden";
+    case 407:
+      return "Proxy Authentication Required";
     case 408:
       return "Request Timeout";
     case 414:
@@ -69,7 +71,7 @@ std::string_view status_reason(int status) {
 }
 
 void build_error_response(std::string& out, int status, ProxyError error, std::string_view sentence,
-                          bool close) {
+                          bool close, std::string_view extra_headers) {
   char number[24];
   auto [status_end, ec1] = std::to_chars(number, number + sizeof number, status);
   out.append("HTTP/1.1 ").append(number, status_end).append(" ").append(status_reason(status));
@@ -84,6 +86,7 @@ void build_error_response(std::string& out, int status, ProxyError error, std::s
   auto [len_end, ec2] = std::to_chars(number, number + sizeof number, sentence.size() + 1);
   out.append(number, len_end).append("\r\n");
   if (close) out.append("Connection: close\r\n");
+  out.append(extra_headers);
   out.append("\r\n").append(sentence).append("\n");
 }
 

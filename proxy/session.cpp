@@ -39,6 +39,19 @@ bool idempotent_without_body(const HttpParser& request) {
   }
 }
 
+// Proxy-Authorization: Basic <token>, with a token the config lists.
+bool has_credentials(const MessageHead& head, const std::vector<std::string>& tokens) {
+  std::string_view value = head.find("proxy-authorization");
+  constexpr std::string_view kBasic = "basic ";
+  if (value.size() <= kBasic.size() || !iequals(value.substr(0, kBasic.size()), kBasic)) {
+    return false;
+  }
+  value.remove_prefix(kBasic.size());
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+  return std::find(tokens.begin(), tokens.end(), value) != tokens.end();
+}
+
 bool client_allowed(const std::vector<Cidr>& allow, const sockaddr_storage& peer) {
   const uint8_t* bytes;
   bool v6 = peer.ss_family == AF_INET6;
@@ -61,8 +74,11 @@ Session::Session(Worker& worker)
     : worker_(worker), config_(worker.config()), deadline_(worker.loop(), *this) {}
 
 Session::~Session() {
-  if (lookup_ != nullptr) worker_.resolver().cancel(lookup_);
   set_phase(Phase::closing);
+  if (!ex_) return;
+  if (ex_->lookup != nullptr) worker_.resolver().cancel(ex_->lookup);
+  ex_->lookup = nullptr;
+  worker_.return_exchange(std::move(ex_));
 }
 
 // Every phase change goes through here, so the tunnel gauge stays exact.
@@ -176,19 +192,24 @@ void Session::on_deadline(const Expiry& expiry) {
 // --- reading requests -------------------------------------------------------
 
 void Session::begin_exchange() {
-  started_at_ = uv_now(worker_.loop());
-  started_hr_ = uv_hrtime();
+  if (!ex_) ex_ = worker_.borrow_exchange();
+  // The parser starts afresh: a pipelined request is replayed from the
+  // stash, never from inside llhttp.
+  ex_->request_parser.reset();
+  ex_->lookup = nullptr;
+  ex_->started_at = uv_now(worker_.loop());
+  ex_->started_hr = uv_hrtime();
   // Each exchange runs under the config current when it began; a reload
   // changes the next one, never this one.
   config_ = worker_.config();
-  record_ = ExchangeRecord{};
-  record_.client = client_name_;
-  route_ = RouteChoice{&config_->defaults, "default"};
-  record_.route = route_.name;
-  is_connect_ = is_upgrade_ = request_keep_alive_ = request_done_ = false;
-  response_started_ = retried_ = upstream_dirty_ = logged_ = false;
+  ex_->record = ExchangeRecord{};
+  ex_->record.client = client_name_;
+  ex_->route = RouteChoice{&config_->defaults, "default"};
+  ex_->record.route = ex_->route.name;
+  ex_->is_connect = ex_->is_upgrade = ex_->request_keep_alive = ex_->request_done = false;
+  ex_->response_started = ex_->retried = ex_->upstream_dirty = ex_->logged = false;
   client_eof_ = upstream_eof_ = client_shutdown_done_ = upstream_shutdown_done_ = false;
-  plan_ = ResponsePlan{};
+  ex_->plan = ResponsePlan{};
 }
 
 void Session::on_data(TcpSocket& socket, const char* data, size_t len) {
@@ -208,7 +229,7 @@ void Session::on_client_bytes(const char* data, size_t len) {
     case Phase::reading_head:
       return parse_request_head(data, len);
     case Phase::tunnelling:
-      record_.up_bytes += len;
+      ex_->record.up_bytes += len;
       deadline_.touch();
       upstream_.send(data, len);
       return pause_if_backlogged(upstream_, client_);
@@ -217,7 +238,7 @@ void Session::on_client_bytes(const char* data, size_t len) {
     case Phase::sending_request:
     case Phase::awaiting_response:
     case Phase::streaming:
-      if (!request_done_) return forward_request_body(data, len);
+      if (!ex_->request_done) return forward_request_body(data, len);
       return stash(data, len);  // a pipelined request: it waits its turn
     case Phase::resolving:
     case Phase::connecting:
@@ -227,7 +248,7 @@ void Session::on_client_bytes(const char* data, size_t len) {
 
 void Session::parse_request_head(const char* data, size_t len) {
   size_t used = 0;
-  switch (request_parser_.feed(data, len, &used)) {
+  switch (ex_->request_parser.feed(data, len, &used)) {
     case HttpParser::Event::need_more:
       return;
     case HttpParser::Event::head:
@@ -238,25 +259,25 @@ void Session::parse_request_head(const char* data, size_t len) {
     case HttpParser::Event::error:
       break;
   }
-  int status = request_parser_.error_status();
+  int status = ex_->request_parser.error_status();
   std::string sentence = status == 400 ? fmt::format("the request could not be parsed: {}",
-                                                     request_parser_.error_reason())
-                                       : request_parser_.error_reason();
+                                                     ex_->request_parser.error_reason())
+                                       : ex_->request_parser.error_reason();
   reject(status, ProxyError::http_request_error, sentence);
 }
 
 void Session::on_request_head() {
-  const MessageHead& head = request_parser_.head();
-  record_.method = head.method();
-  record_.target = head.target();
-  record_.http_major = head.http_major();
-  record_.http_minor = head.http_minor();
-  is_connect_ = request_parser_.method() == HTTP_CONNECT;
-  is_upgrade_ = !is_connect_ && request_parser_.upgrade_requested();
-  request_keep_alive_ = request_parser_.keep_alive();
+  const MessageHead& head = ex_->request_parser.head();
+  ex_->record.method = head.method();
+  ex_->record.target = head.target();
+  ex_->record.http_major = head.http_major();
+  ex_->record.http_minor = head.http_minor();
+  ex_->is_connect = ex_->request_parser.method() == HTTP_CONNECT;
+  ex_->is_upgrade = !ex_->is_connect && ex_->request_parser.upgrade_requested();
+  ex_->request_keep_alive = ex_->request_parser.keep_alive();
 
-  TargetError error = is_connect_ ? parse_authority(head.target(), &target_)
-                                  : parse_absolute_target(head.target(), &target_);
+  TargetError error = ex_->is_connect ? parse_authority(head.target(), &ex_->target)
+                                      : parse_absolute_target(head.target(), &ex_->target);
   switch (error) {
     case TargetError::none:
       break;
@@ -268,36 +289,42 @@ void Session::on_request_head() {
                     "(set HTTPS_PROXY)");
     case TargetError::malformed:
       return reject(400, ProxyError::http_request_error,
-                    is_connect_ ? "CONNECT needs a host:port target"
-                                : "the request target is not a valid http:// URL");
+                    ex_->is_connect ? "CONNECT needs a host:port target"
+                                    : "the request target is not a valid http:// URL");
   }
 
-  RouteQuery query{target_.host, target_.port, head.method(), target_.path, is_connect_};
-  route_ = select_route(*config_, query);
-  record_.route = route_.name;
-  if (!is_connect_) deadline_.arm_cap(TimeoutName::request_timeout, route().request_timeout);
+  RouteQuery query{ex_->target.host, ex_->target.port, head.method(), ex_->target.path,
+                   ex_->is_connect};
+  ex_->route = select_route(*config_, query);
+  ex_->record.route = ex_->route.name;
+  if (!ex_->is_connect) deadline_.arm_cap(TimeoutName::request_timeout, route().request_timeout);
 
   const ListenConfig& listen = config_->listen;
   if (!client_allowed_) {
     return reject(403, ProxyError::http_request_denied,
                   fmt::format("client {} is not allowed to use this proxy", client_name_));
   }
+  if (!listen.proxy_auth.empty() && !has_credentials(head, listen.proxy_auth)) {
+    return fail(Outcome::failed(ProxyError::http_request_denied), ProxyError::http_request_denied,
+                407, "this proxy needs Basic credentials in Proxy-Authorization",
+                "Proxy-Authenticate: Basic realm=\"cutoff\"\r\n");
+  }
   if (route().action == RouteAction::deny) {
     return reject(
         403, ProxyError::http_request_denied,
-        fmt::format("requests to {} are denied (route {})", describe_target(), route_.name));
+        fmt::format("requests to {} are denied (route {})", describe_target(), ex_->route.name));
   }
-  if (is_connect_ && !listen.connect_any_port &&
-      std::find(listen.connect_ports.begin(), listen.connect_ports.end(), target_.port) ==
+  if (ex_->is_connect && !listen.connect_any_port &&
+      std::find(listen.connect_ports.begin(), listen.connect_ports.end(), ex_->target.port) ==
           listen.connect_ports.end()) {
     return reject(
         403, ProxyError::http_request_denied,
-        fmt::format("CONNECT to port {} is not allowed (listen.connect_ports)", target_.port));
+        fmt::format("CONNECT to port {} is not allowed (listen.connect_ports)", ex_->target.port));
   }
-  if (!is_connect_) {
-    upstream_ = worker_.pool().take(target_.host, target_.port, this);
+  if (!ex_->is_connect) {
+    upstream_ = worker_.pool().take(ex_->target.host, ex_->target.port, this);
     if (upstream_) {
-      record_.reused = true;
+      ex_->record.reused = true;
       return send_request_head();
     }
   }
@@ -307,60 +334,61 @@ void Session::on_request_head() {
 // --- reaching the upstream ----------------------------------------------------
 
 void Session::open_upstream() {
-  if (parse_ip_literal(target_.host, target_.port, &addresses_)) {
-    next_address_ = 0;
+  if (parse_ip_literal(ex_->target.host, ex_->target.port, &ex_->addresses)) {
+    ex_->next_address = 0;
     enter(Phase::connecting);
     return try_next_address();
   }
   enter(Phase::resolving);
-  lookup_ = worker_.resolver().resolve(target_.host, target_.port, this);
-  if (lookup_ == nullptr) {
-    fail_upstream(ProxyError::dns_error,
-                  fmt::format("{} could not be resolved (route {})", target_.host, route_.name));
+  ex_->lookup = worker_.resolver().resolve(ex_->target.host, ex_->target.port, this);
+  if (ex_->lookup == nullptr) {
+    fail_upstream(ProxyError::dns_error, fmt::format("{} could not be resolved (route {})",
+                                                     ex_->target.host, ex_->route.name));
   }
 }
 
 void Session::on_resolved(int status, const AddressList& addresses) {
-  lookup_ = nullptr;
+  ex_->lookup = nullptr;
   assert(phase_ == Phase::resolving);
-  record_.dns_ms = since(phase_started_at_);
+  ex_->record.dns_ms = since(phase_started_at_);
   if (status != 0) {
     return fail_upstream(ProxyError::dns_error,
-                         fmt::format("{} could not be resolved: {} (route {})", target_.host,
-                                     uv_strerror(status), route_.name));
+                         fmt::format("{} could not be resolved: {} (route {})", ex_->target.host,
+                                     uv_strerror(status), ex_->route.name));
   }
-  addresses_ = addresses;
-  next_address_ = 0;
+  ex_->addresses = addresses;
+  ex_->next_address = 0;
   enter(Phase::connecting);
   try_next_address();
 }
 
 // Tries the target's addresses in turn, all under one connect_timeout.
 void Session::try_next_address() {
-  while (next_address_ < addresses_.count) {
-    const sockaddr* address = addresses_.at(next_address_++);
+  while (ex_->next_address < ex_->addresses.count) {
+    const sockaddr* address = ex_->addresses.at(ex_->next_address++);
     int rc = upstream_.init(worker_.loop(), worker_.read_buffer(), this);
     if (rc == 0) rc = upstream_.connect(address);
     if (rc == 0) return;  // on_connect follows
-    last_connect_error_ = rc;
+    ex_->last_connect_error = rc;
     upstream_.close();
   }
-  ProxyError error = last_connect_error_ == UV_ECONNREFUSED ? ProxyError::connection_refused
-                     : last_connect_error_ == UV_ETIMEDOUT  ? ProxyError::connection_timeout
-                                                            : ProxyError::destination_unavailable;
+  ProxyError error = ex_->last_connect_error == UV_ECONNREFUSED ? ProxyError::connection_refused
+                     : ex_->last_connect_error == UV_ETIMEDOUT
+                         ? ProxyError::connection_timeout
+                         : ProxyError::destination_unavailable;
   fail_upstream(error, fmt::format("connect to {} failed: {} (route {})", describe_target(),
-                                   uv_strerror(last_connect_error_), route_.name));
+                                   uv_strerror(ex_->last_connect_error), ex_->route.name));
 }
 
 void Session::on_connect(TcpSocket&, int status) {
   if (status == 0) return on_upstream_connected();
-  last_connect_error_ = status;
+  ex_->last_connect_error = status;
   upstream_.close();
   try_next_address();
 }
 
 void Session::on_upstream_connected() {
-  record_.connect_ms = since(phase_started_at_);
+  ex_->record.connect_ms = since(phase_started_at_);
   const RouteSettings& r = route();
   if (r.tcp_keepalive.enabled) {
     upstream_.set_keepalive(whole_seconds(r.tcp_keepalive.idle),
@@ -370,10 +398,10 @@ void Session::on_upstream_connected() {
   if (!r.tcp_user_timeout.is_off()) {
     upstream_.set_user_timeout(static_cast<unsigned>(r.tcp_user_timeout.ms()));
   }
-  if (is_connect_) {
+  if (ex_->is_connect) {
     send_to_client(kConnectEstablished.data(), kConnectEstablished.size());
-    record_.status = 200;
-    response_started_ = true;
+    ex_->record.status = 200;
+    ex_->response_started = true;
     return start_tunnel(nullptr, 0);
   }
   send_request_head();
@@ -385,22 +413,22 @@ void Session::send_request_head() {
   assert(staged_ == 0 && "the scratch buffer still holds bytes for the client");
   std::string& head = worker_.scratch();
   head.clear();
-  build_request_head(head, request_parser_.head(), target_,
-                     RequestRewrite{config_->listen.via, is_upgrade_});
+  build_request_head(head, ex_->request_parser.head(), ex_->target,
+                     RequestRewrite{config_->listen.via, ex_->is_upgrade});
   upstream_.send(head.data(), head.size());
   upstream_.start_reading();
-  response_parser_.reset();
-  response_parser_.set_skip_body(request_parser_.method() == HTTP_HEAD);
-  if (is_upgrade_ || request_done_) {
+  ex_->response_parser.reset();
+  ex_->response_parser.set_skip_body(ex_->request_parser.method() == HTTP_HEAD);
+  if (ex_->is_upgrade || ex_->request_done) {
     // An Upgrade request has no body; a retried request was already read.
-    request_done_ = true;
+    ex_->request_done = true;
     return enter(Phase::awaiting_response);
   }
   enter(Phase::sending_request);
   // Body bytes that arrived with the head (or while connecting) go first;
   // with no body at all this completes the request at once.
   std::string body;
-  body.swap(stash_);
+  body.swap(ex_->stash);
   forward_request_body(body.empty() ? "" : body.data(), body.size());
   reclaim_stash(body);
   keep_reading_client();
@@ -408,10 +436,10 @@ void Session::send_request_head() {
 
 void Session::forward_request_body(const char* data, size_t len) {
   size_t used = 0;
-  HttpParser::Event event = request_parser_.feed(data, len, &used);
+  HttpParser::Event event = ex_->request_parser.feed(data, len, &used);
   if (used > 0) {
     upstream_.send(data, used);
-    record_.up_bytes += used;
+    ex_->record.up_bytes += used;
     deadline_.touch();
   }
   switch (event) {
@@ -421,14 +449,14 @@ void Session::forward_request_body(const char* data, size_t len) {
       stash(data + used, len - used);
       return on_request_complete();
     default:
-      return reject(
-          400, ProxyError::http_request_error,
-          fmt::format("the request body could not be parsed: {}", request_parser_.error_reason()));
+      return reject(400, ProxyError::http_request_error,
+                    fmt::format("the request body could not be parsed: {}",
+                                ex_->request_parser.error_reason()));
   }
 }
 
 void Session::on_request_complete() {
-  request_done_ = true;
+  ex_->request_done = true;
   if (phase_ == Phase::sending_request) enter(Phase::awaiting_response);
 }
 
@@ -453,15 +481,16 @@ void Session::relay_response(const char* data, size_t len) {
     default:
       return;  // a graceful teardown discards what the upstream still sends
   }
-  if (record_.first_byte_ms == kNoTime) record_.first_byte_ms = since(started_at_);
+  if (ex_->record.first_byte_ms == kNoTime) ex_->record.first_byte_ms = since(ex_->started_at);
   for (;;) {
     size_t used = 0;
-    HttpParser::Event event = response_parser_.feed(data, len, &used);
+    HttpParser::Event event = ex_->response_parser.feed(data, len, &used);
     // Body bytes pass through as they came, framing and all, unless the
     // parser decodes them for an HTTP/1.0 client (on_body).
     bool body_bytes =
         event == HttpParser::Event::need_more || event == HttpParser::Event::message_complete;
-    if (body_bytes && response_started_ && used > 0 && plan_.framing != BodyFraming::dechunk) {
+    if (body_bytes && ex_->response_started && used > 0 &&
+        ex_->plan.framing != BodyFraming::dechunk) {
       send_to_client(data, used);
       deadline_.touch();
     }
@@ -472,7 +501,7 @@ void Session::relay_response(const char* data, size_t len) {
         if (!on_response_head()) return;
         break;
       case HttpParser::Event::message_complete:
-        if (response_started_) return on_response_complete(len - used);
+        if (ex_->response_started) return on_response_complete(len - used);
         break;  // an interim 1xx ended; the real response follows
       case HttpParser::Event::upgrade:
         if (!on_response_head()) return;
@@ -481,7 +510,7 @@ void Session::relay_response(const char* data, size_t len) {
         return fail_upstream(
             ProxyError::http_protocol_error,
             fmt::format("{} sent an invalid response: {} (route {})", describe_target(),
-                        response_parser_.error_reason(), route_.name));
+                        ex_->response_parser.error_reason(), ex_->route.name));
     }
     data += used;
     len -= used;
@@ -490,14 +519,14 @@ void Session::relay_response(const char* data, size_t len) {
 
 // Sends the response head on to the client. False if the exchange failed.
 bool Session::on_response_head() {
-  const MessageHead& response = response_parser_.head();
-  const MessageHead& request = request_parser_.head();
+  const MessageHead& response = ex_->response_parser.head();
+  const MessageHead& request = ex_->request_parser.head();
   int status = response.status();
-  bool upgrading = status == 101 && is_upgrade_ && response_parser_.upgrade_requested();
+  bool upgrading = status == 101 && ex_->is_upgrade && ex_->response_parser.upgrade_requested();
   if (status == 101 && !upgrading) {
     fail_upstream(ProxyError::http_protocol_error,
                   fmt::format("{} switched protocols without being asked to (route {})",
-                              describe_target(), route_.name));
+                              describe_target(), ex_->route.name));
     return false;
   }
   // The head is staged, not sent: it leaves with the first body bytes.
@@ -512,22 +541,43 @@ bool Session::on_response_head() {
     return true;
   }
   ResponseFacts facts;
-  facts.request_is_head = request_parser_.method() == HTTP_HEAD;
+  facts.request_is_head = ex_->request_parser.method() == HTTP_HEAD;
   facts.client_http10 = request.http10();
-  facts.client_wants_keep_alive = request_keep_alive_ && request_done_ && !is_upgrade_;
+  facts.client_wants_keep_alive = ex_->request_keep_alive && ex_->request_done && !ex_->is_upgrade;
   facts.status = status;
-  facts.chunked = response_parser_.chunked();
-  facts.has_content_length = response_parser_.has_content_length();
-  facts.content_length = response_parser_.content_length();
-  plan_ = plan_response(facts);
-  response_parser_.set_body_sink(plan_.framing == BodyFraming::dechunk ? this : nullptr);
-  build_response_head(out, response,
-                      ResponseRewrite{config_->listen.via, upgrading, plan_, request.http10()});
+  facts.chunked = ex_->response_parser.chunked();
+  facts.has_content_length = ex_->response_parser.has_content_length();
+  facts.content_length = ex_->response_parser.content_length();
+  ex_->plan = plan_response(facts);
+  ex_->response_parser.set_body_sink(ex_->plan.framing == BodyFraming::dechunk ? this : nullptr);
+  char timing[160];
+  std::string_view extra =
+      config_->listen.server_timing ? server_timing(timing, sizeof timing) : std::string_view();
+  build_response_head(
+      out, response,
+      ResponseRewrite{config_->listen.via, upgrading, ex_->plan, request.http10(), extra});
   staged_ = out.size();
-  record_.status = status;
-  response_started_ = true;
+  ex_->record.status = status;
+  ex_->response_started = true;
   if (!upgrading) enter(Phase::streaming);
   return true;
+}
+
+// "Server-Timing: dns;dur=1, connect;dur=2, first_byte;dur=5" with the
+// phases this exchange went through, in milliseconds.
+std::string_view Session::server_timing(char* buf, size_t size) const {
+  auto out = fmt::format_to_n(buf, size, "Server-Timing: ");
+  const char* sep = "";
+  auto add = [&](const char* name, int64_t ms) {
+    if (ms == kNoTime) return;
+    out = fmt::format_to_n(out.out, size - (out.out - buf), "{}{};dur={}", sep, name, ms);
+    sep = ", ";
+  };
+  add("dns", ex_->record.dns_ms);
+  add("connect", ex_->record.connect_ms);
+  add("first_byte", ex_->record.first_byte_ms);
+  out = fmt::format_to_n(out.out, size - (out.out - buf), "\r\n");
+  return std::string_view(buf, static_cast<size_t>(out.out - buf));
 }
 
 void Session::on_body(const char* data, size_t len) {
@@ -539,18 +589,19 @@ void Session::on_response_complete(size_t trailing_bytes) {
   flush_to_client();
   // Bytes after a whole response mean the upstream and cutoff disagree on
   // framing: that connection cannot be trusted with another request.
-  if (trailing_bytes > 0) upstream_dirty_ = true;
-  record_.outcome = Outcome::ok();
+  if (trailing_bytes > 0) ex_->upstream_dirty = true;
+  ex_->record.outcome = Outcome::ok();
   log_exchange();
-  bool reusable = !upstream_dirty_ && !upstream_eof_ && request_done_ && !worker_.draining() &&
-                  response_parser_.keep_alive() && plan_.framing != BodyFraming::until_close;
+  bool reusable = !ex_->upstream_dirty && !upstream_eof_ && ex_->request_done &&
+                  !worker_.draining() && ex_->response_parser.keep_alive() &&
+                  ex_->plan.framing != BodyFraming::until_close;
   if (reusable) {
-    worker_.pool().park(target_.host, target_.port, std::move(upstream_),
+    worker_.pool().park(ex_->target.host, ex_->target.port, std::move(upstream_),
                         route().upstream_keepalive_timeout);
   } else {
     upstream_.close();
   }
-  if (plan_.client_keep_alive && request_done_ && !client_eof_ && !worker_.draining()) {
+  if (ex_->plan.client_keep_alive && ex_->request_done && !client_eof_ && !worker_.draining()) {
     return next_request();
   }
   begin_closing();
@@ -560,10 +611,13 @@ void Session::next_request() {
   deadline_.clear_cap();
   enter(Phase::idle);
   keep_reading_client();
-  if (stash_.empty()) return;
+  if (ex_->stash.empty()) {
+    worker_.return_exchange(std::move(ex_));  // idle: the connection keeps nothing
+    return;
+  }
   // A pipelined request arrived while the last one was served.
   std::string pending;
-  pending.swap(stash_);
+  pending.swap(ex_->stash);
   on_client_bytes(pending.data(), pending.size());
   reclaim_stash(pending);
 }
@@ -575,10 +629,10 @@ void Session::start_tunnel(const char* upstream_bytes, size_t len) {
   deadline_.clear_cap();
   deadline_.arm_cap(TimeoutName::tunnel_max_duration, route().tunnel_max_duration);
   if (len > 0) send_to_client(upstream_bytes, len);
-  if (!stash_.empty()) {
-    upstream_.send(stash_.data(), stash_.size());
-    record_.up_bytes += stash_.size();
-    stash_.clear();
+  if (!ex_->stash.empty()) {
+    upstream_.send(ex_->stash.data(), ex_->stash.size());
+    ex_->record.up_bytes += ex_->stash.size();
+    ex_->stash.clear();
   }
   keep_reading_client();
   upstream_.start_reading();
@@ -590,14 +644,14 @@ void Session::tunnel_half_close(TcpSocket& from) {
   (&from == &client_ ? client_eof_ : upstream_eof_) = true;
   to.shutdown_write();
   if (!(client_eof_ && upstream_eof_)) return;
-  record_.outcome = Outcome::ok();
+  ex_->record.outcome = Outcome::ok();
   log_exchange();
   enter(Phase::closing);
   finish_if_closed();
 }
 
 void Session::end_tunnel(Outcome outcome) {
-  record_.outcome = outcome;
+  ex_->record.outcome = outcome;
   log_exchange();
   teardown_upstream();
   client_.close();
@@ -613,16 +667,16 @@ void Session::fail_timeout(const Expiry& expiry) {
   switch (phase_) {
     case Phase::resolving:
       return fail(Outcome::timed_out(expiry.name), ProxyError::dns_timeout, 504,
-                  fmt::format("resolving {} timed out after {} ({}, route {})", target_.host, value,
-                              name, route_.name));
+                  fmt::format("resolving {} timed out after {} ({}, route {})", ex_->target.host,
+                              value, name, ex_->route.name));
     case Phase::connecting:
       return fail(Outcome::timed_out(expiry.name), ProxyError::connection_timeout, 504,
                   fmt::format("connect to {} timed out after {} ({}, route {})", describe_target(),
-                              value, name, route_.name));
+                              value, name, ex_->route.name));
     default:
       return fail(Outcome::timed_out(expiry.name), ProxyError::http_response_timeout, 504,
                   fmt::format("{} did not answer within {} ({}, route {})", describe_target(),
-                              value, name, route_.name));
+                              value, name, ex_->route.name));
   }
 }
 
@@ -634,15 +688,16 @@ void Session::reject(int status, ProxyError error, std::string_view sentence) {
   fail(Outcome::failed(error), error, status, sentence);
 }
 
-void Session::fail(Outcome outcome, ProxyError error, int status, std::string_view sentence) {
+void Session::fail(Outcome outcome, ProxyError error, int status, std::string_view sentence,
+                   std::string_view extra_headers) {
   flush_to_client();
-  record_.outcome = outcome;
-  if (lookup_ != nullptr) {
-    worker_.resolver().cancel(lookup_);
-    lookup_ = nullptr;
+  ex_->record.outcome = outcome;
+  if (ex_->lookup != nullptr) {
+    worker_.resolver().cancel(ex_->lookup);
+    ex_->lookup = nullptr;
   }
   teardown_upstream();
-  if (response_started_) {
+  if (ex_->response_started) {
     // The client already has part of a response: reset it, so that a
     // truncated body is never mistaken for a complete one.
     client_.abort();
@@ -650,9 +705,9 @@ void Session::fail(Outcome outcome, ProxyError error, int status, std::string_vi
   } else {
     std::string& out = worker_.scratch();
     out.clear();
-    build_error_response(out, status, error, sentence, /*close=*/true);
+    build_error_response(out, status, error, sentence, /*close=*/true, extra_headers);
     send_to_client(out.data(), out.size());
-    record_.status = status;
+    ex_->record.status = status;
     spdlog::debug("{}: {} {}: {}", client_name_, status, error_token(error), sentence);
   }
   log_exchange();
@@ -661,10 +716,10 @@ void Session::fail(Outcome outcome, ProxyError error, int status, std::string_vi
 
 // The client left (FIN or RST) before its exchange ended.
 void Session::client_gone() {
-  record_.outcome = Outcome::client_aborted();
-  if (lookup_ != nullptr) {
-    worker_.resolver().cancel(lookup_);
-    lookup_ = nullptr;
+  ex_->record.outcome = Outcome::client_aborted();
+  if (ex_->lookup != nullptr) {
+    worker_.resolver().cancel(ex_->lookup);
+    ex_->lookup = nullptr;
   }
   teardown_upstream();
   client_.close();
@@ -676,12 +731,12 @@ void Session::client_gone() {
 // A pooled connection that died before answering is retried once on a fresh
 // connection, for idempotent requests without a body (SPEC §2).
 bool Session::retry_on_fresh_connection() {
-  if (!record_.reused || retried_ || record_.first_byte_ms != kNoTime ||
-      !idempotent_without_body(request_parser_)) {
+  if (!ex_->record.reused || ex_->retried || ex_->record.first_byte_ms != kNoTime ||
+      !idempotent_without_body(ex_->request_parser)) {
     return false;
   }
-  retried_ = true;
-  record_.reused = false;
+  ex_->retried = true;
+  ex_->record.reused = false;
   upstream_.close();
   open_upstream();
   return true;
@@ -741,13 +796,13 @@ void Session::drain() {
 }
 
 void Session::terminate() {
-  if (phase_ != Phase::idle && phase_ != Phase::closing && !logged_) {
-    record_.outcome = Outcome::client_aborted();
+  if (phase_ != Phase::idle && phase_ != Phase::closing && !ex_->logged) {
+    ex_->record.outcome = Outcome::client_aborted();
     log_exchange();
   }
-  if (lookup_ != nullptr) {
-    worker_.resolver().cancel(lookup_);
-    lookup_ = nullptr;
+  if (ex_->lookup != nullptr) {
+    worker_.resolver().cancel(ex_->lookup);
+    ex_->lookup = nullptr;
   }
   upstream_.abort();
   client_.close();
@@ -756,21 +811,21 @@ void Session::terminate() {
 }
 
 void Session::log_exchange() {
-  if (logged_) return;
-  logged_ = true;
-  record_.total_ms = since(started_at_);
-  worker_.access_log().write(record_);
+  if (ex_->logged) return;
+  ex_->logged = true;
+  ex_->record.total_ms = since(ex_->started_at);
+  worker_.access_log().write(ex_->record);
   count_exchange();
 }
 
 // The exchange's contribution to /metrics.
 void Session::count_exchange() {
   Metrics& metrics = worker_.metrics();
-  RouteMetrics& route = metrics.route(record_.route);
-  metrics.record_exchange(route, record_.status, (uv_hrtime() - started_hr_) / 1000);
-  metrics.bytes_up.add(static_cast<int64_t>(record_.up_bytes));
-  metrics.bytes_down.add(static_cast<int64_t>(record_.down_bytes));
-  const Outcome& outcome = record_.outcome;
+  RouteMetrics& route = metrics.route(ex_->record.route);
+  metrics.record_exchange(route, ex_->record.status, (uv_hrtime() - ex_->started_hr) / 1000);
+  metrics.bytes_up.add(static_cast<int64_t>(ex_->record.up_bytes));
+  metrics.bytes_down.add(static_cast<int64_t>(ex_->record.down_bytes));
+  const Outcome& outcome = ex_->record.outcome;
   if (outcome.kind == Outcome::Kind::timeout) {
     route.timeouts[static_cast<size_t>(outcome.timeout)].add();
   }
@@ -790,24 +845,24 @@ void Session::count_exchange() {
 
 void Session::describe(std::string& out, int worker_index, uint64_t now) const {
   auto it = std::back_inserter(out);
-  bool in_exchange = phase_ != Phase::idle;
+  bool in_exchange = ex_ && phase_ != Phase::idle;
   fmt::format_to(it, "{{\"id\":{},\"worker\":{},\"client\":\"{}\",\"phase\":\"{}\"", id_,
                  worker_index, client_name_, phase_name(phase_));
   if (in_exchange) {
     out.append(",\"method\":");
-    append_json_string(out, record_.method);
+    append_json_string(out, ex_->record.method);
     out.append(",\"target\":");
-    append_json_string(out, record_.target);
+    append_json_string(out, ex_->record.target);
     out.append(",\"route\":");
-    append_json_string(out, record_.route);
+    append_json_string(out, ex_->record.route);
   }
   uint64_t left = deadline_.remaining();
   fmt::format_to(it,
                  ",\"age_ms\":{},\"phase_ms\":{},\"deadline\":\"{}\",\"deadline_left_ms\":{},"
                  "\"up_bytes\":{},\"down_bytes\":{}}}",
-                 now - (in_exchange ? started_at_ : accepted_at_), now - phase_started_at_,
+                 now - (in_exchange ? ex_->started_at : accepted_at_), now - phase_started_at_,
                  timeout_token(deadline_.phase_name()), left == DeadlinePlan::kNever ? 0 : left,
-                 in_exchange ? record_.up_bytes : 0, in_exchange ? record_.down_bytes : 0);
+                 in_exchange ? ex_->record.up_bytes : 0, in_exchange ? ex_->record.down_bytes : 0);
 }
 
 // --- socket events -------------------------------------------------------------
@@ -841,19 +896,19 @@ void Session::on_read_end(TcpSocket& socket, int status) {
   upstream_eof_ = true;
   if (phase_ == Phase::streaming) {
     // A close-delimited body ends with the connection.
-    if (fin && response_parser_.finish() == HttpParser::Event::message_complete) {
+    if (fin && ex_->response_parser.finish() == HttpParser::Event::message_complete) {
       return on_response_complete(0);
     }
     return fail_upstream(ProxyError::connection_terminated,
                          fmt::format("{} closed the connection in the middle of the response "
                                      "(route {})",
-                                     describe_target(), route_.name));
+                                     describe_target(), ex_->route.name));
   }
   if (retry_on_fresh_connection()) return;
   fail_upstream(ProxyError::connection_terminated,
                 fmt::format("{} closed the connection before a complete response head "
                             "({}, route {})",
-                            describe_target(), fin ? "FIN" : uv_err_name(status), route_.name));
+                            describe_target(), fin ? "FIN" : uv_err_name(status), ex_->route.name));
 }
 
 void Session::on_drained(TcpSocket& socket, int status) {
@@ -870,7 +925,7 @@ void Session::on_drained(TcpSocket& socket, int status) {
     }
     return fail_upstream(ProxyError::connection_terminated,
                          fmt::format("writing to {} failed: {} (route {})", describe_target(),
-                                     uv_strerror(status), route_.name));
+                                     uv_strerror(status), ex_->route.name));
   }
   if (phase_ == Phase::closing) return;
   deadline_.touch();  // bytes reached the kernel: the exchange is moving
@@ -898,7 +953,7 @@ void Session::on_shutdown(TcpSocket& socket, int status) {
 // --- helpers -------------------------------------------------------------------
 
 void Session::keep_reading_client() {
-  if (!client_ || stash_.size() >= kHighWater) return;
+  if (!client_ || (ex_ && ex_->stash.size() >= kHighWater)) return;
   if (upstream_ && upstream_.queued() >= kHighWater) return;
   client_.start_reading();
 }
@@ -909,27 +964,27 @@ void Session::pause_if_backlogged(TcpSocket& writer, TcpSocket& reader) {
 
 void Session::stash(const char* data, size_t len) {
   if (len == 0) return;
-  stash_.append(data, len);
-  if (stash_.size() >= kHighWater) client_.stop_reading();
+  ex_->stash.append(data, len);
+  if (ex_->stash.size() >= kHighWater) client_.stop_reading();
 }
 
 // Gives a drained stash's buffer back, so that the next stash allocates nothing.
 void Session::reclaim_stash(std::string& spent) {
-  if (!stash_.empty()) return;
+  if (!ex_->stash.empty()) return;
   spent.clear();
-  stash_.swap(spent);
+  ex_->stash.swap(spent);
 }
 
 void Session::send_to_client(const char* data, size_t len) {
   if (staged_ == 0) {
-    record_.down_bytes += len;
+    ex_->record.down_bytes += len;
     client_.send(data, len);
     return;
   }
   std::string& staged = worker_.scratch();
   uv_buf_t bufs[2] = {uv_buf_init(staged.data(), static_cast<unsigned>(staged_)),
                       uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len))};
-  record_.down_bytes += staged_ + len;
+  ex_->record.down_bytes += staged_ + len;
   staged_ = 0;
   client_.send(bufs, 2);
 }
@@ -944,10 +999,10 @@ void Session::flush_to_client() {
 }
 
 std::string Session::describe_target() const {
-  if (target_.host.find(':') != std::string::npos) {
-    return fmt::format("[{}]:{}", target_.host, target_.port);
+  if (ex_->target.host.find(':') != std::string::npos) {
+    return fmt::format("[{}]:{}", ex_->target.host, ex_->target.port);
   }
-  return fmt::format("{}:{}", target_.host, target_.port);
+  return fmt::format("{}:{}", ex_->target.host, ex_->target.port);
 }
 
 int64_t Session::since(uint64_t start) const {

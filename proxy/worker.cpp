@@ -30,7 +30,7 @@ Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log)
     : config_(std::move(config)),
       access_log_(access_log),
       pool_(init_loop(&loop_), &metrics_),
-      tasks_(&loop_) {
+      tasks_(std::make_unique<TaskQueue>(&loop_)) {
   resolver_ = std::make_unique<UvResolver>(&loop_);
   reaper_ = make_uv<uv_check_t>();
   uv_check_init(&loop_, reaper_.get());
@@ -55,6 +55,7 @@ Worker::~Worker() {
   stop();
   retired_.clear();
   resolver_.reset();  // a resolver may own handles of this loop
+  tasks_.reset();
   reaper_.reset();
   invariant_.reset();
   flush_timer_.reset();
@@ -132,6 +133,20 @@ void Worker::on_drain_timeout(uv_timer_t* timer) {
   auto* self = static_cast<Worker*>(timer->data);
   spdlog::warn("drain_timeout: tearing down {} connection(s)", self->sessions_.size());
   self->stop();
+}
+
+std::unique_ptr<ExchangeState> Worker::borrow_exchange() {
+  if (spare_exchanges_.empty()) return std::make_unique<ExchangeState>();
+  std::unique_ptr<ExchangeState> exchange = std::move(spare_exchanges_.back());
+  spare_exchanges_.pop_back();
+  return exchange;
+}
+
+void Worker::return_exchange(std::unique_ptr<ExchangeState> exchange) {
+  // The parsers keep their buffers' capacity, which is the point; the rest
+  // is reset when the state is lent again.
+  exchange->stash.clear();
+  spare_exchanges_.push_back(std::move(exchange));
 }
 
 void Worker::retire(Session* session) {

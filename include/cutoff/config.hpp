@@ -74,6 +74,10 @@ struct ListenConfig {
   std::vector<uint16_t> connect_ports;  // default {443}
   bool connect_any_port = false;        // connect_ports = ["*"]
   bool via = true;                      // add "Via: 1.1 cutoff"
+  bool server_timing = false;           // add Server-Timing (dns, connect, first byte)
+  // Base64 "user:password" tokens; when any, clients must send one as
+  // Proxy-Authorization: Basic (407 otherwise).
+  std::vector<std::string> proxy_auth;
 };
 
 struct AdminConfig {

@@ -83,6 +83,7 @@ struct ResponseRewrite {
   bool upgrade = false;  // a 101: keep Upgrade, Connection: upgrade
   ResponsePlan plan;
   bool client_http10 = false;
+  std::string_view extra_headers;  // whole header lines cutoff adds, e.g. Server-Timing
 };
 
 // Appends the head sent to the client.

@@ -33,7 +33,8 @@ std::string_view status_reason(int status);
 // Appends a whole response: status line, Proxy-Status (with `error=` unless
 // the error is the client's own), Content-Type, Content-Length,
 // Connection: close when `close`, and `sentence` as the body.
+// `extra_headers` are whole header lines (with CRLF), e.g. Proxy-Authenticate.
 void build_error_response(std::string& out, int status, ProxyError error, std::string_view sentence,
-                          bool close);
+                          bool close, std::string_view extra_headers = {});
 
 }  // namespace cutoff

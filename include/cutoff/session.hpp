@@ -12,6 +12,7 @@
 #include "cutoff/config.hpp"
 #include "cutoff/deadline.hpp"
 #include "cutoff/exchange.hpp"
+#include "cutoff/exchange_state.hpp"
 #include "cutoff/http_parser.hpp"
 #include "cutoff/http_rewrite.hpp"
 #include "cutoff/resolver.hpp"
@@ -95,7 +96,8 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   // --- endings ---
   // Every failure ends here: logs, answers (or resets the client if the
   // response had started), tears the upstream down as the route says.
-  void fail(Outcome outcome, ProxyError error, int status, std::string_view sentence);
+  void fail(Outcome outcome, ProxyError error, int status, std::string_view sentence,
+            std::string_view extra_headers = {});
   void fail_timeout(const Expiry& expiry);
   void fail_upstream(ProxyError error, std::string_view sentence);
   void reject(int status, ProxyError error, std::string_view sentence);
@@ -118,8 +120,9 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void send_to_client(const char* data, size_t len);
   void flush_to_client();
   std::string describe_target() const;
+  std::string_view server_timing(char* buf, size_t size) const;
   int64_t since(uint64_t start) const;
-  const RouteSettings& route() const { return *route_.settings; }
+  const RouteSettings& route() const { return *ex_->route.settings; }
 
   Worker& worker_;
   std::list<Session>::iterator self_;
@@ -130,30 +133,11 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   TcpSocket upstream_;
   Deadline deadline_;
   Phase phase_ = Phase::idle;
-  HttpParser request_parser_{HTTP_REQUEST};
-  HttpParser response_parser_{HTTP_RESPONSE};
   char client_name_[56] = {};  // "ip:port", for logs
   bool client_allowed_ = true;
 
-  // --- the current exchange ---
-  Target target_;
-  RouteChoice route_{nullptr, {}};
-  Resolver::Lookup* lookup_ = nullptr;
-  AddressList addresses_;
-  int next_address_ = 0;
-  int last_connect_error_ = 0;
-  ResponsePlan plan_;
-  ExchangeRecord record_;
-  uint64_t started_at_ = 0;  // loop time (ms) of the request's first byte
-  uint64_t started_hr_ = 0;  // the same in nanoseconds, for latency histograms
-  bool is_connect_ = false;
-  bool is_upgrade_ = false;
-  bool request_keep_alive_ = false;
-  bool request_done_ = false;
-  bool response_started_ = false;
-  bool retried_ = false;
-  bool upstream_dirty_ = false;  // bytes after a complete response: never reuse
-  bool logged_ = false;
+  // --- the current exchange, borrowed from the worker while one runs ---
+  std::unique_ptr<ExchangeState> ex_;
   // Response heads are composed in the worker's scratch buffer and sent
   // together with the body bytes that follow them; this many bytes at its
   // front still wait to go to the client.
@@ -166,9 +150,6 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   bool upstream_eof_ = false;
   bool client_shutdown_done_ = false;
   bool upstream_shutdown_done_ = false;
-  // Client bytes read ahead of where the exchange can take them: body bytes
-  // before the upstream is connected, or a pipelined next request.
-  std::string stash_;
 };
 
 }  // namespace cutoff

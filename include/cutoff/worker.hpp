@@ -13,6 +13,7 @@
 
 #include "cutoff/access_log.hpp"
 #include "cutoff/config.hpp"
+#include "cutoff/exchange_state.hpp"
 #include "cutoff/metrics.hpp"
 #include "cutoff/resolver.hpp"
 #include "cutoff/task_queue.hpp"
@@ -51,7 +52,7 @@ class Worker {
   // New exchanges use `config`; running ones keep theirs.
   void reload(std::shared_ptr<const Config> config) { config_ = std::move(config); }
   // Any thread: runs `task` on this worker's loop.
-  void post(std::function<void()> task) { tasks_.post(std::move(task)); }
+  void post(std::function<void()> task) { tasks_->post(std::move(task)); }
   // Appends one JSON object per open client connection, comma-separated,
   // for the admin's /connections (loop thread only).
   void describe_connections(std::string& out, int worker_index);
@@ -74,6 +75,10 @@ class Worker {
   // A buffer for composing heads and answers; send() copies what it keeps,
   // so it is free again as soon as the send returns.
   std::string& scratch() { return scratch_; }
+
+  // Lends the state of an exchange (recycled: no allocation once warm).
+  std::unique_ptr<ExchangeState> borrow_exchange();
+  void return_exchange(std::unique_ptr<ExchangeState> exchange);
 
   // Frees a session on the next loop turn, never inside its own callback.
   void retire(Session* session);
@@ -104,10 +109,11 @@ class Worker {
   // is gone; its expiry tears down whatever is still running.
   UvPtr<uv_timer_t> drain_timer_;
   Metrics metrics_;
-  TaskQueue tasks_;
+  std::unique_ptr<TaskQueue> tasks_;
   std::atomic<int64_t> own_client_count_{0};
   std::atomic<int64_t>* client_count_ = &own_client_count_;
   uint64_t last_session_id_ = 0;
+  std::vector<std::unique_ptr<ExchangeState>> spare_exchanges_;
   std::list<Session> sessions_;
   std::list<Session> retired_;
   std::string scratch_;

@@ -1,0 +1,44 @@
+#pragma once
+// The state of one exchange in progress, kept apart from its client
+// connection so that an idle keep-alive connection holds none of it: a worker
+// recycles these, and a connection borrows one from a request's first byte
+// until it is idle again.
+
+#include <cstdint>
+#include <string>
+
+#include "cutoff/exchange.hpp"
+#include "cutoff/http_parser.hpp"
+#include "cutoff/http_rewrite.hpp"
+#include "cutoff/resolver.hpp"
+#include "cutoff/route.hpp"
+
+namespace cutoff {
+
+struct ExchangeState {
+  HttpParser request_parser{HTTP_REQUEST};
+  HttpParser response_parser{HTTP_RESPONSE};
+  Target target;
+  RouteChoice route{nullptr, {}};
+  Resolver::Lookup* lookup = nullptr;  // while resolving
+  AddressList addresses;
+  int next_address = 0;
+  int last_connect_error = 0;
+  ResponsePlan plan;
+  ExchangeRecord record;
+  uint64_t started_at = 0;  // loop time (ms) of the request's first byte
+  uint64_t started_hr = 0;  // the same in nanoseconds, for latency histograms
+  bool is_connect = false;
+  bool is_upgrade = false;
+  bool request_keep_alive = false;
+  bool request_done = false;
+  bool response_started = false;
+  bool retried = false;
+  bool upstream_dirty = false;  // bytes after a complete response: never reuse
+  bool logged = false;
+  // Client bytes read ahead of where the exchange can take them: body bytes
+  // before the upstream is connected, or a pipelined next request.
+  std::string stash;
+};
+
+}  // namespace cutoff
