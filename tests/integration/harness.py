@@ -10,7 +10,10 @@
   limit, fake servers that are stopped for you, and an automatic "nothing
   left behind" check after each passing test: every fake-server connection
   ended and cutoff's fds back to their baseline.
-- time_wait_count(port): TIME_WAIT sockets on a port, from `ss -tan`.
+- time_wait_count(port): TIME_WAIT sockets on a port, from `ss -tan`;
+  socket_count(state, port) for any other state.
+- shown(value): a duration as cutoff prints it (in Proxy-Status details);
+  @time_limit(seconds) gives one test its own hard limit.
 
 Durations: tests write config values and expected times in unscaled
 milliseconds; everything goes through ms()/dur() so slow (sanitizer) builds
@@ -31,10 +34,12 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 from pathlib import Path
 
+import fakeload
 import fakenet
 import fakeupstream
 
@@ -65,6 +70,28 @@ def dur(value) -> str:
 def tolerance(deadline_s: float) -> float:
     """How late a deadline may fire: SPEC's max(50 ms, 5 %) plus slack."""
     return max(0.05, 0.05 * deadline_s) + SLACK
+
+
+def shown(value) -> str:
+    """A config duration (unscaled ms or "250ms") as cutoff prints it once
+    scaled, e.g. in Proxy-Status details: Duration::to_string, the largest
+    unit that divides it exactly (shown(500) is "500ms", or "1s" at scale 2)."""
+    v = round(ms(value) * 1000)
+    if v == 0:
+        return "0s"
+    for unit, n in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if v % n == 0:
+            return f"{v // n}{unit}"
+    return f"{v}ms"
+
+
+def time_limit(seconds: float):
+    """Decorates a test method with its own hard time limit (seconds, scaled)
+    instead of its class's TIME_LIMIT."""
+    def mark(fn):
+        fn.time_limit = seconds
+        return fn
+    return mark
 
 
 def find_binary():
@@ -675,6 +702,21 @@ class Client:
             self.sock = None
 
 
+def socket_count(state: str, port: int) -> int:
+    """Sockets in `state` (an ss state filter: syn-sent, established, ...)
+    whose local or remote port is `port` (from ss -tan)."""
+    if not shutil.which("ss"):
+        raise unittest.SkipTest("ss (iproute2) not installed")
+    out = subprocess.run(["ss", "-tanH", "state", state], capture_output=True, text=True,
+                         timeout=10).stdout
+    n = 0
+    for line in out.splitlines():
+        addrs = [c for c in line.split() if ":" in c]
+        if any(a.rsplit(":", 1)[1] == str(port) for a in addrs[-2:]):
+            n += 1
+    return n
+
+
 def time_wait_count(port: int) -> int:
     """TIME_WAIT sockets whose local or remote port is `port` (from ss -tan)."""
     if not shutil.which("ss"):
@@ -739,7 +781,8 @@ class CutoffTestCase(unittest.TestCase):
             c.cleanup_dir()
 
     def setUp(self):
-        limit = self.TIME_LIMIT * SCALE
+        method = getattr(self, self._testMethodName, None)
+        limit = getattr(method, "time_limit", self.TIME_LIMIT) * SCALE
         old = signal.signal(signal.SIGALRM, _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, limit)
         faulthandler.dump_traceback_later(limit + 20, exit=True)
@@ -790,7 +833,7 @@ class CutoffTestCase(unittest.TestCase):
         problems = []
         c = type(self).cutoff
         for srv in self._servers:
-            if isinstance(srv, fakenet._TcpServer) and not srv.wait_all_closed(self.SETTLE * SCALE):
+            if hasattr(srv, "wait_all_closed") and not srv.wait_all_closed(self.SETTLE * SCALE):
                 problems.append(f"{srv.name}:{srv.port} connections still open: "
                                 f"{srv.open_connections()}")
         for extra in getattr(self, "_extra_cutoffs", []):
@@ -821,6 +864,10 @@ class CutoffTestCase(unittest.TestCase):
 
     def blackhole(self, on_fin="close") -> fakenet.Blackhole:
         return self._own(fakenet.Blackhole(on_fin=on_fin).start())
+
+    def loop_server(self, mode: str) -> fakeload.LoopServer:
+        """A one-thread "ok" or "blackhole" server for load tests (fakeload)."""
+        return self._own(fakeload.LoopServer(mode).start())
 
     def full_backlog(self) -> fakenet.FullBacklog:
         try:
@@ -859,6 +906,38 @@ class CutoffTestCase(unittest.TestCase):
     def url(srv, path: str = "/ok") -> str:
         return f"http://127.0.0.1:{srv.port}{path}"
 
+    @staticmethod
+    def hostport(srv) -> str:
+        """The target as cutoff names it in Proxy-Status details."""
+        return f"127.0.0.1:{srv.port}"
+
+    def connect_tunnel(self, port: int, cutoff=None, host: str = "127.0.0.1"):
+        """Sends CONNECT host:port; returns (response, client, time sent)."""
+        cl = self.client(cutoff)
+        t0 = time.monotonic()
+        cl.send(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        return cl.read_response("CONNECT"), cl, t0
+
+    def round_trip(self, cl: Client, data: bytes, timeout: float = 10.0) -> bytes:
+        """Sends data through a tunnel and reads as much back, writing from a
+        thread so that a big payload cannot deadlock."""
+        errors = []
+
+        def writer():
+            try:
+                for i in range(0, len(data), 65536):
+                    cl.sock.sendall(data[i:i + 65536])
+            except OSError as e:
+                errors.append(e)
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        try:
+            got = cl.read_exactly(len(data), timeout=timeout)
+        finally:
+            t.join(5 * SCALE)
+        self.assertFalse(errors, errors)
+        return got
+
     def exchange(self, method, target, headers=(), body=None, version="HTTP/1.1",
                  cutoff=None, timeout=5.0, **kw):
         """Opens a client, sends one request, reads one response.
@@ -895,6 +974,45 @@ class CutoffTestCase(unittest.TestCase):
         if close:
             self.assertTrue(resp.has_token("Connection", "close"),
                             f"no Connection: close in {resp.headers}")
+
+    def assertDetails(self, resp: Response, target: str | None = None, value: str | None = None,
+                      route: str | None = None, also=()):
+        """The Proxy-Status details, and the text/plain body (which must say
+        the same), name the target host:port, a timeout's value as cutoff
+        prints it (see shown()), the route ("route NAME"), and each string
+        in `also`. Whole tokens only: "50ms" is not found in "350ms"."""
+        details = resp.proxy_status.get("details")
+        self.assertTrue(details, f"no details in Proxy-Status: {resp.header('Proxy-Status')!r}")
+        body = resp.body.decode("utf-8", "replace")
+        wanted = []
+        if target is not None:
+            wanted.append((target, rf"(?<![\w.]){re.escape(target)}(?!\d)"))
+        if value is not None:
+            wanted.append((value, rf"(?<![\w.]){re.escape(value)}(?!\w)"))
+        if route is not None:
+            wanted.append((f"route {route}", rf"\broute {re.escape(route)}(?![\w-])"))
+        for text in also:
+            wanted.append((text, re.escape(text)))
+        for what, rx in wanted:
+            self.assertRegex(details, rx, f"Proxy-Status details do not name {what!r}")
+            self.assertRegex(body, rx, f"the text/plain body does not name {what!r}")
+
+    def assertWholeThenFin(self, resp: Response, cl: Client, what: str = "error response",
+                           timeout: float = 2.0):
+        """The client read the whole response, then the connection ended with
+        FIN, not RST, and nothing followed the response."""
+        self.assertTrue(resp.complete, f"{what} cut short: {resp!r}")
+        end = cl.wait_end(timeout)
+        self.assertEqual(end, "fin", f"after the {what} the client saw {end!r}, not a FIN")
+        self.assertEqual(bytes(cl.buf), b"", f"bytes after the {what}")
+
+    def assertOutcome(self, target: str, status, outcome: str, route: str, cutoff=None, pred=None):
+        """The access log entry whose target contains `target` (and that
+        satisfies pred) has this status, outcome and route; returns it."""
+        e = (cutoff or self.cutoff).wait_access(pred=pred, target=target)
+        self.assertEqual((e.get("status"), e.get("outcome"), e.get("route")),
+                         (str(status), outcome, route), e["line"])
+        return e
 
     def assertUpstreamEnd(self, srv, expected, i: int = -1, timeout: float = 2.0):
         """The upstream's view: connection i ended with `expected` (str or set)."""

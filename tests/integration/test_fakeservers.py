@@ -4,9 +4,11 @@ If these fail, the proxy tests cannot be trusted: they check that the fakes
 misbehave as the catalogue says and that FIN and RST are told apart."""
 
 import socket
+import struct
 import time
 import unittest
 
+from fakeload import LoopClients, percentile
 from fakeupstream import pattern
 from harness import SCALE, Client, CutoffTestCase, build_request
 
@@ -204,6 +206,25 @@ class FakeServersTest(CutoffTestCase):
             s.connect(cp.addr)
         self.assertLess(time.monotonic() - t, 0.1)
         s.close()
+
+    def test_loop_server_and_clients(self):
+        ok = self.loop_server("ok")
+        load = LoopClients(("127.0.0.1", ok.port), f"http://127.0.0.1:{ok.port}/ok", 5, 3)
+        load.run(time.monotonic() + 2.0 * SCALE)
+        self.assertEqual(len(load.results), 15)
+        self.assertEqual({status for *_, status, _ in load.results}, {200})
+        self.assertEqual(len(load.latencies(skip_rounds=1)), 10)
+        self.assertTrue(ok.wait_for(lambda: all(r.end == "fin" for r in ok.records), 1.0))
+        self.assertEqual([r.requests for r in ok.records], [3] * 5)
+        bh = self.loop_server("blackhole")
+        s = socket.create_connection(("127.0.0.1", bh.port))
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        self.assertTrue(bh.wait_for(lambda: bh.records and bh.records[0].bytes_in > 0, 1.0))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        self.assertTrue(bh.wait_for(lambda: bh.records[0].end == "rst", 1.0), bh.records)
+        self.assertEqual(percentile([3, 1, 2, 4], 50), 2)
+        self.assertEqual(percentile(list(range(1, 201)), 99), 198)
 
 
 if __name__ == "__main__":

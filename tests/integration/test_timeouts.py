@@ -325,6 +325,9 @@ class TimeoutsTest(CutoffTestCase):
                 c.close()
             except Exception as e:
                 results[key] = (repr(e), None)
+        # A fresh server may reuse a port that older sockets still hold in
+        # TIME_WAIT: count what this test adds, not what was there.
+        time_wait_before = time_wait_count(hang.port)
         threads = [threading.Thread(target=go, args=(("hang", i), self.url(hang, f"/hang?i={i}")))
                    for i in range(10)]
         for t in threads:
@@ -346,7 +349,7 @@ class TimeoutsTest(CutoffTestCase):
         # Stuck upstreams are reset, so none of them lingers in TIME_WAIT.
         self.assertTrue(hang.wait_all_closed(1.0 * SCALE))
         self.assertEqual([r.state for r in hang.connections()], ["rst"] * 10)
-        self.assertEqual(time_wait_count(hang.port), 0)
+        self.assertLessEqual(time_wait_count(hang.port), time_wait_before)
 
 
 if __name__ == "__main__":
