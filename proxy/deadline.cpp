@@ -80,12 +80,12 @@ void Deadline::disarm() {
 
 void Deadline::schedule() {
   uint64_t at = plan_.wake_at();
-  if (at == scheduled_at_) return;  // re-arming for the same instant costs nothing
+  // A deadline that moves later (or goes away) leaves the timer where it is:
+  // it wakes early, finds nothing due and sleeps again until the new time.
+  // Most phase changes move the deadline later, so most of them cost no
+  // update of the loop's timer heap.
+  if (at == DeadlinePlan::kNever || at >= scheduled_at_) return;
   scheduled_at_ = at;
-  if (at == DeadlinePlan::kNever) {
-    uv_timer_stop(timer_.get());
-    return;
-  }
   uint64_t now = uv_now(loop_);
   uv_timer_start(timer_.get(), on_timer, at > now ? at - now : 0, 0);
 }

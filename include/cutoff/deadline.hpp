@@ -75,9 +75,10 @@ class DeadlineListener {
 
 // A DeadlinePlan driven by one libuv timer.
 //
-// The timer is armed whenever the plan is (re-)armed, stopped by disarm(), and
-// its expiry calls listener.on_deadline() exactly once per expiry; the
-// listener must re-arm or disarm from there.
+// The timer runs whenever the plan is armed; it may also wake early, after a
+// deadline moved later or was disarmed, and then simply sleeps again. An
+// expiry calls listener.on_deadline() exactly once; the listener must re-arm
+// or disarm from there.
 class Deadline {
  public:
   Deadline(uv_loop_t* loop, DeadlineListener& listener);
@@ -100,7 +101,7 @@ class Deadline {
   DeadlineListener& listener_;
   DeadlinePlan plan_;
   UvPtr<uv_timer_t> timer_;
-  uint64_t scheduled_at_ = DeadlinePlan::kNever;
+  uint64_t scheduled_at_ = DeadlinePlan::kNever;  // when the timer fires; kNever: stopped
 };
 
 }  // namespace cutoff
