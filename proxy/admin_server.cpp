@@ -42,19 +42,6 @@ Resource find_resource(std::string_view path) {
   return Resource::unknown;
 }
 
-std::string_view reason(int status) {
-  switch (status) {
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return status_reason(status);
-  }
-}
-
 constexpr std::string_view kText = "text/plain; charset=utf-8";
 constexpr std::string_view kJson = "application/json";
 
@@ -213,7 +200,7 @@ void AdminServer::Connection::respond(int status, std::string_view content_type,
   std::string out;
   out.reserve(160 + body.size());
   auto end_status = std::to_chars(number, number + sizeof number, status).ptr;
-  out.append("HTTP/1.1 ").append(number, end_status).append(" ").append(reason(status));
+  out.append("HTTP/1.1 ").append(number, end_status).append(" ").append(status_reason(status));
   out.append("\r\nContent-Type: ").append(content_type);
   auto end_length = std::to_chars(number, number + sizeof number, body.size()).ptr;
   out.append("\r\nContent-Length: ").append(number, end_length);

@@ -57,12 +57,18 @@ std::string_view status_reason(int status) {
       return "Proxy Authentication Required";
     case 408:
       return "Request Timeout";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
     case 414:
       return "URI Too Long";
     case 431:
       return "Request Header Fields Too Large";
     case 502:
       return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
     case 504:
       return "Gateway Timeout";
     default:
