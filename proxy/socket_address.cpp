@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "cutoff/config.hpp"
+#include "cutoff/address.hpp"
 #include "cutoff/resolver.hpp"
 
 namespace cutoff {

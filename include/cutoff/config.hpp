@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "cutoff/address.hpp"
 #include "cutoff/duration.hpp"
 
 namespace cutoff {
@@ -56,13 +57,6 @@ struct Route {
   std::string name;
   RouteMatch match;
   RouteSettings settings;
-};
-
-// An IPv4 or IPv6 network in CIDR notation, parsed once at load time.
-struct Cidr {
-  bool v6 = false;
-  uint8_t addr[16] = {};  // network byte order; IPv4 uses the first 4 bytes
-  int prefix = 0;
 };
 
 struct ListenConfig {
@@ -120,18 +114,5 @@ ConfigResult parse_config(std::string_view text, std::string_view source);
 
 // Reads and parses a file; an unreadable file is one error.
 ConfigResult load_config_file(const std::string& path);
-
-// Parses "host:port", "[v6]:port" or ":port". Used for listen/admin
-// addresses and by --listen/--admin. Returns false with *error filled.
-// host is an IPv4 literal, an IPv6 literal (returned without brackets), an
-// RFC 1123 host name, or "" for ":port" (every local address). Port 0 is
-// allowed: it asks for an ephemeral port.
-bool parse_host_port(std::string_view text, std::string* host, uint16_t* port, std::string* error);
-
-// Parses "10.0.0.0/8", "::1/128" or a bare address (full-length prefix).
-bool parse_cidr(std::string_view text, Cidr* out, std::string* error);
-
-// True when the address (4 or 16 bytes, network order) is inside the network.
-bool cidr_contains(const Cidr& net, const uint8_t* addr, bool v6);
 
 }  // namespace cutoff
