@@ -738,6 +738,7 @@ bool Session::retry_on_fresh_connection() {
   ex_->retried = true;
   ex_->record.reused = false;
   upstream_.close();
+  upstream_eof_ = false;
   open_upstream();
   return true;
 }

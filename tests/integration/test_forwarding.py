@@ -211,6 +211,10 @@ class ForwardingTest(CutoffTestCase):
         r = cl.read_response()
         self.assertEqual((r.status, r.body), (200, pattern(5)), "GET not retried on a new connection")
         self.assertEqual(up.connection_count(), 2)
+        # The fresh connection goes back to the pool like any other.
+        cl.request("GET", self.url(up, "/ok?size=5&n=2"))
+        self.assertEqual(cl.read_response().status, 200)
+        self.assertEqual(up.connection_count(), 2, "the retried connection was not pooled")
 
     def test_dead_pooled_connection_not_retried_for_request_with_body(self):
         up = self.upstream()
