@@ -93,6 +93,8 @@ std::string outcome_token(const Outcome& outcome) {
       return "error:" + std::string(error_token(outcome.error));
     case Outcome::Kind::client_abort:
       return "client_abort";
+    case Outcome::Kind::stopped:
+      return "stopped";
   }
   return "unknown";
 }
@@ -165,7 +167,10 @@ AccessLog::AccessLog(const AccessLogConfig& config) : format_(config.format), pa
   }
   sink_ = std::make_shared<BufferedFdSink>(fd, owned);
   logger_ = std::make_shared<spdlog::logger>("access", sink_);
-  logger_->set_pattern(format_ == LogFormat::json ? "%v" : "%Y-%m-%dT%H:%M:%S.%e%z %v");
+  // JSON lines get their time as the first field: the pattern opens the
+  // object and write() passes the record without its own opening brace.
+  logger_->set_pattern(format_ == LogFormat::json ? "{\"time\":\"%Y-%m-%dT%H:%M:%S.%e%z\",%v"
+                                                  : "%Y-%m-%dT%H:%M:%S.%e%z %v");
   logger_->set_level(spdlog::level::info);
   logger_->flush_on(spdlog::level::off);
 }
@@ -192,7 +197,9 @@ void AccessLog::write(const ExchangeRecord& record) {
   } else {
     format_access_text(line, record);
   }
-  logger_->info(std::string_view(line));
+  std::string_view text(line);
+  if (format_ == LogFormat::json) text.remove_prefix(1);
+  logger_->info(text);
 }
 
 void AccessLog::flush() {

@@ -47,6 +47,10 @@ std::optional<Expiry> DeadlinePlan::expired(uint64_t now) const {
   return std::nullopt;
 }
 
+TimeoutName DeadlinePlan::due_name() const {
+  return cap_at_ != kNever && cap_at_ <= phase_deadline() ? cap_name_ : phase_name_;
+}
+
 uint64_t DeadlinePlan::remaining(uint64_t now) const {
   uint64_t at = wake_at();
   return at == kNever ? kNever : (at > now ? at - now : 0);

@@ -194,7 +194,7 @@ void render_connections(std::string& out, const Totals& totals) {
 void render_bytes(std::string& out, const Totals& totals) {
   constexpr std::string_view kName = "cutoff_bytes_total";
   append_family(out, kName, "counter",
-                "Bytes forwarded: up is client to upstream, down is upstream to client.");
+                "Bytes sent, heads included: up to upstreams, down to clients.");
   append_sample(out, kName, {"direction", "up"}, totals.bytes_up);
   append_sample(out, kName, {"direction", "down"}, totals.bytes_down);
 }

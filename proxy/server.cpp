@@ -142,7 +142,12 @@ void Server::reload() {
   }
   // The listeners, the workers and the log destinations are set up once,
   // at start-up.
+  if (loaded->listen.address != config_->listen.address ||
+      loaded->admin.address != config_->admin.address) {
+    spdlog::warn("listen and admin address changes take effect at the next start");
+  }
   loaded->listen.address = config_->listen.address;
+  loaded->admin.address = config_->admin.address;
   if (loaded->access_log.path != config_->access_log.path ||
       loaded->access_log.format != config_->access_log.format) {
     spdlog::warn("access_log changes take effect at the next start");

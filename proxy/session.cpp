@@ -416,6 +416,7 @@ void Session::send_request_head() {
   build_request_head(head, ex_->request_parser.head(), ex_->target,
                      RequestRewrite{config_->listen.via, ex_->is_upgrade});
   upstream_.send(head.data(), head.size());
+  ex_->record.up_bytes += head.size();
   upstream_.start_reading();
   ex_->response_parser.reset();
   ex_->response_parser.set_skip_body(ex_->request_parser.method() == HTTP_HEAD);
@@ -673,6 +674,10 @@ void Session::fail_timeout(const Expiry& expiry) {
       return fail(Outcome::timed_out(expiry.name), ProxyError::connection_timeout, 504,
                   fmt::format("connect to {} timed out after {} ({}, route {})", describe_target(),
                               value, name, ex_->route.name));
+    case Phase::sending_request:
+      return fail(Outcome::timed_out(expiry.name), ProxyError::http_response_timeout, 504,
+                  fmt::format("the request to {} did not complete within {} ({}, route {})",
+                              describe_target(), value, name, ex_->route.name));
     default:
       return fail(Outcome::timed_out(expiry.name), ProxyError::http_response_timeout, 504,
                   fmt::format("{} did not answer within {} ({}, route {})", describe_target(),
@@ -796,17 +801,31 @@ void Session::drain() {
   }
 }
 
+void Session::expire(const Expiry& expiry) {
+  // A connection already closing keeps its own linger deadline.
+  if (phase_ != Phase::closing) on_deadline(expiry);
+}
+
 void Session::terminate() {
-  if (phase_ != Phase::idle && phase_ != Phase::closing && !ex_->logged) {
-    ex_->record.outcome = Outcome::client_aborted();
-    log_exchange();
-  }
-  if (ex_->lookup != nullptr) {
-    worker_.resolver().cancel(ex_->lookup);
-    ex_->lookup = nullptr;
+  bool responding = false;
+  if (ex_ && phase_ != Phase::idle && phase_ != Phase::closing) {
+    responding = ex_->response_started;
+    if (!ex_->logged) {
+      ex_->record.outcome = Outcome::stopped();
+      log_exchange();
+    }
+    if (ex_->lookup != nullptr) {
+      worker_.resolver().cancel(ex_->lookup);
+      ex_->lookup = nullptr;
+    }
   }
   upstream_.abort();
-  client_.close();
+  // A response cut short must not look complete to the client.
+  if (responding) {
+    client_.abort();
+  } else {
+    client_.close();
+  }
   set_phase(Phase::closing);
   finish_if_closed();
 }
@@ -862,7 +881,7 @@ void Session::describe(std::string& out, int worker_index, uint64_t now) const {
                  ",\"age_ms\":{},\"phase_ms\":{},\"deadline\":\"{}\",\"deadline_left_ms\":{},"
                  "\"up_bytes\":{},\"down_bytes\":{}}}",
                  now - (in_exchange ? ex_->started_at : accepted_at_), now - phase_started_at_,
-                 timeout_token(deadline_.phase_name()), left == DeadlinePlan::kNever ? 0 : left,
+                 timeout_token(deadline_.due_name()), left == DeadlinePlan::kNever ? 0 : left,
                  in_exchange ? ex_->record.up_bytes : 0, in_exchange ? ex_->record.down_bytes : 0);
 }
 

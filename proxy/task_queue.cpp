@@ -11,9 +11,23 @@ TaskQueue::TaskQueue(uv_loop_t* loop) : async_(make_uv<uv_async_t>()) {
 void TaskQueue::post(std::function<void()> task) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    tasks_.push_back(std::move(task));
+    if (!closed_) {
+      tasks_.push_back(std::move(task));
+      uv_async_send(async_.get());
+      return;
+    }
   }
-  uv_async_send(async_.get());
+  task();  // the loop is gone: nothing runs on it any more
+}
+
+void TaskQueue::close() {
+  std::vector<std::function<void()>> rest;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+    rest.swap(tasks_);
+  }
+  for (auto& task : rest) task();
 }
 
 void TaskQueue::on_async(uv_async_t* async) {

@@ -101,6 +101,7 @@ int Worker::listen(const sockaddr_storage& address, bool reuse_port, sockaddr_st
 
 void Worker::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
+  tasks_->close();
 }
 
 void Worker::stop() {
@@ -123,16 +124,23 @@ void Worker::drain(Duration timeout) {
   // drain() may retire sessions: step past each before asking it.
   for (auto it = sessions_.begin(); it != sessions_.end();) (it++)->drain();
   if (sessions_.empty()) return stop();
+  drain_timeout_ = timeout;
   drain_timer_ = make_uv<uv_timer_t>();
   uv_timer_init(&loop_, drain_timer_.get());
   drain_timer_->data = this;
   uv_timer_start(drain_timer_.get(), on_drain_timeout, timeout.ms(), 0);
 }
 
+// What is still running when drain_timeout expires ends as if its own
+// deadline had fired (SPEC §5): a stuck upstream is torn down, a client
+// gets its 504 or, with a response under way, a reset. The worker stops once
+// the last connection has closed (linger_timeout bounds that).
 void Worker::on_drain_timeout(uv_timer_t* timer) {
   auto* self = static_cast<Worker*>(timer->data);
   spdlog::warn("drain_timeout: tearing down {} connection(s)", self->sessions_.size());
-  self->stop();
+  Expiry expiry{TimeoutName::drain_timeout, self->drain_timeout_};
+  for (auto it = self->sessions_.begin(); it != self->sessions_.end();) (it++)->expire(expiry);
+  if (self->sessions_.empty()) self->stop();
 }
 
 std::unique_ptr<ExchangeState> Worker::borrow_exchange() {

@@ -42,7 +42,7 @@ void format_access_json(std::string& out, const ExchangeRecord& record);
 // Appends `s` as a quoted JSON string.
 void append_json_string(std::string& out, std::string_view s);
 
-// "ok", "timeout:<name>", "error:<token>" or "client_abort".
+// "ok", "timeout:<name>", "error:<token>", "client_abort" or "stopped".
 std::string outcome_token(const Outcome& outcome);
 
 }  // namespace cutoff

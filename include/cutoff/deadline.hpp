@@ -47,6 +47,8 @@ class DeadlinePlan {
   // Milliseconds left before the deadline fires (0 when overdue).
   uint64_t remaining(uint64_t now) const;
   TimeoutName phase_name() const { return phase_name_; }
+  // The timeout that fires first if nothing changes: the cap's or the phase's.
+  TimeoutName due_name() const;
 
  private:
   uint64_t phase_deadline() const;
@@ -91,6 +93,7 @@ class Deadline {
 
   bool armed() const { return plan_.armed(); }
   TimeoutName phase_name() const { return plan_.phase_name(); }
+  TimeoutName due_name() const { return plan_.due_name(); }
   uint64_t remaining() const { return plan_.remaining(uv_now(loop_)); }
 
  private:

@@ -11,7 +11,7 @@
 namespace cutoff {
 
 struct Outcome {
-  enum class Kind : uint8_t { ok, timeout, error, client_abort };
+  enum class Kind : uint8_t { ok, timeout, error, client_abort, stopped };
   Kind kind = Kind::ok;
   TimeoutName timeout = TimeoutName::idle_timeout;       // when kind == timeout
   ProxyError error = ProxyError::connection_terminated;  // when kind == error
@@ -20,6 +20,8 @@ struct Outcome {
   static Outcome timed_out(TimeoutName name) { return {Kind::timeout, name, {}}; }
   static Outcome failed(ProxyError error) { return {Kind::error, {}, error}; }
   static Outcome client_aborted() { return {Kind::client_abort, {}, {}}; }
+  // cutoff stopped at once (a second SIGTERM) while the exchange ran.
+  static Outcome stopped() { return {Kind::stopped, {}, {}}; }
 };
 
 // A time not reached during the exchange (no DNS for an address literal,

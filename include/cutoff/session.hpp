@@ -36,6 +36,8 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   std::list<Session>::iterator self() const { return self_; }
   // Worker drain: close if idle, else after the current exchange.
   void drain();
+  // Worker drain_timeout: ends the exchange as its own deadline would.
+  void expire(const Expiry& expiry);
   // Worker shutdown: end everything now.
   void terminate();
 

@@ -20,14 +20,20 @@ class TaskQueue {
   TaskQueue(const TaskQueue&) = delete;
   TaskQueue& operator=(const TaskQueue&) = delete;
 
-  // Any thread: `task` runs on the loop's thread soon after.
+  // Any thread: `task` runs on the loop's thread soon after; once the loop
+  // has ended (close()), it runs at once on the caller's thread instead, so
+  // that nothing posted is ever lost.
   void post(std::function<void()> task);
+  // The loop's thread, after its loop ended: runs what is still queued and
+  // turns later posts into direct calls.
+  void close();
 
  private:
   static void on_async(uv_async_t* async);
 
   std::mutex mutex_;
   std::vector<std::function<void()>> tasks_;
+  bool closed_ = false;
   UvPtr<uv_async_t> async_;
 };
 

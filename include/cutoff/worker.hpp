@@ -41,7 +41,8 @@ class Worker {
   int listen(const sockaddr_storage& address, bool reuse_port, sockaddr_storage* bound);
   // Listens on the configured [listen] address, alone.
   int listen(std::string* bound);
-  // Runs the loop until stop() has closed everything.
+  // Runs the loop until stop() has closed everything; tasks posted after
+  // that run on the poster's thread.
   void run();
   // Stops accepting and closes every connection; run() then returns.
   void stop();
@@ -119,6 +120,7 @@ class Worker {
   std::string scratch_;
   bool stopping_ = false;
   bool draining_ = false;
+  Duration drain_timeout_;
 };
 
 }  // namespace cutoff

@@ -407,3 +407,15 @@ TEST_CASE("Deadline on a real loop: a cap fires before an idle phase that keeps 
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK(uv_loop_close(&loop) == 0);
 }
+
+TEST_CASE("due_name names whichever of phase and cap fires first", "[deadline]") {
+  DeadlinePlan plan;
+  plan.arm_phase(TimeoutName::response_header_timeout, Duration::millis(500), 1000, false);
+  CHECK(plan.due_name() == TimeoutName::response_header_timeout);
+  plan.arm_cap(TimeoutName::request_timeout, Duration::millis(200), 1000);
+  CHECK(plan.due_name() == TimeoutName::request_timeout);
+  plan.arm_cap(TimeoutName::request_timeout, Duration::millis(900), 1000);
+  CHECK(plan.due_name() == TimeoutName::response_header_timeout);
+  plan.arm_cap(TimeoutName::request_timeout, Duration::off(), 1000);
+  CHECK(plan.due_name() == TimeoutName::response_header_timeout);
+}
