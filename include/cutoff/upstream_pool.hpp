@@ -31,7 +31,6 @@ class UpstreamPool {
   TcpSocket take(std::string_view host, uint16_t port, SocketEvents* events);
   // Parks a connection that just finished a response cleanly.
   void park(std::string_view host, uint16_t port, TcpSocket socket, Duration keepalive);
-  size_t idle_count() const { return idle_; }
   // Closes every idle connection and frees every entry (worker shutdown).
   void clear();
 

@@ -72,7 +72,6 @@ class Worker {
   Resolver& resolver() { return *resolver_; }
   void set_resolver(std::unique_ptr<Resolver> resolver) { resolver_ = std::move(resolver); }
   AccessLog& access_log() { return access_log_; }
-  size_t session_count() const { return sessions_.size(); }
   // A buffer for composing heads and answers; send() copies what it keeps,
   // so it is free again as soon as the send returns.
   std::string& scratch() { return scratch_; }
