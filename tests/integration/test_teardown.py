@@ -7,8 +7,8 @@ tested in test_scenarios.py, named here):
 
   dns_error (502) ............... test_scenarios: test_host_under_invalid
   dns_timeout (504) ............. not here: producing it needs a slow resolver,
-      and any real lookup would leave loopback; the lead covers the row with a
-      C++ test that injects a slow resolver.
+      and any real lookup would leave loopback; tests/server/test_resolution.cpp
+      covers the row by injecting a slow resolver into the server object.
   connection_refused (502) ...... test_row_connection_refused
   connection_timeout (504) ...... test_scenarios: test_upstream_never_completes_handshake,
                                   test_connect_to_target_never_completing_handshake
