@@ -58,6 +58,15 @@ void UpstreamPool::drop(Entry* entry) {
   recycle(entry);
 }
 
+bool UpstreamPool::all_parked_armed() const {
+  for (const auto& [key, list] : by_key_) {
+    for (const Entry* entry : list) {
+      if (!entry->deadline.armed()) return false;
+    }
+  }
+  return true;
+}
+
 void UpstreamPool::count_idle(int64_t delta) {
   idle_ = static_cast<size_t>(static_cast<int64_t>(idle_) + delta);
   metrics_->upstream_idle.add(delta);

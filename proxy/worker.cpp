@@ -213,6 +213,10 @@ void Worker::on_prepare(uv_prepare_t* prepare) {
       std::abort();
     }
   }
+  if (!self->pool_.all_parked_armed()) {
+    spdlog::critical("invariant broken: a pooled upstream connection waits with no deadline");
+    std::abort();
+  }
 }
 
 void Worker::on_flush_timer(uv_timer_t* timer) {

@@ -31,6 +31,9 @@ class UpstreamPool {
   TcpSocket take(std::string_view host, uint16_t port, SocketEvents* events);
   // Parks a connection that just finished a response cleanly.
   void park(std::string_view host, uint16_t port, TcpSocket socket, Duration keepalive);
+  // The invariant of SPEC §4 for parked connections: each waits under its
+  // upstream_keepalive_timeout.
+  bool all_parked_armed() const;
   // Closes every idle connection and frees every entry (worker shutdown).
   void clear();
 
