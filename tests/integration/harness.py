@@ -745,6 +745,39 @@ def _on_alarm(signum, frame):
     raise TestTimeLimit("the test exceeded its hard time limit")
 
 
+class BackgroundUpload:
+    """Sends `total` bytes of request body on a client's socket from a thread,
+    as fast as the peer takes them, until stopped: a client uploading to an
+    upstream that never reads. Use as a context manager around the wait."""
+
+    def __init__(self, client, total: int):
+        self._stop = threading.Event()
+        self._sock = client.sock.dup()
+        self._sock.settimeout(0.05)
+        self._total = total
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        chunk = b"x" * 65536
+        sent = 0
+        while sent < self._total and not self._stop.is_set():
+            try:
+                sent += self._sock.send(chunk)
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(2 * SCALE)
+        self._sock.close()
+
+
 class CutoffTestCase(unittest.TestCase):
     """Base class: one cutoff per class (CONFIG / ROUTES merged over the
     defaults), per-test hard time limit (TIME_LIMIT seconds, scaled), and the

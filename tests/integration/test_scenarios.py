@@ -41,15 +41,15 @@ TIME_WAIT growth are in test_teardown.py.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import unittest
 
 from fakeload import LoopClients, percentile
 from fakeupstream import pattern
-from harness import (SCALE, SLACK, CutoffTestCase, build_request, ms, parse_proxy_status, shown,
-                     socket_count, time_limit, time_wait_count, tolerance)
+from harness import (SCALE, SLACK, BackgroundUpload, CutoffTestCase, build_request, ms,
+                     parse_proxy_status, shown, socket_count, time_limit, time_wait_count,
+                     tolerance)
 
 REQUEST_HEADER = ms(500)      # harness default listen.request_header_timeout
 CLIENT_KEEPALIVE = ms(300)    # harness default listen.client_keepalive_timeout
@@ -206,28 +206,8 @@ class ScenariosTest(CutoffTestCase):
         path = "/no-read/no-read-body"
         cl.send(build_request("POST", self.url(up, path), [("Content-Length", str(total))]))
         t0 = time.monotonic()
-        stop = threading.Event()
-        ws = cl.sock.dup()
-        ws.settimeout(0.05)
-
-        def writer():
-            chunk = b"x" * 65536
-            sent = 0
-            while sent < total and not stop.is_set():
-                try:
-                    sent += ws.send(chunk)
-                except (socket.timeout, TimeoutError):
-                    continue
-                except OSError:
-                    return
-        t = threading.Thread(target=writer, daemon=True)
-        t.start()
-        try:
+        with BackgroundUpload(cl, total):
             r = cl.read_response(timeout=ms(2000) + 2.0)
-        finally:
-            stop.set()
-            t.join(2 * SCALE)
-            ws.close()
         self.assertGenerated(r, 504, "http_response_timeout")
         self.assertDetails(r, self.hostport(up), shown(250), "no-read")
         # From the head; the body needs a moment to fill the buffers first.

@@ -4,13 +4,13 @@ Each test asserts the status and Proxy-Status token, that the deadline fired
 neither early nor more than max(50 ms, 5 %) + slack late, how the upstream saw
 its connection end, and (in tearDown) that nothing was left behind."""
 
-import socket
 import threading
 import time
 import unittest
 
 from fakeupstream import pattern
-from harness import SCALE, SLACK, Client, CutoffTestCase, build_request, ms, time_wait_count, tolerance
+from harness import (SCALE, SLACK, BackgroundUpload, Client, CutoffTestCase, build_request, ms,
+                     time_wait_count, tolerance)
 
 LINGER = ms(200)
 REQUEST_HEADER = ms(500)
@@ -179,28 +179,8 @@ class TimeoutsTest(CutoffTestCase):
         total = 64 << 20
         cl.send(build_request("POST", self.url(up, "/no-read-body"), [("Content-Length", str(total))]))
         t0 = time.monotonic()
-        stop = threading.Event()
-        ws = cl.sock.dup()
-        ws.settimeout(0.05)
-
-        def writer():
-            chunk = b"x" * 65536
-            sent = 0
-            while sent < total and not stop.is_set():
-                try:
-                    sent += ws.send(chunk)
-                except (socket.timeout, TimeoutError):
-                    continue
-                except OSError:
-                    return
-        t = threading.Thread(target=writer, daemon=True)
-        t.start()
-        try:
+        with BackgroundUpload(cl, total):
             r = cl.read_response(timeout=RESPONSE_HEADER + 2.0)
-        finally:
-            stop.set()
-            t.join(2)
-            ws.close()
         elapsed = r.t_head - t0
         self.assertGenerated(r, 504, "http_response_timeout")
         lo, hi = min(IDLE, RESPONSE_HEADER), max(IDLE, RESPONSE_HEADER)
