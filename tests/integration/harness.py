@@ -778,6 +778,38 @@ class BackgroundUpload:
         self._sock.close()
 
 
+class Dribble:
+    """Sends `data` on a client's socket one byte per `interval` seconds from
+    a thread, until done or stopped: a slowloris client. Use as a context
+    manager around the wait; leaving it stops the sending."""
+
+    def __init__(self, client, data: bytes, interval: float):
+        self._stop = threading.Event()
+        self._sock = client.sock.dup()
+        self._sock.settimeout(1.0 * SCALE)
+        self._data = data
+        self._interval = interval
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        for b in self._data:
+            if self._stop.wait(self._interval):
+                return
+            try:
+                self._sock.send(bytes([b]))
+            except OSError:
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()  # a client stops sending once it has its answer
+        self._thread.join(2 * SCALE)
+        self._sock.close()
+
+
 class CutoffTestCase(unittest.TestCase):
     """Base class: one cutoff per class (CONFIG / ROUTES merged over the
     defaults), per-test hard time limit (TIME_LIMIT seconds, scaled), and the

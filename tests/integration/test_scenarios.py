@@ -47,8 +47,8 @@ import unittest
 
 from fakeload import LoopClients, percentile
 from fakeupstream import pattern
-from harness import (SCALE, SLACK, BackgroundUpload, CutoffTestCase, build_request, ms,
-                     parse_proxy_status, shown, socket_count, time_limit, time_wait_count,
+from harness import (SCALE, SLACK, BackgroundUpload, CutoffTestCase, Dribble, build_request,
+                     ms, parse_proxy_status, shown, socket_count, time_limit, time_wait_count,
                      tolerance)
 
 REQUEST_HEADER = ms(500)      # harness default listen.request_header_timeout
@@ -268,28 +268,11 @@ class ScenariosTest(CutoffTestCase):
         up = self.upstream()
         cl = self.client()
         head = build_request("GET", self.url(up, "/o/ok"), [("X-Slow", "a" * 200)])
-        stop = threading.Event()
-        ws = cl.sock.dup()
-        ws.settimeout(1.0 * SCALE)
         t0 = time.monotonic()
-        ws.send(head[:1])
-
-        def dribble():  # SPEC: one byte a second; here one per 100 ms (scaled)
-            for b in head[1:]:
-                if stop.wait(0.1 * SCALE):
-                    return
-                try:
-                    ws.send(bytes([b]))
-                except OSError:
-                    return
-        t = threading.Thread(target=dribble, daemon=True)
-        t.start()
-        try:
+        cl.send(head[:1])
+        # SPEC: one byte a second; here one per 100 ms (scaled).
+        with Dribble(cl, head[1:], 0.1 * SCALE):
             r = cl.read_response(timeout=REQUEST_HEADER + 2.0)
-        finally:
-            stop.set()  # a client stops sending once it has its answer
-            t.join(2 * SCALE)
-            ws.close()
         self.assertGenerated(r, 408)
         self.assertNotIn("error", r.proxy_status, "408 carries no Proxy-Status error token (SPEC 6)")
         self.assertDetails(r, value=shown(500))

@@ -9,8 +9,8 @@ import time
 import unittest
 
 from fakeupstream import pattern
-from harness import (SCALE, SLACK, BackgroundUpload, Client, CutoffTestCase, build_request, ms,
-                     time_wait_count, tolerance)
+from harness import (SCALE, SLACK, BackgroundUpload, Client, CutoffTestCase, Dribble,
+                     build_request, ms, time_wait_count, tolerance)
 
 LINGER = ms(200)
 REQUEST_HEADER = ms(500)
@@ -233,28 +233,11 @@ class TimeoutsTest(CutoffTestCase):
 
     def test_head_one_byte_at_a_time_408_from_first_byte(self):
         cl = self.client()
-        stop = threading.Event()
-        ws = cl.sock.dup()
-        ws.settimeout(1.0)
         t0 = time.monotonic()
-        ws.send(b"G")
-
-        def dribble():
-            for b in b"ET http://127.0.0.1:9/ok HTTP/1.1\r\nX-Slow: " + b"a" * 1000:
-                if stop.wait(0.1 * SCALE):
-                    return
-                try:
-                    ws.send(bytes([b]))
-                except OSError:
-                    return
-        t = threading.Thread(target=dribble, daemon=True)
-        t.start()
-        try:
+        cl.send(b"G")
+        rest = b"ET http://127.0.0.1:9/ok HTTP/1.1\r\nX-Slow: " + b"a" * 1000
+        with Dribble(cl, rest, 0.1 * SCALE):
             r = cl.read_response(timeout=REQUEST_HEADER + 2.0)
-        finally:
-            stop.set()
-            t.join(2)
-            ws.close()
         self.assertGenerated(r, 408)
         self.assertElapsed(r.t_head - t0, REQUEST_HEADER, "408 after (progress must not extend it)")
 

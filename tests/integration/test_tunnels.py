@@ -1,6 +1,5 @@
 """CONNECT and Upgrade tunnels (SPEC sections 1, 4 and 8)."""
 
-import threading
 import time
 import unittest
 
@@ -19,23 +18,6 @@ class TunnelsTest(CutoffTestCase):
         cl.send(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
         r = cl.read_response("CONNECT")
         return r, cl
-
-    def round_trip(self, cl, data: bytes):
-        """Sends from a thread while reading, so big payloads cannot deadlock."""
-        errors = []
-
-        def writer():
-            try:
-                for i in range(0, len(data), 65536):
-                    cl.sock.sendall(data[i:i + 65536])
-            except OSError as e:
-                errors.append(e)
-        t = threading.Thread(target=writer, daemon=True)
-        t.start()
-        got = cl.read_exactly(len(data), timeout=10)
-        t.join(5)
-        self.assertFalse(errors)
-        return got
 
     def test_connect_round_trip(self):
         echo = self.echo_server()
