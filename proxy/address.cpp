@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "cutoff/ascii.hpp"
+
 namespace cutoff {
 namespace {
 
@@ -36,6 +38,37 @@ bool is_hostname(std::string_view host) {
     start = end + 1;
   }
   return true;
+}
+
+// A name as a URL may carry it: dot-separated labels of 1..63 letters,
+// digits, hyphens or underscores (service names in containers have them),
+// 253 characters in all, lower case. The last label is not all digits: such
+// a host is an IPv4 spelling that inet_aton refused, not a name.
+bool is_canonical_name(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  size_t start = 0;
+  bool digits_only = true;  // so far in the current label
+  for (size_t i = 0; i < host.size(); ++i) {
+    char c = host[i];
+    if (c == '.') {
+      if (i == start || i - start > 63) return false;
+      start = i + 1;
+      digits_only = true;
+      continue;
+    }
+    bool digit = c >= '0' && c <= '9';
+    if (!digit && !(c >= 'a' && c <= 'z') && c != '-' && c != '_') return false;
+    digits_only = digits_only && digit;
+  }
+  return start < host.size() && host.size() - start <= 63 && !digits_only;
+}
+
+// Only digits, hex digits, "x" and dots: what inet_aton's numbers are made
+// of. (glibc's inet_aton stops at whitespace and ignores what follows.)
+bool is_numeric_ipv4_spelling(std::string_view host) {
+  return std::all_of(host.begin(), host.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == 'x' || c == '.';
+  });
 }
 
 bool fail_with(std::string* error, std::string message) {
@@ -103,6 +136,36 @@ bool parse_host_port(std::string_view text, std::string* host, uint16_t* port, s
   if (host) *host = std::string(host_part);
   if (port) *port = static_cast<uint16_t>(std::stoul(std::string(port_part)));
   return true;
+}
+
+bool canonical_host(std::string_view host, bool bracketed, std::string* out) {
+  char text[INET6_ADDRSTRLEN + 1];
+  if (bracketed) {
+    in6_addr v6;
+    if (host.size() >= sizeof text) return false;
+    host.copy(text, host.size());
+    text[host.size()] = '\0';
+    if (inet_pton(AF_INET6, text, &v6) != 1) return false;
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    bool mapped = std::memcmp(v6.s6_addr, kMapped, sizeof kMapped) == 0;
+    inet_ntop(mapped ? AF_INET : AF_INET6, mapped ? &v6.s6_addr[12] : v6.s6_addr, text,
+              sizeof text);
+    out->assign(text);
+    return true;
+  }
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  if (host.empty() || host.size() > 253) return false;
+  out->resize(host.size());
+  for (size_t i = 0; i < host.size(); ++i) (*out)[i] = ascii_lower(host[i]);
+  // inet_aton reads the forms getaddrinfo would also connect to; those are
+  // addresses, whatever they look like.
+  in_addr v4;
+  if (is_numeric_ipv4_spelling(*out) && inet_aton(out->c_str(), &v4) != 0) {
+    inet_ntop(AF_INET, &v4, text, sizeof text);
+    out->assign(text);
+    return true;
+  }
+  return is_canonical_name(*out);
 }
 
 bool parse_cidr(std::string_view text, Cidr* out, std::string* error) {

@@ -13,6 +13,9 @@
 #include <span>
 #include <utility>
 
+#include "cutoff/ascii.hpp"
+#include "cutoff/uri_path.hpp"
+
 namespace cutoff {
 namespace {
 
@@ -49,7 +52,7 @@ constexpr std::string_view kSettingsKeys[] = {"dns_timeout",
                                               "tcp_keepalive",
                                               "tcp_user_timeout"};
 constexpr std::string_view kRouteOwnKeys[] = {"name", "match"};
-constexpr std::string_view kMatchKeys[] = {"host", "port", "method", "path_prefix"};
+constexpr std::string_view kMatchKeys[] = {"host", "port", "method", "path_prefix", "address"};
 constexpr std::string_view kKeepaliveKeys[] = {"idle", "interval", "count"};
 constexpr std::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
                                            "error", "critical", "off"};
@@ -150,19 +153,6 @@ std::string base64_encode(std::string_view in) {
   return out;
 }
 
-bool is_tchar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 std::string to_upper(std::string_view s) {
   std::string out(s);
   for (char& c : out) {
@@ -206,6 +196,7 @@ class Loader {
   void load_listen(const toml::node& node, ListenConfig* listen);
   void load_proxy_auth(const toml::node& node, ListenConfig* listen);
   void load_allow_clients(const toml::node& node, ListenConfig* listen);
+  bool load_cidr_list(const toml::node& node, const std::string& path, std::vector<Cidr>* out);
   void load_connect_ports(const toml::node& node, ListenConfig* listen);
   void load_admin(const toml::node& node, AdminConfig* admin);
   void load_access_log(const toml::node& node, AccessLogConfig* log);
@@ -218,6 +209,7 @@ class Loader {
                    std::vector<Route>* routes);
   void load_route(const toml::table& table, const std::string& path, Route* route);
   void load_match(const toml::node& node, const std::string& path, RouteMatch* match);
+  void load_match_host(const toml::node& node, const std::string& path, RouteMatch* match);
   void load_port_list(const toml::node& node, const std::string& path,
                       std::vector<uint16_t>* ports);
   void load_method_list(const toml::node& node, const std::string& path,
@@ -375,6 +367,10 @@ void Loader::load(const toml::table& root, Config* config) {
   if (const toml::node* routes = root.get("route")) {
     load_routes(*routes, config->defaults, &config->routes);
   }
+  for (const Route& route : config->routes) {
+    config->routes_match_paths |= !route.match.path_prefix.empty();
+    config->routes_match_addresses |= !route.match.addresses.empty();
+  }
 }
 
 // The Basic credentials clients must send in Proxy-Authorization, kept as
@@ -441,11 +437,7 @@ void Loader::load_listen(const toml::node& node, ListenConfig* listen) {
 void Loader::load_allow_clients(const toml::node& node, ListenConfig* listen) {
   const std::string path = "listen.allow_clients";
   const toml::array* array = node.as_array();
-  if (!array) {
-    wrong_type(node, path, "an array of CIDR strings like [\"10.0.0.0/8\"]");
-    return;
-  }
-  if (array->empty()) {
+  if (array && array->empty()) {
     // An empty allowlist would refuse every client: almost surely a mistake.
     error(node.source(), path +
                              ": an empty list would refuse every client; to allow any client "
@@ -453,6 +445,18 @@ void Loader::load_allow_clients(const toml::node& node, ListenConfig* listen) {
     return;
   }
   std::vector<Cidr> nets;
+  if (load_cidr_list(node, path, &nets)) listen->allow_clients = std::move(nets);
+}
+
+// An array of CIDR strings; false (errors reported) when it is not one.
+bool Loader::load_cidr_list(const toml::node& node, const std::string& path,
+                            std::vector<Cidr>* out) {
+  const toml::array* array = node.as_array();
+  if (!array) {
+    wrong_type(node, path, "an array of CIDR strings like [\"10.0.0.0/8\"]");
+    return false;
+  }
+  size_t errors_before = errors_.size();
   for (const toml::node& element : *array) {
     std::string text;
     if (!get_string(element, path + " element", &text)) continue;
@@ -462,9 +466,9 @@ void Loader::load_allow_clients(const toml::node& node, ListenConfig* listen) {
       error(element.source(), path + ": " + reason);
       continue;
     }
-    nets.push_back(net);
+    out->push_back(net);
   }
-  listen->allow_clients = std::move(nets);
+  return errors_.size() == errors_before;
 }
 
 void Loader::load_connect_ports(const toml::node& node, ListenConfig* listen) {
@@ -718,22 +722,7 @@ void Loader::load_match(const toml::node& node, const std::string& path, RouteMa
     const std::string name(key.str());
     const std::string sub = path + "." + name;
     if (name == "host") {
-      std::string host;
-      if (!get_string(value, sub, &host)) continue;
-      host = to_lower(host);
-      const size_t star = host.find('*');
-      const bool wildcard_ok =
-          host == "*" || (host.size() > 2 && host.compare(0, 2, "*.") == 0 &&
-                          host.find('*', 1) == std::string::npos && host[2] != '.');
-      if (host.empty()) {
-        error(value.source(), sub + ": empty host; use \"*\" for any host");
-      } else if (star != std::string::npos && !wildcard_ok) {
-        error(value.source(), sub + ": " + quoted(host) +
-                                  ": \"*\" may only be the whole host (\"*\") or a leading "
-                                  "label (\"*.example.com\")");
-      } else {
-        match->host = host;
-      }
+      load_match_host(value, sub, match);
     } else if (name == "port") {
       load_port_list(value, sub, &match->ports);
     } else if (name == "method") {
@@ -743,13 +732,52 @@ void Loader::load_match(const toml::node& node, const std::string& path, RouteMa
       if (!get_string(value, sub, &prefix)) continue;
       if (prefix.empty() || prefix.front() != '/') {
         error(value.source(), sub + ": " + quoted(prefix) + " must start with \"/\"");
-      } else {
-        match->path_prefix = prefix;
+      } else if (prefix.find_first_of("?#") != std::string::npos) {
+        error(value.source(), sub + ": " + quoted(prefix) +
+                                  " is matched against the path only; leave out \"?\" and \"#\"");
+      } else if (!normalize_path(prefix, EscapedSlashes::kept, &match->path_prefix)) {
+        error(value.source(),
+              sub + ": " + quoted(prefix) + " has a \"%\" that is not followed by two hex digits");
+      }
+    } else if (name == "address") {
+      if (load_cidr_list(value, sub, &match->addresses) && match->addresses.empty()) {
+        error(value.source(), sub + ": empty list; leave address out to match any address");
       }
     } else {
       unknown_key(key, "in " + path, kMatchKeys);
     }
   }
+}
+
+// "*", "*.example.com" or one host, stored canonical (address.hpp) so that
+// it compares equal to every spelling a client may use.
+void Loader::load_match_host(const toml::node& node, const std::string& path, RouteMatch* match) {
+  std::string host;
+  if (!get_string(node, path, &host)) return;
+  if (host.empty()) {
+    error(node.source(), path + ": empty host; use \"*\" for any host");
+    return;
+  }
+  if (host == "*") {
+    match->host = host;
+    return;
+  }
+  const bool wildcard = host.size() > 2 && host.compare(0, 2, "*.") == 0;
+  std::string_view bare = wildcard ? std::string_view(host).substr(2) : std::string_view(host);
+  if (bare.find('*') != std::string_view::npos) {
+    error(node.source(), path + ": " + quoted(host) +
+                             ": \"*\" may only be the whole host (\"*\") or a leading "
+                             "label (\"*.example.com\")");
+    return;
+  }
+  const bool bracketed = bare.size() > 2 && bare.front() == '[' && bare.back() == ']';
+  if (bracketed) bare = bare.substr(1, bare.size() - 2);
+  std::string canonical;
+  if (!canonical_host(bare, bracketed || bare.find(':') != std::string_view::npos, &canonical)) {
+    error(node.source(), path + ": " + quoted(host) + " is neither a host name nor an address");
+    return;
+  }
+  match->host = wildcard ? "*." + canonical : canonical;
 }
 
 void Loader::load_port_list(const toml::node& node, const std::string& path,

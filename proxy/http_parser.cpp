@@ -1,10 +1,43 @@
 #include "cutoff/http_parser.hpp"
 
-#include <strings.h>
-
 #include <cassert>
 
+#include "cutoff/ascii.hpp"
+
 namespace cutoff {
+namespace {
+
+HeaderRole role_of(std::string_view name) {
+  static constexpr struct {
+    std::string_view name;
+    HeaderRole role;
+  } kRoles[] = {
+      {"connection", HeaderRole::connection},
+      {"content-length", HeaderRole::content_length},
+      {"transfer-encoding", HeaderRole::transfer_encoding},
+      {"host", HeaderRole::host},
+      {"proxy-connection", HeaderRole::hop_by_hop},
+      {"keep-alive", HeaderRole::hop_by_hop},
+      {"te", HeaderRole::hop_by_hop},
+      {"trailer", HeaderRole::hop_by_hop},
+      {"upgrade", HeaderRole::hop_by_hop},
+      {"proxy-authorization", HeaderRole::hop_by_hop},
+      {"proxy-authenticate", HeaderRole::hop_by_hop},
+  };
+  for (const auto& entry : kRoles) {
+    if (iequals(name, entry.name)) return entry.role;
+  }
+  return HeaderRole::end_to_end;
+}
+
+bool is_token(std::string_view s) {
+  for (char c : s) {
+    if (!is_tchar(c)) return false;
+  }
+  return !s.empty();
+}
+
+}  // namespace
 
 void MessageHead::clear() {
   storage_.clear();
@@ -23,10 +56,7 @@ void MessageHead::append(Span& span, const char* at, size_t len) {
 
 std::string_view MessageHead::find(std::string_view name) const {
   for (const HeaderSpan& h : headers_) {
-    std::string_view n = view(h.name);
-    if (n.size() == name.size() && strncasecmp(n.data(), name.data(), n.size()) == 0) {
-      return view(h.value);
-    }
+    if (iequals(view(h.name), name)) return view(h.value);
   }
   return {};
 }
@@ -59,10 +89,12 @@ void HttpParser::reset() {
   llhttp_init(&parser_, type, settings());
   parser_.data = this;
   head_.clear();
+  framing_ = Framing{};
   head_bytes_ = 0;
   error_status_ = 400;
   error_reason_ = nullptr;
   head_done_ = message_done_ = head_reported_ = complete_pending_ = skip_body_ = head_lf_ = false;
+  in_trailers_ = false;
   field_done_ = true;
 }
 
@@ -75,7 +107,7 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
   if (message_done_) {
     // The last message was reported whole: these bytes start the next head,
     // which gets its own size budget.
-    head_done_ = message_done_ = head_reported_ = false;
+    head_done_ = message_done_ = head_reported_ = in_trailers_ = false;
     head_bytes_ = 0;
     head_lf_ = false;
   }
@@ -88,6 +120,8 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
     capped = true;
   }
   bool in_head = !head_done_;
+  bool trailers_before = in_trailers_;
+  trailer_start_ = nullptr;
   llhttp_errno_t rc = llhttp_execute(&parser_, data, limit);
   const char* stop = rc == HPE_OK ? data + limit : llhttp_get_error_pos(&parser_);
   if (in_head) {
@@ -97,13 +131,17 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
     }
     if (has_obs_fold(data, stop))
       return fail(400, "obs-fold (a header continued on the next line)");
+  } else if (in_trailers_) {
+    if (has_obs_fold(trailers_before ? data : trailer_start_, stop))
+      return fail(400, "obs-fold (a trailer field continued on the next line)");
   }
   return event_from(rc, data, stop, consumed);
 }
 
 // llhttp unfolds obs-fold (a header line continued on the next line after
 // CRLF and a space) instead of refusing it; a proxy must not guess what such
-// a header meant (SPEC §2), so it is found here, across reads.
+// a field meant (SPEC §2), so it is found here, in heads and trailer
+// sections, across reads.
 bool HttpParser::has_obs_fold(const char* p, const char* end) {
   for (; p < end; ++p) {
     if (head_lf_ && (*p == ' ' || *p == '\t')) return true;
@@ -155,8 +193,9 @@ HttpParser::Event HttpParser::finish() {
 int HttpParser::on_message_begin(llhttp_t* p) {
   HttpParser& self = HttpParser::self(p);
   self.head_.clear();
+  self.framing_ = Framing{};
   self.head_bytes_ = 0;
-  self.head_done_ = self.message_done_ = self.head_reported_ = false;
+  self.head_done_ = self.message_done_ = self.head_reported_ = self.in_trailers_ = false;
   self.field_done_ = true;
   return 0;
 }
@@ -179,7 +218,15 @@ int HttpParser::on_status(llhttp_t* p, const char* at, size_t len) {
 
 int HttpParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   HttpParser& self = HttpParser::self(p);
-  if (self.head_done_) return 0;  // trailers travel as raw bytes
+  if (self.head_done_) {
+    // Trailers travel as raw bytes; only their folding is checked.
+    if (!self.in_trailers_) {
+      self.in_trailers_ = true;
+      self.trailer_start_ = at;
+      self.head_lf_ = false;
+    }
+    return 0;
+  }
   if (self.field_done_) {
     self.head_.headers_.emplace_back();
     self.field_done_ = false;
@@ -189,7 +236,12 @@ int HttpParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
 }
 
 int HttpParser::on_header_field_complete(llhttp_t* p) {
-  self(p).field_done_ = true;
+  HttpParser& self = HttpParser::self(p);
+  self.field_done_ = true;
+  if (!self.head_done_) {
+    MessageHead::HeaderSpan& header = self.head_.headers_.back();
+    header.role = role_of(self.head_.view(header.name));
+  }
   return 0;
 }
 
@@ -211,23 +263,96 @@ int HttpParser::on_headers_complete(llhttp_t* p) {
     head.status_ = p->status_code;
   }
   self.head_done_ = true;
+  return self.settle_head();
+}
+
+// Everything cutoff must know before it forwards a byte of this message; a
+// head it cannot forward unambiguously is an error here.
+int HttpParser::settle_head() {
+  const llhttp_t* p = &parser_;
+  bool request = p->type == HTTP_REQUEST;
+  if (!request && p->status_code < 100) {
+    fail(400, "a status code below 100");
+    return -1;
+  }
+  if (!apply_connection_options()) return -1;
+  if (const char* refusal = decide_body_framing()) {
+    fail(400, refusal);
+    return -1;
+  }
+  bool has_body = framing_.kind == Framing::Kind::chunked ||
+                  (framing_.kind == Framing::Kind::length && framing_.length > 0);
   if (p->upgrade) {
     // CONNECT or an Upgrade: llhttp pauses with HPE_PAUSED_UPGRADE once the
-    // head ends. An Upgrade request carrying a body is not worth the
-    // ambiguity.
-    bool has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
-    if (p->type == HTTP_REQUEST && p->method != HTTP_CONNECT && has_body) return -1;
+    // head ends. Bytes after such a request head belong to the new protocol,
+    // so a request that also declares a body is ambiguous.
+    if (request && has_body) {
+      fail(400, p->method == HTTP_CONNECT ? "a CONNECT request with a body"
+                                          : "an Upgrade request with a body");
+      return -1;
+    }
     return 0;
   }
   // A response to HEAD, an interim 1xx, 204 and 304 end with their head,
   // whatever framing headers they carry (RFC 9112 §6.3); on_message_complete
   // then pauses.
-  if (self.skip_body_) return 1;
-  if (p->type == HTTP_RESPONSE &&
-      (p->status_code < 200 || p->status_code == 204 || p->status_code == 304)) {
-    return 1;
-  }
+  if (!request && framing_.kind == Framing::Kind::none) return 1;
   return HPE_PAUSED;
+}
+
+// Marks the headers that Connection names as hop-by-hop (never the framing
+// or Host, which cutoff writes itself), with the options capped so that the
+// check stays linear in the size of the head.
+bool HttpParser::apply_connection_options() {
+  std::string_view options[kMaxConnectionOptions];
+  int count = 0;
+  bool too_many = false;
+  for (const MessageHead::HeaderSpan& h : head_.headers_) {
+    if (h.role != HeaderRole::connection) continue;
+    for_each_list_item(head_.view(h.value), [&](std::string_view option) {
+      if (count == kMaxConnectionOptions) {
+        too_many = true;
+        return false;
+      }
+      if (is_token(option)) options[count++] = option;
+      return true;
+    });
+    if (too_many) {
+      fail(400, "the Connection header names more than 32 options");
+      return false;
+    }
+  }
+  if (count == 0) return true;
+  for (MessageHead::HeaderSpan& h : head_.headers_) {
+    if (h.role != HeaderRole::end_to_end) continue;
+    std::string_view name = head_.view(h.name);
+    for (int i = 0; i < count; ++i) {
+      if (iequals(name, options[i])) {
+        h.role = HeaderRole::hop_by_hop;
+        break;
+      }
+    }
+  }
+  return true;
+}
+
+const char* HttpParser::decide_body_framing() {
+  const llhttp_t* p = &parser_;
+  FramingFields fields;
+  fields.request = p->type == HTTP_REQUEST;
+  fields.http10 = p->http_major == 1 && p->http_minor == 0;
+  fields.bodiless =
+      skip_body_ || p->status_code < 200 || p->status_code == 204 || p->status_code == 304;
+  for (const MessageHead::HeaderSpan& h : head_.headers_) {
+    if (h.role == HeaderRole::transfer_encoding) {
+      if (fields.transfer_encoding_count++ == 0) fields.transfer_encoding = head_.view(h.value);
+    } else if (h.role == HeaderRole::content_length) {
+      ++fields.content_length_count;
+    }
+  }
+  fields.content_length = p->content_length;
+  fields.parser_chunked = (p->flags & F_CHUNKED) != 0;
+  return decide_framing(fields, &framing_);
 }
 
 int HttpParser::on_body(llhttp_t* p, const char* at, size_t len) {

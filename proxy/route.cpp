@@ -1,5 +1,7 @@
 #include "cutoff/route.hpp"
 
+#include <netinet/in.h>
+
 #include <algorithm>
 
 namespace cutoff {
@@ -16,9 +18,25 @@ bool host_matches(std::string_view pattern, std::string_view host) {
   return pattern == host;
 }
 
-}  // namespace
+bool address_matches(const std::vector<Cidr>& networks, const sockaddr* address) {
+  const uint8_t* bytes;
+  bool v6 = address->sa_family == AF_INET6;
+  if (v6) {
+    bytes = reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr.s6_addr;
+  } else {
+    bytes =
+        reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(address)->sin_addr);
+  }
+  return std::any_of(networks.begin(), networks.end(),
+                     [&](const Cidr& net) { return cidr_contains(net, bytes, v6); });
+}
 
-bool route_matches(const RouteMatch& match, const RouteQuery& query) {
+bool has_prefix(std::string_view path, std::string_view prefix) {
+  return path.substr(0, prefix.size()) == prefix;
+}
+
+// Everything but the address.
+bool request_matches(const RouteMatch& match, const RouteQuery& query) {
   if (!host_matches(match.host, query.host)) return false;
   if (!match.ports.empty() &&
       std::find(match.ports.begin(), match.ports.end(), query.port) == match.ports.end()) {
@@ -31,16 +49,34 @@ bool route_matches(const RouteMatch& match, const RouteQuery& query) {
   if (!match.path_prefix.empty()) {
     // A tunnel has no path to look at, so a path rule cannot vouch for it.
     if (query.is_connect) return false;
-    if (query.path.substr(0, match.path_prefix.size()) != match.path_prefix) return false;
+    if (!has_prefix(query.path, match.path_prefix) &&
+        !(!query.path_slashes.empty() && has_prefix(query.path_slashes, match.path_prefix))) {
+      return false;
+    }
   }
   return true;
 }
 
+}  // namespace
+
+bool route_matches(const RouteMatch& match, const RouteQuery& query) {
+  if (!request_matches(match, query)) return false;
+  if (match.addresses.empty()) return true;
+  return query.address != nullptr && address_matches(match.addresses, query.address);
+}
+
 RouteChoice select_route(const Config& config, const RouteQuery& query) {
+  bool pending = false;
   for (const Route& route : config.routes) {
-    if (route_matches(route.match, query)) return RouteChoice{&route.settings, route.name};
+    if (route_matches(route.match, query)) {
+      return RouteChoice{&route.settings, route.name, pending};
+    }
+    if (query.address == nullptr && !route.match.addresses.empty() &&
+        request_matches(route.match, query)) {
+      pending = true;
+    }
   }
-  return RouteChoice{&config.defaults, "default"};
+  return RouteChoice{&config.defaults, "default", pending};
 }
 
 }  // namespace cutoff

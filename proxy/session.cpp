@@ -6,9 +6,12 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 
 #include "cutoff/access_log.hpp"
+#include "cutoff/ascii.hpp"
 #include "cutoff/socket_address.hpp"
+#include "cutoff/uri_path.hpp"
 #include "cutoff/worker.hpp"
 
 namespace cutoff {
@@ -25,7 +28,8 @@ constexpr std::string_view kOriginFormAnswer =
     "(HTTP_PROXY=http://<proxy address>/ and HTTPS_PROXY likewise).";
 
 bool idempotent_without_body(const HttpParser& request) {
-  if (request.chunked() || request.content_length() > 0) return false;
+  const Framing& framing = request.framing();
+  if (framing.kind == Framing::Kind::chunked || framing.length > 0) return false;
   switch (request.method()) {
     case HTTP_GET:
     case HTTP_HEAD:
@@ -269,10 +273,7 @@ void Session::on_request_head() {
                                     : "the request target is not a valid http:// URL");
   }
 
-  RouteQuery query{ex_->target.host, ex_->target.port, head.method(), ex_->target.path,
-                   ex_->is_connect};
-  ex_->route = select_route(*config_, query);
-  ex_->record.route = ex_->route.name;
+  if (!choose_route()) return;
   if (!ex_->is_connect) deadline_.arm_cap(TimeoutName::request_timeout, route().request_timeout);
 
   const ListenConfig& listen = config_->listen;
@@ -285,7 +286,8 @@ void Session::on_request_head() {
                 407, "this proxy needs Basic credentials in Proxy-Authorization",
                 "Proxy-Authenticate: Basic realm=\"cutoff\"\r\n");
   }
-  if (route().action == RouteAction::deny) {
+  // A deny that a route on addresses could still overturn waits for them.
+  if (route().action == RouteAction::deny && !ex_->route.address_pending) {
     return reject(
         403, ProxyError::http_request_denied,
         fmt::format("requests to {} are denied (route {})", describe_target(), ex_->route.name));
@@ -297,20 +299,99 @@ void Session::on_request_head() {
         403, ProxyError::http_request_denied,
         fmt::format("CONNECT to port {} is not allowed (listen.connect_ports)", ex_->target.port));
   }
-  if (!ex_->is_connect) {
-    upstream_ = worker_.pool().take(ex_->target.host, ex_->target.port, this);
-    if (upstream_) {
-      ex_->record.reused = true;
-      return send_request_head();
+  if (!ex_->is_connect && take_pooled_upstream()) return send_request_head();
+  open_upstream();
+}
+
+// Routes see the canonical host (parsed so) and, when a route matches on
+// paths, the normalised path (SPEC §9). False: the request was refused.
+bool Session::choose_route() {
+  ex_->match_path.clear();
+  ex_->match_path_slashes.clear();
+  if (config_->routes_match_paths && !ex_->is_connect) {
+    std::string_view path = ex_->target.path;
+    if (!normalize_path(path, EscapedSlashes::kept, &ex_->match_path)) {
+      reject(400, ProxyError::http_request_error,
+             "the request path has a \"%\" that is not followed by two hex digits");
+      return false;
+    }
+    if (has_escaped_slashes(path)) {
+      normalize_path(path, EscapedSlashes::as_slashes, &ex_->match_path_slashes);
     }
   }
-  open_upstream();
+  ex_->route = select_route(*config_, route_query());
+  ex_->record.route = ex_->route.name;
+  return true;
+}
+
+RouteQuery Session::route_query() const {
+  RouteQuery query;
+  query.host = ex_->target.host;
+  query.port = ex_->target.port;
+  query.method = ex_->request_parser.head().method();
+  query.path = ex_->match_path;
+  query.path_slashes = ex_->match_path_slashes;
+  query.is_connect = ex_->is_connect;
+  return query;
+}
+
+// A parked connection to the target, if there is one whose address the
+// routes still let through.
+bool Session::take_pooled_upstream() {
+  sockaddr_in6& peer = ex_->upstream_peer;
+  upstream_ = worker_.pool().take(ex_->target.host, ex_->target.port, this, &peer);
+  if (!upstream_) return false;
+  if (config_->routes_match_addresses) {
+    RouteQuery query = route_query();
+    query.address = reinterpret_cast<const sockaddr*>(&peer);
+    RouteChoice choice = select_route(*config_, query);
+    if (choice.settings->action == RouteAction::deny) {
+      // A fresh lookup gives the refusal its reasons.
+      upstream_.close();
+      return false;
+    }
+    ex_->route = choice;
+    ex_->record.route = choice.name;
+  }
+  ex_->record.reused = true;
+  return true;
 }
 
 // --- reaching the upstream ----------------------------------------------------
 
+// With routes that match on addresses, every address is checked before any
+// is tried (SPEC §9): one in a denied range denies the request without a
+// connection, and the first address's route governs the connection (the
+// dns_timeout and request_timeout already running stay those of the route
+// the request chose). False: the request was refused.
+bool Session::route_by_address() {
+  if (!config_->routes_match_addresses) return true;
+  RouteQuery query = route_query();
+  AddressList kept;
+  RouteChoice first = ex_->route;
+  for (int i = 0; i < ex_->addresses.count; ++i) {
+    query.address = ex_->addresses.at(i);
+    RouteChoice choice = select_route(*config_, query);
+    if (choice.settings->action == RouteAction::deny) {
+      sockaddr_storage address{};
+      std::memcpy(&address, &ex_->addresses.entries[i], sizeof ex_->addresses.entries[i]);
+      reject(403, ProxyError::http_request_denied,
+             fmt::format("{} resolves to {}, an address that route {} denies", describe_target(),
+                         format_address(address), choice.name));
+      return false;
+    }
+    if (i == 0) first = choice;
+    if (choice.settings == first.settings) kept.add(query.address);
+  }
+  ex_->addresses = kept;
+  ex_->route = first;
+  ex_->record.route = first.name;
+  return true;
+}
+
 void Session::open_upstream() {
   if (parse_ip_literal(ex_->target.host, ex_->target.port, &ex_->addresses)) {
+    if (!route_by_address()) return;
     ex_->next_address = 0;
     enter(Phase::connecting);
     return try_next_address();
@@ -333,6 +414,7 @@ void Session::on_resolved(int status, const AddressList& addresses) {
                                      uv_strerror(status), ex_->route.name));
   }
   ex_->addresses = addresses;
+  if (!route_by_address()) return;
   ex_->next_address = 0;
   enter(Phase::connecting);
   try_next_address();
@@ -341,7 +423,8 @@ void Session::on_resolved(int status, const AddressList& addresses) {
 // Tries the target's addresses in turn, all under one connect_timeout.
 void Session::try_next_address() {
   while (ex_->next_address < ex_->addresses.count) {
-    const sockaddr* address = ex_->addresses.at(ex_->next_address++);
+    const sockaddr* address = ex_->addresses.at(ex_->next_address);
+    ex_->upstream_peer = ex_->addresses.entries[ex_->next_address++];
     int rc = upstream_.init(worker_.loop(), worker_.read_buffer(), this);
     if (rc == 0) rc = upstream_.connect(address);
     if (rc == 0) return;  // on_connect follows
@@ -389,7 +472,7 @@ void Session::send_request_head() {
   assert(staged_ == 0 && "the scratch buffer still holds bytes for the client");
   std::string& head = worker_.scratch();
   head.clear();
-  build_request_head(head, ex_->request_parser.head(), ex_->target,
+  build_request_head(head, ex_->request_parser.head(), ex_->request_parser.framing(), ex_->target,
                      RequestRewrite{config_->listen.via, ex_->is_upgrade});
   upstream_.send(head.data(), head.size());
   ex_->record.up_bytes += head.size();
@@ -509,30 +592,32 @@ bool Session::on_response_head() {
   // The head is staged, not sent: it leaves with the first body bytes.
   std::string& out = worker_.scratch();
   if (staged_ == 0) out.clear();
+  ResponseRewrite rewrite;
+  rewrite.via = config_->listen.via;
+  rewrite.client_http10 = request.http10();
+  rewrite.upstream = ex_->response_parser.framing();
   if (status < 200 && !upgrading) {
-    // Interim responses (100 Continue, 103) reach HTTP/1.1 clients only.
+    // Interim responses (100 Continue, 103 Early Hints with its Link
+    // fields) reach HTTP/1.1 clients only.
     if (!request.http10()) {
-      fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n\r\n", status, response.reason());
+      rewrite.interim = true;
+      build_response_head(out, response, rewrite);
       staged_ = out.size();
     }
     return true;
   }
   ResponseFacts facts;
-  facts.request_is_head = ex_->request_parser.method() == HTTP_HEAD;
   facts.client_http10 = request.http10();
   facts.client_wants_keep_alive = ex_->request_keep_alive && ex_->request_done && !ex_->is_upgrade;
-  facts.status = status;
-  facts.chunked = ex_->response_parser.chunked();
-  facts.has_content_length = ex_->response_parser.has_content_length();
-  facts.content_length = ex_->response_parser.content_length();
+  facts.upstream = rewrite.upstream;
   ex_->plan = plan_response(facts);
   ex_->response_parser.set_body_sink(ex_->plan.framing == BodyFraming::dechunk ? this : nullptr);
   char timing[160];
-  std::string_view extra =
+  rewrite.extra_headers =
       config_->listen.server_timing ? server_timing(timing, sizeof timing) : std::string_view();
-  build_response_head(
-      out, response,
-      ResponseRewrite{config_->listen.via, upgrading, ex_->plan, request.http10(), extra});
+  rewrite.upgrade = upgrading;
+  rewrite.plan = ex_->plan;
+  build_response_head(out, response, rewrite);
   staged_ = out.size();
   ex_->record.status = status;
   ex_->response_started = true;
@@ -557,7 +642,7 @@ void Session::on_response_complete(size_t trailing_bytes) {
                   ex_->plan.framing != BodyFraming::until_close;
   if (reusable) {
     worker_.pool().park(ex_->target.host, ex_->target.port, std::move(upstream_),
-                        route().upstream_keepalive_timeout);
+                        ex_->upstream_peer, route().upstream_keepalive_timeout);
   } else {
     upstream_.close();
   }

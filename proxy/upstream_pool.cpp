@@ -11,7 +11,8 @@ void UpstreamPool::make_key(std::string& key, std::string_view host, uint16_t po
   key.assign(host).append(":").append(digits, end);
 }
 
-TcpSocket UpstreamPool::take(std::string_view host, uint16_t port, SocketEvents* events) {
+TcpSocket UpstreamPool::take(std::string_view host, uint16_t port, SocketEvents* events,
+                             sockaddr_in6* peer) {
   make_key(scratch_key_, host, port);
   auto it = by_key_.find(std::string_view(scratch_key_));
   if (it == by_key_.end() || it->second.empty()) return TcpSocket{};
@@ -21,12 +22,13 @@ TcpSocket UpstreamPool::take(std::string_view host, uint16_t port, SocketEvents*
   entry->deadline.disarm();
   TcpSocket socket = std::move(entry->socket);
   socket.set_events(events);
+  *peer = entry->peer;
   recycle(entry);
   return socket;
 }
 
 void UpstreamPool::park(std::string_view host, uint16_t port, TcpSocket socket,
-                        Duration keepalive) {
+                        const sockaddr_in6& peer, Duration keepalive) {
   Entry* entry;
   if (free_.empty()) {
     entries_.push_back(std::make_unique<Entry>(*this, loop_));
@@ -37,6 +39,7 @@ void UpstreamPool::park(std::string_view host, uint16_t port, TcpSocket socket,
   }
   make_key(entry->key, host, port);
   entry->socket = std::move(socket);
+  entry->peer = peer;
   entry->socket.set_events(entry);
   entry->socket.start_reading();  // hear the upstream's FIN while parked
   entry->deadline.arm(TimeoutName::upstream_keepalive_timeout, keepalive);

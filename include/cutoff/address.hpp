@@ -22,6 +22,14 @@ struct Cidr {
 // allowed: it asks for an ephemeral port.
 bool parse_host_port(std::string_view text, std::string* host, uint16_t* port, std::string* error);
 
+// The one spelling of a host that routes see (SPEC §9): lower case, one
+// trailing dot removed, IPv4 in any inet_aton form ("127.1", "0x7f000001",
+// "2130706433", "0177.0.0.1") as a dotted quad, IPv6 as inet_ntop writes it
+// and an IPv4-mapped IPv6 address as its dotted quad. `bracketed`: the host
+// came inside [...] and must be an IPv6 address. False when the host is
+// neither a valid name nor an address; *out is then unspecified.
+bool canonical_host(std::string_view host, bool bracketed, std::string* out);
+
 // Parses "10.0.0.0/8", "::1/128" or a bare address (full-length prefix).
 bool parse_cidr(std::string_view text, Cidr* out, std::string* error);
 

@@ -45,12 +45,15 @@ struct RouteSettings {
 
 // An empty field matches anything.
 struct RouteMatch {
-  // Lower-case. "" or "*": any host; "*.example.com": that domain's
-  // subdomains (not example.com itself); otherwise an exact name or address.
+  // Canonical (address.hpp). "" or "*": any host; "*.example.com": that
+  // domain's subdomains (not example.com itself); otherwise an exact name or
+  // address.
   std::string host;
   std::vector<uint16_t> ports;
   std::vector<std::string> methods;  // upper-case tokens, e.g. "GET", "CONNECT"
-  std::string path_prefix;           // plain HTTP only; never matches CONNECT
+  std::string path_prefix;           // normalised (uri_path.hpp); plain HTTP only
+  // Checked after DNS on every upstream address before it is tried.
+  std::vector<Cidr> addresses;
 };
 
 struct Route {
@@ -93,6 +96,10 @@ struct Config {
   AccessLogConfig access_log;
   RouteSettings defaults;
   std::vector<Route> routes;  // file order; the first match wins
+  // Whether any route matches on paths or addresses: requests then pay for
+  // path normalisation and per-address route checks, and only then.
+  bool routes_match_paths = false;
+  bool routes_match_addresses = false;
 };
 
 struct ConfigError {

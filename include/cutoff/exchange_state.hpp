@@ -23,6 +23,12 @@ struct ExchangeState {
   Resolver::Lookup* lookup = nullptr;  // while resolving
   AddressList addresses;
   int next_address = 0;
+  sockaddr_in6 upstream_peer{};  // the address the upstream connection goes to
+  // The normalised path routes match (uri_path.hpp), when some route has a
+  // path_prefix; `match_path_slashes` only when escaped slashes make a
+  // second reading.
+  std::string match_path;
+  std::string match_path_slashes;
   int last_connect_error = 0;
   ResponsePlan plan;
   ExchangeRecord record;

@@ -6,6 +6,11 @@
 // Limits (SPEC §2): a request head over 64 KiB is refused with 431 and a
 // request target over 8 KiB with 414; a response head over 64 KiB is an
 // upstream protocol error.
+//
+// A head is reported only once cutoff can forward it without guessing (SPEC
+// §9): its framing decided (http_framing.hpp), the headers its Connection
+// field names known, no obs-fold. Everything else is an error before a byte
+// of the message is forwarded.
 
 #include <llhttp.h>
 
@@ -15,7 +20,20 @@
 #include <string_view>
 #include <vector>
 
+#include "cutoff/http_framing.hpp"
+
 namespace cutoff {
+
+// What a header field is to a proxy (RFC 9110 §7.6.1), decided once while
+// the head is parsed.
+enum class HeaderRole : uint8_t {
+  end_to_end,         // forwarded as it came
+  hop_by_hop,         // never forwarded: the fixed list, or named by Connection
+  connection,         // Connection itself: its options name more hop-by-hop fields
+  content_length,     // framing: cutoff writes its own (http_framing.hpp)
+  transfer_encoding,  // framing: cutoff writes its own
+  host,               // replaced by the authority of the target
+};
 
 // A message head; header names and values view into its own storage and stay
 // valid until the next message begins.
@@ -24,6 +42,7 @@ class MessageHead {
   struct Header {
     std::string_view name;
     std::string_view value;
+    HeaderRole role;
   };
 
   void clear();
@@ -35,7 +54,9 @@ class MessageHead {
   int http_minor() const { return minor_; }
   bool http10() const { return major_ == 1 && minor_ == 0; }
   size_t header_count() const { return headers_.size(); }
-  Header header(size_t i) const { return {view(headers_[i].name), view(headers_[i].value)}; }
+  Header header(size_t i) const {
+    return {view(headers_[i].name), view(headers_[i].value), headers_[i].role};
+  }
   // The first value of a header (case-insensitive name), or empty.
   std::string_view find(std::string_view name) const;
 
@@ -47,6 +68,7 @@ class MessageHead {
   };
   struct HeaderSpan {
     Span name, value;
+    HeaderRole role = HeaderRole::end_to_end;
   };
   std::string_view view(Span s) const { return {storage_.data() + s.offset, s.length}; }
   void append(Span& span, const char* at, size_t len);
@@ -73,6 +95,9 @@ class HttpParser {
  public:
   static constexpr size_t kMaxHead = 64 * 1024;
   static constexpr size_t kMaxTarget = 8 * 1024;
+  // More options than this in Connection fields make the head an error: each
+  // option is checked against every header, so the bound keeps that linear.
+  static constexpr int kMaxConnectionOptions = 32;
 
   enum class Event {
     need_more,         // everything consumed, the message goes on
@@ -96,10 +121,8 @@ class HttpParser {
   const MessageHead& head() const { return head_; }
   uint8_t method() const { return parser_.method; }
   bool keep_alive() const { return llhttp_should_keep_alive(&parser_) != 0; }
-  bool chunked() const { return (parser_.flags & F_CHUNKED) != 0; }
-  bool has_content_length() const { return (parser_.flags & F_CONTENT_LENGTH) != 0; }
-  uint64_t content_length() const { return parser_.content_length; }
-  bool needs_eof() const { return llhttp_message_needs_eof(&parser_) != 0; }
+  // How the body of the current message is delimited, once its head is in.
+  const Framing& framing() const { return framing_; }
   bool upgrade_requested() const { return parser_.upgrade != 0; }
   bool in_body() const { return head_done_ && !message_done_; }
 
@@ -125,13 +148,19 @@ class HttpParser {
   static int on_message_complete(llhttp_t* p);
   static const llhttp_settings_t* settings();
   static HttpParser& self(llhttp_t* p) { return *static_cast<HttpParser*>(p->data); }
+  int settle_head();
+  bool apply_connection_options();
+  const char* decide_body_framing();
   bool has_obs_fold(const char* p, const char* end);
   Event fail(int status, const char* reason);
   Event event_from(llhttp_errno_t rc, const char* data, const char* stop, size_t* consumed);
 
   llhttp_t parser_;
   MessageHead head_;
+  Framing framing_;
   BodySink* sink_ = nullptr;
+  // Where this feed's trailer section began (obs-fold is looked for there).
+  const char* trailer_start_ = nullptr;
   size_t head_bytes_ = 0;
   int error_status_ = 400;
   const char* error_reason_ = nullptr;  // set when cutoff, not llhttp, refused the message
@@ -141,7 +170,8 @@ class HttpParser {
   bool complete_pending_ = false;
   bool skip_body_ = false;
   bool field_done_ = true;
-  bool head_lf_ = false;  // the last head byte seen was LF
+  bool in_trailers_ = false;
+  bool head_lf_ = false;  // the last head (or trailer) byte seen was LF
 };
 
 }  // namespace cutoff

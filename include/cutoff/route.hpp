@@ -1,20 +1,26 @@
 #pragma once
 // Route selection: the first [[route]] whose match fits, else [defaults].
 
+#include <sys/socket.h>
+
 #include <string_view>
 
 #include "cutoff/config.hpp"
 
 namespace cutoff {
 
-// What an exchange is matched on. `host` must already be lower-case;
-// `path` is empty for CONNECT.
+// What an exchange is matched on. `host` is canonical (address.hpp); the
+// paths are normalised (uri_path.hpp), both empty for CONNECT.
 struct RouteQuery {
   std::string_view host;
   uint16_t port = 0;
   std::string_view method;
-  std::string_view path;
+  std::string_view path;          // escaped slashes kept
+  std::string_view path_slashes;  // escaped slashes read as "/", when that differs
   bool is_connect = false;
+  // The upstream address about to be tried, once known; until then routes
+  // that match on addresses do not fit.
+  const sockaddr* address = nullptr;
 };
 
 bool route_matches(const RouteMatch& match, const RouteQuery& query);
@@ -24,6 +30,9 @@ bool route_matches(const RouteMatch& match, const RouteQuery& query);
 struct RouteChoice {
   const RouteSettings* settings;
   std::string_view name;
+  // Chosen without an address, while an earlier route that matches on
+  // addresses fits otherwise: the resolved addresses may still decide.
+  bool address_pending = false;
 };
 
 RouteChoice select_route(const Config& config, const RouteQuery& query);

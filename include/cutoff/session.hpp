@@ -81,6 +81,10 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void on_client_bytes(const char* data, size_t len);
   void parse_request_head(const char* data, size_t len);
   void on_request_head();
+  bool choose_route();
+  RouteQuery route_query() const;
+  bool take_pooled_upstream();
+  bool route_by_address();
   void open_upstream();
   void try_next_address();
   void on_upstream_connected();

@@ -27,10 +27,13 @@ class UpstreamPool {
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  // The most recently parked live connection to host:port, or an empty socket.
-  TcpSocket take(std::string_view host, uint16_t port, SocketEvents* events);
-  // Parks a connection that just finished a response cleanly.
-  void park(std::string_view host, uint16_t port, TcpSocket socket, Duration keepalive);
+  // The most recently parked live connection to host:port, or an empty
+  // socket; *peer receives the address it is connected to.
+  TcpSocket take(std::string_view host, uint16_t port, SocketEvents* events, sockaddr_in6* peer);
+  // Parks a connection, connected to `peer`, that just finished a response
+  // cleanly.
+  void park(std::string_view host, uint16_t port, TcpSocket socket, const sockaddr_in6& peer,
+            Duration keepalive);
   // The invariant of SPEC §4 for parked connections: each waits under its
   // upstream_keepalive_timeout.
   bool all_parked_armed() const;
@@ -55,6 +58,7 @@ class UpstreamPool {
     UpstreamPool& pool;
     std::string key;
     TcpSocket socket;
+    sockaddr_in6 peer;  // holds a sockaddr_in or a sockaddr_in6, as AddressList does
     Deadline deadline;
   };
 

@@ -515,6 +515,19 @@ TEST_CASE("route match values are checked and normalised", "[config]") {
   CHECK(match_of("{ method = [\"connect\", \"M-SEARCH\"] }").methods ==
         std::vector<std::string>{"CONNECT", "M-SEARCH"});
   CHECK(match_of("{ path_prefix = \"/api/\" }").path_prefix == "/api/");
+  // SPEC §9: hosts canonical and prefixes normalised, as requests are.
+  CHECK(match_of("{ host = \"127.1\" }").host == "127.0.0.1");
+  CHECK(match_of("{ host = \"0x7f000001\" }").host == "127.0.0.1");
+  CHECK(match_of("{ host = \"Example.com.\" }").host == "example.com");
+  CHECK(match_of("{ host = \"*.Example.com.\" }").host == "*.example.com");
+  CHECK(match_of("{ host = \"[::1]\" }").host == "::1");
+  CHECK(match_of("{ host = \"::FFFF:10.0.0.1\" }").host == "10.0.0.1");
+  CHECK(match_of("{ path_prefix = \"/%61dmin//x/./\" }").path_prefix == "/admin/x/");
+  CHECK(match_of("{ path_prefix = \"/a%2fb\" }").path_prefix == "/a%2Fb");
+  const RouteMatch by_address = match_of("{ address = [\"10.0.0.0/8\", \"fd00::/8\"] }");
+  REQUIRE(by_address.addresses.size() == 2);
+  CHECK(by_address.addresses[0].prefix == 8);
+  CHECK(by_address.addresses[1].v6);
   const RouteMatch empty = match_of("{}");
   CHECK(empty.host.empty());
   CHECK(empty.ports.empty());
@@ -537,6 +550,13 @@ TEST_CASE("route match values are checked and normalised", "[config]") {
   one_error(head + "{ method = [\"GET\", \"\"] }\n", 3, 28, "\"\" is not an HTTP method token");
   one_error(head + "{ method = [] }\n", 3, 20, "empty list");
   one_error(head + "{ path_prefix = \"api\" }\n", 3, 25, "\"api\" must start with \"/\"");
+  one_error(head + "{ path_prefix = \"/a%zz\" }\n", 3, 25, "not followed by two hex digits");
+  one_error(head + "{ path_prefix = \"/a?b\" }\n", 3, 25, "leave out \"?\" and \"#\"");
+  one_error(head + "{ host = \"exa mple.com\" }\n", 3, 18, "neither a host name nor an address");
+  one_error(head + "{ host = \"[127.0.0.1]\" }\n", 3, 18, "neither a host name nor");
+  one_error(head + "{ address = [] }\n", 3, 21, "empty list");
+  one_error(head + "{ address = [\"10.0.0.1/8\"] }\n", 3, 22, "has host bits set");
+  one_error(head + "{ address = \"10.0.0.0/8\" }\n", 3, 21, "expected an array of CIDR strings");
   one_error(head + "\"example.com\"\n", 3, 9, "route[0].match: expected a table");
 }
 

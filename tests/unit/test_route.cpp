@@ -1,3 +1,5 @@
+#include <arpa/inet.h>
+
 #include <catch2/catch.hpp>
 #include <string>
 
@@ -117,6 +119,69 @@ TEST_CASE("path prefix", "[route]") {
   RouteQuery odd = connect("h");
   odd.path = "/api/x";
   CHECK_FALSE(route_matches(m, odd));
+}
+
+// Servers that decode %2F see the other reading; a prefix holds for both.
+TEST_CASE("path prefix: either reading of escaped slashes", "[route]") {
+  RouteMatch m;
+  m.path_prefix = "/admin";
+  RouteQuery q = get("h", 80, "/%2Fadmin/x");
+  CHECK_FALSE(route_matches(m, q));
+  q.path_slashes = "/admin/x";
+  CHECK(route_matches(m, q));
+}
+
+TEST_CASE("address: fits only once the upstream address is known", "[route]") {
+  RouteMatch m;
+  Cidr net;
+  REQUIRE(parse_cidr("10.0.0.0/8", &net, nullptr));
+  m.addresses = {net};
+  RouteQuery q = get("internal.example");
+  CHECK_FALSE(route_matches(m, q));
+  sockaddr_in inside{};
+  inside.sin_family = AF_INET;
+  inet_pton(AF_INET, "10.1.2.3", &inside.sin_addr);
+  q.address = reinterpret_cast<const sockaddr*>(&inside);
+  CHECK(route_matches(m, q));
+  sockaddr_in outside = inside;
+  inet_pton(AF_INET, "192.168.1.1", &outside.sin_addr);
+  q.address = reinterpret_cast<const sockaddr*>(&outside);
+  CHECK_FALSE(route_matches(m, q));
+  // An IPv4-mapped IPv6 address is the IPv4 address.
+  sockaddr_in6 mapped{};
+  mapped.sin6_family = AF_INET6;
+  inet_pton(AF_INET6, "::ffff:10.9.9.9", &mapped.sin6_addr);
+  q.address = reinterpret_cast<const sockaddr*>(&mapped);
+  CHECK(route_matches(m, q));
+}
+
+TEST_CASE("select_route: a route on addresses before the chosen one leaves it pending", "[route]") {
+  const ConfigResult result = parse_config(R"(
+[[route]]
+name = "internal"
+match = { address = ["10.0.0.0/8"] }
+
+[[route]]
+name = "rest"
+match = { host = "*" }
+action = "deny"
+)",
+                                           "t.toml");
+  REQUIRE(std::holds_alternative<Config>(result));
+  const Config& c = std::get<Config>(result);
+  CHECK(c.routes_match_addresses);
+  CHECK_FALSE(c.routes_match_paths);
+  RouteChoice before = select_route(c, get("db.example"));
+  CHECK(before.name == "rest");
+  CHECK(before.address_pending);
+  sockaddr_in inside{};
+  inside.sin_family = AF_INET;
+  inet_pton(AF_INET, "10.1.2.3", &inside.sin_addr);
+  RouteQuery q = get("db.example");
+  q.address = reinterpret_cast<const sockaddr*>(&inside);
+  RouteChoice after = select_route(c, q);
+  CHECK(after.name == "internal");
+  CHECK_FALSE(after.address_pending);
 }
 
 TEST_CASE("every condition must hold", "[route]") {

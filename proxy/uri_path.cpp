@@ -1,0 +1,102 @@
+#include "cutoff/uri_path.hpp"
+
+namespace cutoff {
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool is_unreserved(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
+// Decodes what RFC 3986 says is equivalent, into *out. False on a bad escape.
+bool decode_equivalent(std::string_view path, EscapedSlashes slashes, std::string* out) {
+  constexpr char kHex[] = "0123456789ABCDEF";
+  out->clear();
+  for (size_t i = 0; i < path.size(); ++i) {
+    char c = path[i];
+    if (c == '\\' && slashes == EscapedSlashes::as_slashes) c = '/';
+    if (c != '%') {
+      out->push_back(c);
+      continue;
+    }
+    if (i + 2 >= path.size()) return false;
+    int high = hex_value(path[i + 1]);
+    int low = hex_value(path[i + 2]);
+    if (high < 0 || low < 0) return false;
+    char decoded = static_cast<char>(high * 16 + low);
+    i += 2;
+    if (is_unreserved(decoded)) {
+      out->push_back(decoded);
+    } else if (slashes == EscapedSlashes::as_slashes && (decoded == '/' || decoded == '\\')) {
+      out->push_back('/');
+    } else {
+      out->push_back('%');
+      out->push_back(kHex[high]);
+      out->push_back(kHex[low]);
+    }
+  }
+  return true;
+}
+
+// RFC 3986 §5.2.4 remove_dot_segments, merging empty segments as it goes.
+void remove_dot_segments(std::string_view decoded, std::string* out) {
+  out->clear();
+  bool trailing_slash = false;
+  size_t i = 0;
+  while (i < decoded.size()) {
+    if (decoded[i] == '/') {
+      ++i;
+      continue;
+    }
+    size_t end = decoded.find('/', i);
+    if (end == std::string_view::npos) end = decoded.size();
+    std::string_view segment = decoded.substr(i, end - i);
+    if (segment == ".") {
+      trailing_slash = true;
+    } else if (segment == "..") {
+      size_t last = out->rfind('/');
+      out->resize(last == std::string::npos ? 0 : last);
+      trailing_slash = true;
+    } else {
+      out->push_back('/');
+      out->append(segment);
+      trailing_slash = end < decoded.size();
+    }
+    i = end;
+  }
+  if (out->empty() || trailing_slash) out->push_back('/');
+}
+
+}  // namespace
+
+bool normalize_path(std::string_view path, EscapedSlashes slashes, std::string* out) {
+  path = path.substr(0, path.find('?'));
+  std::string decoded;
+  if (!decode_equivalent(path, slashes, &decoded)) return false;
+  remove_dot_segments(decoded, out);
+  return true;
+}
+
+bool has_escaped_slashes(std::string_view path) {
+  path = path.substr(0, path.find('?'));
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '\\') return true;
+    if (path[i] != '%' || i + 2 >= path.size()) continue;
+    char high = path[i + 1];
+    char low = path[i + 2];
+    if ((high == '2' && (low == 'f' || low == 'F')) ||
+        (high == '5' && (low == 'c' || low == 'C'))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace cutoff

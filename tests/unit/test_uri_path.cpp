@@ -1,0 +1,67 @@
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "cutoff/uri_path.hpp"
+
+using namespace cutoff;
+
+namespace {
+
+std::string normal(std::string_view path, EscapedSlashes slashes = EscapedSlashes::kept) {
+  std::string out;
+  return normalize_path(path, slashes, &out) ? out : "refused";
+}
+
+}  // namespace
+
+// SPEC §9: the spellings a hostile client tries all normalise to /admin/x.
+TEST_CASE("normalize_path: other spellings of one path", "[uri_path]") {
+  for (const char* path :
+       {"/admin/x", "/%61dmin/x", "/%61%64%6D%69%6e/x", "//admin/x", "/./admin/x", "/x/../admin/x",
+        "/%2e/admin/x", "/%2E%2E/admin/x", "/a/b/../../admin/x", "/admin//x", "/admin/./x",
+        "///admin/x?q=1", "/admin/x/y/..", "/../../admin/x"}) {
+    INFO(path);
+    CHECK(normal(path) ==
+          "/admin/x" + std::string(std::string_view(path).ends_with("..") ? "/" : ""));
+  }
+}
+
+TEST_CASE("normalize_path: what stays as it was", "[uri_path]") {
+  CHECK(normal("/") == "/");
+  CHECK(normal("") == "/");
+  CHECK(normal("?q") == "/");
+  CHECK(normal("/ADMIN/x") == "/ADMIN/x");  // prefixes are case-sensitive
+  CHECK(normal("/a%2fb") == "/a%2Fb");      // a reserved escape stays one, hex upper-cased
+  CHECK(normal("/a%20b") == "/a%20b");
+  CHECK(normal("/a%7Eb") == "/a~b");
+  CHECK(normal("/admin/") == "/admin/");
+  CHECK(normal("/admin/.") == "/admin/");
+  CHECK(normal("/admin/..") == "/");
+  CHECK(normal("/..") == "/");
+  CHECK(normal("/.../x") == "/.../x");
+  CHECK(normal("/a\\b") == "/a\\b");
+}
+
+TEST_CASE("normalize_path: a % without two hex digits cannot be normalised", "[uri_path]") {
+  for (const char* path : {"/%", "/%2", "/%zz", "/a%g0", "/%%41"}) {
+    INFO(path);
+    CHECK(normal(path) == "refused");
+  }
+  CHECK(normal("/ok?%zz") == "/ok");  // the query is not the path
+}
+
+// Servers that decode %2F into "/" see another path: routes match both.
+TEST_CASE("normalize_path: escaped slashes read as slashes", "[uri_path]") {
+  const auto as_slashes = EscapedSlashes::as_slashes;
+  CHECK(normal("/%2Fadmin/x", as_slashes) == "/admin/x");
+  CHECK(normal("/x%2F..%2Fadmin", as_slashes) == "/admin");
+  CHECK(normal("/x%5c..%5cadmin", as_slashes) == "/admin");
+  CHECK(normal("/x\\..\\admin", as_slashes) == "/admin");
+  CHECK(normal("/%2Fadmin/x") == "/%2Fadmin/x");
+  CHECK(has_escaped_slashes("/%2Fadmin"));
+  CHECK(has_escaped_slashes("/a%5Cb"));
+  CHECK(has_escaped_slashes("/a\\b"));
+  CHECK_FALSE(has_escaped_slashes("/admin/x"));
+  CHECK_FALSE(has_escaped_slashes("/a%2"));
+  CHECK_FALSE(has_escaped_slashes("/a?%2F"));
+}
