@@ -1,33 +1,40 @@
 #include "cutoff/http_parser.hpp"
 
 #include <cassert>
+#include <cstring>
 
 #include "cutoff/ascii.hpp"
 
 namespace cutoff {
 namespace {
 
+// Every request and response header passes through here: the length picks
+// the one or two names worth comparing.
 HeaderRole role_of(std::string_view name) {
-  static constexpr struct {
-    std::string_view name;
-    HeaderRole role;
-  } kRoles[] = {
-      {"connection", HeaderRole::connection},
-      {"content-length", HeaderRole::content_length},
-      {"transfer-encoding", HeaderRole::transfer_encoding},
-      {"host", HeaderRole::host},
-      {"proxy-connection", HeaderRole::hop_by_hop},
-      {"keep-alive", HeaderRole::hop_by_hop},
-      {"te", HeaderRole::hop_by_hop},
-      {"trailer", HeaderRole::hop_by_hop},
-      {"upgrade", HeaderRole::hop_by_hop},
-      {"proxy-authorization", HeaderRole::hop_by_hop},
-      {"proxy-authenticate", HeaderRole::hop_by_hop},
-  };
-  for (const auto& entry : kRoles) {
-    if (iequals(name, entry.name)) return entry.role;
+  auto is = [&](std::string_view known) { return iequals(name, known); };
+  switch (name.size()) {
+    case 2:
+      return is("te") ? HeaderRole::hop_by_hop : HeaderRole::end_to_end;
+    case 4:
+      return is("host") ? HeaderRole::host : HeaderRole::end_to_end;
+    case 7:
+      return is("trailer") || is("upgrade") ? HeaderRole::hop_by_hop : HeaderRole::end_to_end;
+    case 10:
+      if (is("connection")) return HeaderRole::connection;
+      return is("keep-alive") ? HeaderRole::hop_by_hop : HeaderRole::end_to_end;
+    case 14:
+      return is("content-length") ? HeaderRole::content_length : HeaderRole::end_to_end;
+    case 16:
+      return is("proxy-connection") ? HeaderRole::hop_by_hop : HeaderRole::end_to_end;
+    case 17:
+      return is("transfer-encoding") ? HeaderRole::transfer_encoding : HeaderRole::end_to_end;
+    case 18:
+      return is("proxy-authenticate") ? HeaderRole::hop_by_hop : HeaderRole::end_to_end;
+    case 19:
+      return is("proxy-authorization") ? HeaderRole::hop_by_hop : HeaderRole::end_to_end;
+    default:
+      return HeaderRole::end_to_end;
   }
-  return HeaderRole::end_to_end;
 }
 
 bool is_token(std::string_view s) {
@@ -42,6 +49,7 @@ bool is_token(std::string_view s) {
 void MessageHead::clear() {
   storage_.clear();
   headers_.clear();
+  role_counts_ = {};
   target_ = reason_ = Span{};
   method_ = {};
   status_ = 0;
@@ -143,10 +151,13 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
 // a field meant (SPEC §2), so it is found here, in heads and trailer
 // sections, across reads.
 bool HttpParser::has_obs_fold(const char* p, const char* end) {
-  for (; p < end; ++p) {
-    if (head_lf_ && (*p == ' ' || *p == '\t')) return true;
-    head_lf_ = *p == '\n';
+  if (p == end) return false;
+  auto folds = [](char c) { return c == ' ' || c == '\t'; };
+  if (head_lf_ && folds(*p)) return true;
+  for (const char* lf = p; (lf = static_cast<const char*>(std::memchr(lf, '\n', end - lf)));) {
+    if (++lf < end && folds(*lf)) return true;
   }
+  head_lf_ = end[-1] == '\n';
   return false;
 }
 
@@ -241,6 +252,7 @@ int HttpParser::on_header_field_complete(llhttp_t* p) {
   if (!self.head_done_) {
     MessageHead::HeaderSpan& header = self.head_.headers_.back();
     header.role = role_of(self.head_.view(header.name));
+    ++self.head_.role_counts_[static_cast<size_t>(header.role)];
   }
   return 0;
 }
@@ -304,6 +316,7 @@ int HttpParser::settle_head() {
 // or Host, which cutoff writes itself), with the options capped so that the
 // check stays linear in the size of the head.
 bool HttpParser::apply_connection_options() {
+  if (head_.count(HeaderRole::connection) == 0) return true;
   std::string_view options[kMaxConnectionOptions];
   int count = 0;
   bool too_many = false;
@@ -343,13 +356,10 @@ const char* HttpParser::decide_body_framing() {
   fields.http10 = p->http_major == 1 && p->http_minor == 0;
   fields.bodiless =
       skip_body_ || p->status_code < 200 || p->status_code == 204 || p->status_code == 304;
-  for (const MessageHead::HeaderSpan& h : head_.headers_) {
-    if (h.role == HeaderRole::transfer_encoding) {
-      if (fields.transfer_encoding_count++ == 0) fields.transfer_encoding = head_.view(h.value);
-    } else if (h.role == HeaderRole::content_length) {
-      ++fields.content_length_count;
-    }
-  }
+  fields.transfer_encoding_count = head_.count(HeaderRole::transfer_encoding);
+  if (fields.transfer_encoding_count > 0)
+    fields.transfer_encoding = head_.find("transfer-encoding");
+  fields.content_length_count = head_.count(HeaderRole::content_length);
   fields.content_length = p->content_length;
   fields.parser_chunked = (p->flags & F_CHUNKED) != 0;
   return decide_framing(fields, &framing_);

@@ -14,6 +14,7 @@
 
 #include <llhttp.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -34,6 +35,7 @@ enum class HeaderRole : uint8_t {
   transfer_encoding,  // framing: cutoff writes its own
   host,               // replaced by the authority of the target
 };
+constexpr size_t kHeaderRoles = 6;
 
 // A message head; header names and values view into its own storage and stay
 // valid until the next message begins.
@@ -59,6 +61,8 @@ class MessageHead {
   }
   // The first value of a header (case-insensitive name), or empty.
   std::string_view find(std::string_view name) const;
+  // How many header fields have this role.
+  int count(HeaderRole role) const { return role_counts_[static_cast<size_t>(role)]; }
 
  private:
   friend class HttpParser;
@@ -75,6 +79,7 @@ class MessageHead {
 
   std::string storage_;
   std::vector<HeaderSpan> headers_;
+  std::array<int, kHeaderRoles> role_counts_{};
   Span target_, reason_;
   std::string_view method_;  // llhttp's static name
   int status_ = 0;

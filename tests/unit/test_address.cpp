@@ -23,6 +23,9 @@ TEST_CASE("canonical_host: IPv4 in any inet_aton spelling is a dotted quad", "[a
     CHECK(canonical(spelling) == "127.0.0.1");
   }
   CHECK(canonical("10.1") == "10.0.0.1");
+  CHECK(canonical("1.2.3.04") == "1.2.3.4");  // a leading zero makes it octal
+  CHECK(canonical("1.2.3.010") == "1.2.3.8");
+  CHECK(canonical("192.168.001.1") == "192.168.1.1");
   CHECK(canonical("0") == "0.0.0.0");
   CHECK(canonical("999") == "0.0.3.231");
   CHECK(canonical("255.255.255.255") == "255.255.255.255");
