@@ -375,9 +375,11 @@ bool Session::route_by_address() {
     if (choice.settings->action == RouteAction::deny) {
       sockaddr_storage address{};
       std::memcpy(&address, &ex_->addresses.entries[i], sizeof ex_->addresses.entries[i]);
+      ex_->route = choice;
+      ex_->record.route = choice.name;
       reject(403, ProxyError::http_request_denied,
-             fmt::format("{} resolves to {}, an address that route {} denies", describe_target(),
-                         format_address(address), choice.name));
+             fmt::format("requests to {} are denied: its address {} is in route {}",
+                         describe_target(), format_address(address), choice.name));
       return false;
     }
     if (i == 0) first = choice;
