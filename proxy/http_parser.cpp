@@ -101,7 +101,8 @@ void HttpParser::reset() {
   head_bytes_ = 0;
   error_status_ = 400;
   error_reason_ = nullptr;
-  head_done_ = message_done_ = head_reported_ = complete_pending_ = skip_body_ = head_lf_ = false;
+  head_done_ = message_done_ = head_reported_ = complete_pending_ = skip_body_ = false;
+  last_head_byte_ = 0;
   in_trailers_ = false;
   field_done_ = true;
 }
@@ -117,7 +118,7 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
     // which gets its own size budget.
     head_done_ = message_done_ = head_reported_ = in_trailers_ = false;
     head_bytes_ = 0;
-    head_lf_ = false;
+    last_head_byte_ = 0;
   }
   // A head may not grow past kMaxHead: parse at most what fits, and if the
   // head is still not complete after that, the head is too large.
@@ -137,28 +138,30 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
     if (rc == HPE_OK && capped && !head_done_) {
       return fail(431, "the head is larger than 64 KiB");
     }
-    if (has_obs_fold(data, stop))
-      return fail(400, "obs-fold (a header continued on the next line)");
+    if (const char* fault = line_fault(data, stop)) return fail(400, fault);
   } else if (in_trailers_) {
-    if (has_obs_fold(trailers_before ? data : trailer_start_, stop))
-      return fail(400, "obs-fold (a trailer field continued on the next line)");
+    if (const char* fault = line_fault(trailers_before ? data : trailer_start_, stop)) {
+      return fail(400, fault);
+    }
   }
   return event_from(rc, data, stop, consumed);
 }
 
-// llhttp unfolds obs-fold (a header line continued on the next line after
-// CRLF and a space) instead of refusing it; a proxy must not guess what such
-// a field meant (SPEC §2), so it is found here, in heads and trailer
-// sections, across reads.
-bool HttpParser::has_obs_fold(const char* p, const char* end) {
-  if (p == end) return false;
+// llhttp unfolds obs-fold (a field line continued on the next line after
+// CRLF and a space) instead of refusing it, and takes a bare LF after the
+// request line; a proxy must not guess what either meant (SPEC §2), so both
+// are looked for here, in heads and trailer sections, across reads.
+const char* HttpParser::line_fault(const char* p, const char* end) {
+  if (p == end) return nullptr;
   auto folds = [](char c) { return c == ' ' || c == '\t'; };
-  if (head_lf_ && folds(*p)) return true;
+  if (last_head_byte_ == '\n' && folds(*p)) return "obs-fold (a field continued on the next line)";
   for (const char* lf = p; (lf = static_cast<const char*>(std::memchr(lf, '\n', end - lf)));) {
-    if (++lf < end && folds(*lf)) return true;
+    char before = lf == p ? last_head_byte_ : lf[-1];
+    if (before != '\r') return "a line that ends in LF without CR";
+    if (++lf < end && folds(*lf)) return "obs-fold (a field continued on the next line)";
   }
-  head_lf_ = end[-1] == '\n';
-  return false;
+  last_head_byte_ = end[-1];
+  return nullptr;
 }
 
 HttpParser::Event HttpParser::event_from(llhttp_errno_t rc, const char* data, const char* stop,
@@ -234,7 +237,7 @@ int HttpParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
     if (!self.in_trailers_) {
       self.in_trailers_ = true;
       self.trailer_start_ = at;
-      self.head_lf_ = false;
+      self.last_head_byte_ = '\n';  // the CRLF of the last chunk's size line
     }
     return 0;
   }

@@ -499,7 +499,9 @@ void Session::send_request_head() {
 void Session::forward_request_body(const char* data, size_t len) {
   size_t used = 0;
   HttpParser::Event event = ex_->request_parser.feed(data, len, &used);
-  if (used > 0) {
+  // llhttp may count the byte that broke the body as read (an overflowing
+  // chunk size digit): nothing of a feed that failed is forwarded.
+  if (used > 0 && event != HttpParser::Event::error) {
     upstream_.send(data, used);
     ex_->record.up_bytes += used;
     deadline_.touch();

@@ -156,7 +156,7 @@ class HttpParser {
   int settle_head();
   bool apply_connection_options();
   const char* decide_body_framing();
-  bool has_obs_fold(const char* p, const char* end);
+  const char* line_fault(const char* p, const char* end);
   Event fail(int status, const char* reason);
   Event event_from(llhttp_errno_t rc, const char* data, const char* stop, size_t* consumed);
 
@@ -176,7 +176,7 @@ class HttpParser {
   bool skip_body_ = false;
   bool field_done_ = true;
   bool in_trailers_ = false;
-  bool head_lf_ = false;  // the last head (or trailer) byte seen was LF
+  char last_head_byte_ = 0;  // the last head (or trailer) byte seen
 };
 
 }  // namespace cutoff

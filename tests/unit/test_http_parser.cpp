@@ -481,7 +481,7 @@ TEST_CASE("obs-fold in a trailer section is an error, however the bytes arrive",
     INFO(step);
     HttpParser parser(HTTP_REQUEST);
     CHECK(feed_in_steps(parser, bytes, step) == "error");
-    CHECK(std::string_view(parser.error_reason()).find("trailer") != std::string_view::npos);
+    CHECK(std::string_view(parser.error_reason()).find("obs-fold") != std::string_view::npos);
   }
   // LF and a space inside chunk data are data, not folding.
   const std::string clean =
@@ -491,6 +491,22 @@ TEST_CASE("obs-fold in a trailer section is an error, however the bytes arrive",
     INFO(step);
     HttpParser parser(HTTP_REQUEST);
     CHECK(feed_in_steps(parser, clean, step) == "message_complete");
+  }
+}
+
+// llhttp's strict mode still takes a bare LF after the request line.
+TEST_CASE("a line ending in LF without CR is an error, in a head or a trailer section",
+          "[http_parser]") {
+  expect_head_refused(HTTP_REQUEST, "GET http://h/ HTTP/1.1\nHost: h\r\n\r\n", "without CR");
+  expect_head_refused(HTTP_RESPONSE, "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", "");
+  const std::string head = "GET http://h/ HTTP/1.1\nHost: h\r\n\r\n";
+  HttpParser split(HTTP_REQUEST);
+  CHECK(feed_in_steps(split, head, 1) == "error");
+  const std::string trailer =
+      "POST http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\nX-U: 2\r\n\r\n";
+  for (size_t step : {trailer.size(), size_t{1}}) {
+    HttpParser parser(HTTP_REQUEST);
+    CHECK(feed_in_steps(parser, trailer, step) == "error");
   }
 }
 
