@@ -571,3 +571,184 @@ class ClosedPort:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+# ---------------------------------------------------------------------------
+# A raw scripted upstream
+
+
+class RawRequest:
+    """One request as RawScriptServer read it: the exact head and body bytes."""
+
+    def __init__(self, raw_head: bytes, index: int):
+        self.raw_head = raw_head
+        self.raw_body = b""
+        self.index = index  # 0-based request number on its connection
+        self.t_head = time.monotonic()
+        lines = raw_head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        self.method, self.target, self.version = (parts + ["", "", ""])[:3]
+        self.headers = [tuple(p.strip() if i else p for i, p in enumerate(line.split(":", 1)))
+                        for line in lines[1:] if line]
+
+    def header(self, name: str, default=None):
+        return next((h[1] for h in self.headers if h[0].lower() == name.lower() and len(h) > 1),
+                    default)
+
+    @property
+    def raw(self) -> bytes:
+        return self.raw_head + self.raw_body
+
+    def __repr__(self):
+        return f"<RawRequest {self.raw_head[:60]!r}... body={len(self.raw_body)}B>"
+
+
+class RawScriptServer(_TcpServer):
+    """An upstream that records every byte it receives, exactly, and answers
+    from a script of steps (the same script for every connection, or
+    `per_conn[i]` for connection i):
+
+      bytes        send them
+      callable     send fn(req) (req: the last RawRequest read, or None)
+      "head"       read one request head (a RawRequest with no body)
+      "request"    read one request head and its body (Content-Length or
+                   chunked, read raw), appended to rec.requests
+      int n        wait until n bytes in all have arrived on the connection
+      "fin"        shutdown(SHUT_WR), go on
+      "close"      close with FIN;  "reset": close with RST
+      "park"       read until the peer ends the connection (also what
+                   follows the last step)
+      "repeat"     start the script again (a keep-alive loop)
+
+    received(i) is every byte connection i got, chunks(i) the same as
+    [(monotonic time, bytes)]; wait_received(n, i) waits for n of them.
+    Connection ends are recorded as for every _TcpServer (ConnRecord)."""
+
+    name = "rawscript"
+
+    def __init__(self, script=("park",), per_conn=(), host: str = LOOPBACK, port: int = 0):
+        super().__init__(host, port)
+        self.script = list(script)
+        self.per_conn = [list(s) for s in per_conn]
+        self._chunks: dict[int, list[tuple[float, bytes]]] = {}
+
+    # -- what tests look at ----------------------------------------------
+
+    def chunks(self, i: int = -1) -> list[tuple[float, bytes]]:
+        with self._cv:
+            if not self._records:
+                return []
+            return list(self._chunks.get(self._records[i].id, []))
+
+    def received(self, i: int = -1) -> bytes:
+        return b"".join(d for _, d in self.chunks(i))
+
+    def all_received(self) -> list[bytes]:
+        return [self.received(i) for i in range(self.connection_count())]
+
+    def wait_received(self, n: int, i: int = -1, timeout: float = 2.0) -> bytes:
+        """Waits until connection i has received n bytes (or ended); returns them."""
+        self.wait_connections(1 if i < 0 else i + 1, timeout)
+        if self.connection_count() == 0:
+            return b""
+        rec = self.conn(i)
+        self.wait_for(lambda: sum(len(d) for _, d in self._chunks.get(rec.id, [])) >= n
+                      or rec.finished, timeout)
+        return self.received(i)
+
+    def requests(self) -> list[RawRequest]:
+        return [r for rec in self.connections() for r in rec.requests]
+
+    # -- the connection ----------------------------------------------------
+
+    def _recv(self, conn: Conn, timeout=None):
+        data = conn.recv_some(timeout)
+        if data:
+            with self._cv:
+                self._chunks.setdefault(conn.rec.id, []).append((time.monotonic(), data))
+                self._cv.notify_all()
+        return data
+
+    def _until(self, conn: Conn, marker: bytes) -> bytes:
+        while True:
+            i = conn.buf.find(marker)
+            if i >= 0:
+                out = bytes(conn.buf[:i + len(marker)])
+                del conn.buf[:i + len(marker)]
+                return out
+            if len(conn.buf) > HEAD_LIMIT:
+                raise BadRequest("head too large")
+            self._recv(conn)
+
+    def _exact(self, conn: Conn, n: int) -> bytes:
+        while len(conn.buf) < n:
+            self._recv(conn)
+        out = bytes(conn.buf[:n])
+        del conn.buf[:n]
+        return out
+
+    def _read_request(self, conn: Conn, body: bool) -> RawRequest:
+        req = RawRequest(self._until(conn, b"\r\n\r\n"), len(conn.rec.requests))
+        if body:
+            te = (req.header("transfer-encoding") or "").lower()
+            if "chunked" in te:
+                parts = []
+                while True:
+                    line = self._until(conn, b"\r\n")
+                    parts.append(line)
+                    size = int(line.split(b";")[0].strip(), 16)
+                    if size == 0:
+                        break
+                    parts.append(self._exact(conn, size + 2))
+                while True:  # trailer fields, then the empty line
+                    line = self._until(conn, b"\r\n")
+                    parts.append(line)
+                    if line == b"\r\n":
+                        break
+                req.raw_body = b"".join(parts)
+            else:
+                req.raw_body = self._exact(conn, int(req.header("content-length") or 0))
+        with self._cv:
+            conn.rec.requests.append(req)
+            self._cv.notify_all()
+        return req
+
+    def handle(self, conn: Conn):
+        rid = conn.rec.id
+        with self._cv:
+            self._chunks.setdefault(rid, [])
+        steps = self.per_conn[rid] if rid < len(self.per_conn) else self.script
+        total = lambda: sum(len(d) for _, d in self._chunks[rid])  # noqa: E731
+        req = None
+        i = 0
+        while i < len(steps):
+            step = steps[i]
+            i += 1
+            if isinstance(step, (bytes, bytearray)):
+                conn.send_all(bytes(step))
+            elif callable(step):
+                conn.send_all(step(req))
+            elif isinstance(step, int):
+                while total() < step:
+                    self._recv(conn)
+            elif step in ("head", "request"):
+                req = self._read_request(conn, step == "request")
+            elif step == "fin":
+                conn.shutdown_write()
+            elif step == "close":
+                try:  # what is already here is recorded before close() drains it
+                    while self._recv(conn, 0.001):
+                        pass
+                except (PeerFin, PeerReset):
+                    pass
+                return conn.close()
+            elif step == "reset":
+                return conn.reset()
+            elif step == "park":
+                break
+            elif step == "repeat":
+                i = 0
+            else:
+                raise ValueError(f"unknown script step {step!r}")
+        while True:
+            self._recv(conn)

@@ -1085,3 +1085,7 @@ class CutoffTestCase(unittest.TestCase):
         want = {expected} if isinstance(expected, str) else set(expected)
         self.assertIn(rec.state, want, f"upstream saw {rec!r}")
         return rec
+
+    def raw_upstream(self, script=("park",), per_conn=()) -> fakenet.RawScriptServer:
+        """A RawScriptServer (fakenet): records every byte, answers from a script."""
+        return self._own(fakenet.RawScriptServer(script, per_conn).start())
