@@ -207,6 +207,26 @@ class FakeServersTest(CutoffTestCase):
         self.assertLess(time.monotonic() - t, 0.1)
         s.close()
 
+    def test_raw_script_server_records_bytes_and_follows_its_script(self):
+        keep_alive = ["request", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "repeat"]
+        srv = self.raw_upstream(script=keep_alive, per_conn=[keep_alive, ["head", "reset"]])
+        cl = self.direct(srv)
+        body = b"3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
+        sent = build_request("POST", "/a", [("Transfer-Encoding", "chunked")], host="x") + body
+        cl.send(sent)
+        self.assertEqual(cl.read_response("POST").body, b"ok")
+        cl.request("GET", "/b", host="x")
+        self.assertEqual(cl.read_response().body, b"ok")
+        self.assertEqual(srv.wait_received(len(sent) + 1, 0)[:len(sent)], sent)
+        self.assertEqual([r.target for r in srv.requests()], ["/a", "/b"])
+        self.assertEqual(srv.requests()[0].raw_body, body)
+        other = self.direct(srv)
+        other.request("GET", "/c", host="x")
+        self.assertEqual(other.wait_end(), "rst")
+        self.assertEqual(srv.wait_end(1).state, "reset")
+        cl.close()
+        self.assertEqual(srv.wait_end(0).state, "fin")
+
     def test_loop_server_and_clients(self):
         ok = self.loop_server("ok")
         load = LoopClients(("127.0.0.1", ok.port), f"http://127.0.0.1:{ok.port}/ok", 5, 3)
