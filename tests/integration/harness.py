@@ -735,6 +735,40 @@ def time_wait_count(port: int) -> int:
 
 
 # ---------------------------------------------------------------------------
+# The admin listener
+
+ADMIN_ON = {"admin": {"address": "127.0.0.1:0"}}
+ADMIN_RE = re.compile(r"admin listening on (\S+):(\d+)")
+
+
+def admin_addr(c):
+    """The admin listener's (host, port), from cutoff's stderr."""
+    if getattr(c, "_admin_addr", None) and c._admin_pid == c.pid:
+        return c._admin_addr
+    deadline = time.monotonic() + 2.0 * SCALE
+    while True:
+        m = ADMIN_RE.search(c.stderr_text())
+        if m:
+            c._admin_addr, c._admin_pid = (m.group(1), int(m.group(2))), c.pid
+            return c._admin_addr
+        if time.monotonic() > deadline:
+            raise AssertionError("no `admin listening on` line on stderr:\n"
+                                 + c.stderr_text()[-2000:])
+        time.sleep(0.01)
+
+
+def admin_get(c, path, timeout=2.0):
+    """One GET on the admin listener; the whole Response."""
+    host, port = admin_addr(c)
+    cl = Client((host, port), timeout)
+    try:
+        cl.request("GET", path, host=f"{host}:{port}")
+        return cl.read_response(timeout=timeout)
+    finally:
+        cl.close()
+
+
+# ---------------------------------------------------------------------------
 # unittest glue
 
 class TestTimeLimit(Exception):

@@ -24,11 +24,9 @@ import time
 import unittest
 
 from fakeupstream import pattern
-from harness import (SCALE, Client, CutoffTestCase, find_binary, merge, ms, run_tool, time_limit,
-                     tolerance)
+from harness import (ADMIN_ON, SCALE, Client, CutoffTestCase, admin_addr, admin_get, find_binary,
+                     merge, ms, run_tool, time_limit, tolerance)
 
-ADMIN_ON = {"admin": {"address": "127.0.0.1:0"}}
-ADMIN_RE = re.compile(r"admin listening on (\S+):(\d+)")
 SAMPLE_RE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 LABEL_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 CONNECTION_KEYS = {"id", "worker", "client", "phase", "age_ms", "phase_ms", "deadline",
@@ -41,33 +39,6 @@ ACCESS_FIELDS = {"client", "method", "target", "version", "route", "status", "up
 
 # ---------------------------------------------------------------------------
 # The admin endpoint, seen from outside
-
-def admin_addr(c):
-    """The admin listener's (host, port), from cutoff's stderr."""
-    if getattr(c, "_admin_addr", None) and c._admin_pid == c.pid:
-        return c._admin_addr
-    deadline = time.monotonic() + 2.0 * SCALE
-    while True:
-        m = ADMIN_RE.search(c.stderr_text())
-        if m:
-            c._admin_addr, c._admin_pid = (m.group(1), int(m.group(2))), c.pid
-            return c._admin_addr
-        if time.monotonic() > deadline:
-            raise AssertionError("no `admin listening on` line on stderr:\n"
-                                 + c.stderr_text()[-2000:])
-        time.sleep(0.01)
-
-
-def admin_get(c, path, timeout=2.0):
-    """One GET on the admin listener; the whole Response."""
-    host, port = admin_addr(c)
-    cl = Client((host, port), timeout)
-    try:
-        cl.request("GET", path, host=f"{host}:{port}")
-        return cl.read_response(timeout=timeout)
-    finally:
-        cl.close()
-
 
 class Metrics:
     """A parsed Prometheus text exposition: get(name, **labels), 0 if absent

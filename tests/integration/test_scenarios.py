@@ -41,15 +41,16 @@ TIME_WAIT growth are in test_teardown.py.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import unittest
 
 from fakeload import LoopClients, percentile
 from fakeupstream import pattern
-from harness import (SCALE, SLACK, BackgroundUpload, CutoffTestCase, Dribble, build_request,
-                     ms, parse_proxy_status, shown, socket_count, time_limit, time_wait_count,
-                     tolerance)
+from harness import (ADMIN_ON, SCALE, SLACK, BackgroundUpload, CutoffTestCase, Dribble, admin_get,
+                     build_request, ms, parse_proxy_status, shown, socket_count, time_limit,
+                     time_wait_count, tolerance)
 
 REQUEST_HEADER = ms(500)      # harness default listen.request_header_timeout
 CLIENT_KEEPALIVE = ms(300)    # harness default listen.client_keepalive_timeout
@@ -58,6 +59,7 @@ QUICK = 0.1 + SLACK           # "at once": an ending that needs no deadline
 
 
 class ScenariosTest(CutoffTestCase):
+    CONFIG = ADMIN_ON  # /connections shows a stalled exchange's deadline
     # Most scenarios run on a route of their own, with a timeout value no other
     # deadline on that route shares, so the details string proves which one fired.
     ROUTES = [
@@ -306,20 +308,37 @@ class ScenariosTest(CutoffTestCase):
         size = 64 << 20
         path = f"/slow-reader/ok?size={size}"
         cl.request("GET", self.url(up, path))
-        # Watch the upstream's bytes: cutoff must stop reading it (bounded
-        # memory) and then give up idle_timeout after the last progress.
+        # cutoff must stop reading the upstream (bounded memory) and give up
+        # idle_timeout after its own last progress. No side sees that moment
+        # (kernel buffers keep both peers busy a while after it), so cutoff's
+        # /connections reports it: the idle deadline's time left, sampled until
+        # the upstream is reset. The last sample before the reset brackets
+        # the expiry between [sent + left, answered + left].
         self.assertTrue(up.wait_connections(1, 2.0 * SCALE))
         rec = up.conn(0)
-        last, t_last = -1, time.monotonic()
+        sent, last_send_seen = -1, time.monotonic()
+        expiry = None
         give_up = time.monotonic() + ms(250) + 3.0 * SCALE
         while not rec.finished and time.monotonic() < give_up:
-            if rec.bytes_out != last:
-                last, t_last = rec.bytes_out, time.monotonic()
-            time.sleep(0.002)
+            before = time.monotonic()
+            seen = [x for x in json.loads(admin_get(self.cutoff, "/connections").body)["connections"]
+                    if "/slow-reader/" in x.get("target", "") and x["phase"] == "streaming"]
+            after = time.monotonic()
+            if rec.bytes_out != sent:
+                sent, last_send_seen = rec.bytes_out, after
+            if seen and not rec.finished:
+                self.assertEqual(seen[0]["deadline"], "idle_timeout", seen[0])
+                left = seen[0]["deadline_left_ms"] / 1000
+                self.assertLessEqual(left, ms(250), seen[0])
+                expiry = (before + left, after + left)
         self.assertEqual(rec.state, "rst", rec)
         self.assertLess(rec.bytes_out, size, "the whole response went through a client that never reads")
-        self.assertElapsed(rec.end_time - t_last, ms(250), "upstream reset after the last progress",
-                           early=0.05)
+        self.assertIsNotNone(expiry, "the exchange never showed in /connections")
+        self.assertGreaterEqual(rec.end_time, expiry[0] - 0.005, "reset before idle_timeout expired")
+        self.assertLessEqual(rec.end_time, expiry[1] + tolerance(ms(250)),
+                             "reset late after idle_timeout expired")
+        self.assertLessEqual(rec.end_time - last_send_seen, ms(250) + tolerance(ms(250)),
+                             "reset late after the upstream's last send")
         growth_mb = (self.cutoff.rss_kb() - rss0) / 1024
         self.assertLess(growth_mb, 24, f"cutoff RSS grew {growth_mb:.0f} MB: response buffered?")
         self.assertEqual(cl.wait_end(2.0), "rst", "the aborted response must end in RST")
