@@ -345,6 +345,8 @@ bool HttpParser::apply_connection_options() {
     for (int i = 0; i < count; ++i) {
       if (iequals(name, options[i])) {
         h.role = HeaderRole::hop_by_hop;
+        --head_.role_counts_[static_cast<size_t>(HeaderRole::end_to_end)];
+        ++head_.role_counts_[static_cast<size_t>(HeaderRole::hop_by_hop)];
         break;
       }
     }
