@@ -189,6 +189,10 @@ bool canonical_host(std::string_view host, bool bracketed, std::string* out) {
   return true;
 }
 
+bool is_host_name(std::string_view canonical) {
+  return canonical.find(':') == std::string_view::npos && !is_dotted_quad(canonical);
+}
+
 bool parse_cidr(std::string_view text, Cidr* out, std::string* error) {
   const size_t slash = text.find('/');
   const std::string addr_text(text.substr(0, slash));

@@ -777,6 +777,12 @@ void Loader::load_match_host(const toml::node& node, const std::string& path, Ro
     error(node.source(), path + ": " + quoted(host) + " is neither a host name nor an address");
     return;
   }
+  if (wildcard && !is_host_name(canonical)) {
+    error(node.source(), path + ": " + quoted(host) +
+                             ": a wildcard covers the names below a domain, not addresses; "
+                             "match addresses with match.address");
+    return;
+  }
   match->host = wildcard ? "*." + canonical : canonical;
 }
 

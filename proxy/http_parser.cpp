@@ -1,5 +1,6 @@
 #include "cutoff/http_parser.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 
@@ -69,6 +70,19 @@ std::string_view MessageHead::find(std::string_view name) const {
   return {};
 }
 
+std::string MessageHead::join(std::string_view name) const {
+  std::string out;
+  for (const HeaderSpan& h : headers_) {
+    if (!iequals(view(h.name), name)) continue;
+    for_each_list_item(view(h.value), [&](std::string_view item) {
+      if (!out.empty()) out.append(", ");
+      out.append(item);
+      return true;
+    });
+  }
+  return out;
+}
+
 const llhttp_settings_t* HttpParser::settings() {
   static const llhttp_settings_t s = [] {
     llhttp_settings_t init;
@@ -82,6 +96,10 @@ const llhttp_settings_t* HttpParser::settings() {
     init.on_headers_complete = on_headers_complete;
     init.on_body = on_body;
     init.on_message_complete = on_message_complete;
+    init.on_chunk_extension_name = on_chunk_extension_name;
+    init.on_chunk_extension_name_complete = on_chunk_extension_name_complete;
+    init.on_chunk_extension_value = on_chunk_extension_value;
+    init.on_chunk_extension_value_complete = on_chunk_extension_value_complete;
     return init;
   }();
   return &s;
@@ -102,8 +120,10 @@ void HttpParser::reset() {
   error_status_ = 400;
   error_reason_ = nullptr;
   head_done_ = message_done_ = head_reported_ = complete_pending_ = skip_body_ = false;
-  last_head_byte_ = 0;
+  last_head_byte_ = last_byte_ = 0;
+  extension_ = ChunkExtensionCheck{};
   in_trailers_ = false;
+  trailer_name_length_ = 0;
   field_done_ = true;
 }
 
@@ -144,7 +164,19 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
       return fail(400, fault);
     }
   }
+  if (message_done_ && framing_.kind == Framing::Kind::chunked) {
+    if (const char* fault = last_line_fault(data, stop)) return fail(400, fault);
+  }
+  if (stop > data) last_byte_ = stop[-1];
   return event_from(rc, data, stop, consumed);
+}
+
+// The line that ends a chunked message (the empty line after the last
+// chunk, or after its trailer fields) is one llhttp takes with a bare LF
+// even in strict mode. The message ended in this feed, at `end`.
+const char* HttpParser::last_line_fault(const char* data, const char* end) const {
+  char before_lf = end - 2 >= data ? end[-2] : last_byte_;
+  return before_lf == '\r' ? nullptr : "a line that ends in LF without CR";
 }
 
 // llhttp unfolds obs-fold (a field line continued on the next line after
@@ -233,12 +265,18 @@ int HttpParser::on_status(llhttp_t* p, const char* at, size_t len) {
 int HttpParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   HttpParser& self = HttpParser::self(p);
   if (self.head_done_) {
-    // Trailers travel as raw bytes; only their folding is checked.
+    // Trailers travel as raw bytes; their lines and names are checked.
     if (!self.in_trailers_) {
       self.in_trailers_ = true;
       self.trailer_start_ = at;
       self.last_head_byte_ = '\n';  // the CRLF of the last chunk's size line
     }
+    // Longer names than the buffer holds are no known name: only count them.
+    size_t kept = self.trailer_name_length_;
+    if (kept < sizeof self.trailer_name_) {
+      std::memcpy(self.trailer_name_ + kept, at, std::min(len, sizeof self.trailer_name_ - kept));
+    }
+    self.trailer_name_length_ += len;
     return 0;
   }
   if (self.field_done_) {
@@ -251,11 +289,33 @@ int HttpParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
 
 int HttpParser::on_header_field_complete(llhttp_t* p) {
   HttpParser& self = HttpParser::self(p);
+  if (self.head_done_) return self.end_trailer_field();
+  // llhttp's strict mode still takes a field with an empty name.
+  if (self.field_done_ || self.head_.headers_.back().name.length == 0) {
+    self.fail(400, "a field with an empty name");
+    return -1;
+  }
   self.field_done_ = true;
-  if (!self.head_done_) {
-    MessageHead::HeaderSpan& header = self.head_.headers_.back();
-    header.role = role_of(self.head_.view(header.name));
-    ++self.head_.role_counts_[static_cast<size_t>(header.role)];
+  MessageHead::HeaderSpan& header = self.head_.headers_.back();
+  header.role = role_of(self.head_.view(header.name));
+  ++self.head_.role_counts_[static_cast<size_t>(header.role)];
+  return 0;
+}
+
+// A trailer field must have a name, and not one that frames, routes or
+// controls the connection (RFC 9110 §6.5.1): trailers are forwarded as they
+// came, and a next hop that read such a field could frame the stream anew.
+int HttpParser::end_trailer_field() {
+  size_t length = trailer_name_length_;
+  trailer_name_length_ = 0;
+  if (length == 0) {
+    fail(400, "a trailer field with an empty name");
+    return -1;
+  }
+  if (length <= sizeof trailer_name_ &&
+      role_of(std::string_view(trailer_name_, length)) != HeaderRole::end_to_end) {
+    fail(400, "a trailer field that only a head may carry");
+    return -1;
   }
   return 0;
 }
@@ -286,6 +346,10 @@ int HttpParser::on_headers_complete(llhttp_t* p) {
 int HttpParser::settle_head() {
   const llhttp_t* p = &parser_;
   bool request = p->type == HTTP_REQUEST;
+  if (p->http_major != 1 || p->http_minor > 1) {
+    fail(400, "an HTTP version other than 1.0 and 1.1");
+    return -1;
+  }
   if (!request && p->status_code < 100) {
     fail(400, "a status code below 100");
     return -1;
@@ -306,7 +370,13 @@ int HttpParser::settle_head() {
                                           : "an Upgrade request with a body");
       return -1;
     }
-    return 0;
+    if ((!request || p->method != HTTP_CONNECT) && head_.join("upgrade").empty()) {
+      fail(400, "an Upgrade field that names no protocol");
+      return -1;
+    }
+    // A 101's own framing fields mean nothing: what follows is the new
+    // protocol, to be tunnelled untouched (2: no body, then the upgrade).
+    return request ? 0 : 2;
   }
   // A response to HEAD, an interim 1xx, 204 and 304 end with their head,
   // whatever framing headers they carry (RFC 9112 §6.3); on_message_complete
@@ -368,6 +438,22 @@ const char* HttpParser::decide_body_framing() {
   fields.content_length = p->content_length;
   fields.parser_chunked = (p->flags & F_CHUNKED) != 0;
   return decide_framing(fields, &framing_);
+}
+
+int HttpParser::on_chunk_extension_name(llhttp_t* p, const char* at, size_t len) {
+  return self(p).extension_.name({at, len}) ? 0 : -1;
+}
+
+int HttpParser::on_chunk_extension_name_complete(llhttp_t* p) {
+  return self(p).extension_.end_name() ? 0 : -1;
+}
+
+int HttpParser::on_chunk_extension_value(llhttp_t* p, const char* at, size_t len) {
+  return self(p).extension_.value({at, len}) ? 0 : -1;
+}
+
+int HttpParser::on_chunk_extension_value_complete(llhttp_t* p) {
+  return self(p).extension_.end_value() ? 0 : -1;
 }
 
 int HttpParser::on_body(llhttp_t* p, const char* at, size_t len) {

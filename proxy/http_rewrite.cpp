@@ -124,7 +124,7 @@ void build_request_head(std::string& out, const MessageHead& request, const Fram
     }
   }
   if (rewrite.upgrade) {
-    append_header(out, "Upgrade", request.find("upgrade"));
+    append_header(out, "Upgrade", request.join("upgrade"));
     out.append("Connection: upgrade\r\n");
   }
   if (rewrite.via) out.append(kVia);
@@ -168,7 +168,7 @@ void build_response_head(std::string& out, const MessageHead& response,
     }
   }
   if (rewrite.upgrade) {
-    append_header(out, "Upgrade", response.find("upgrade"));
+    append_header(out, "Upgrade", response.join("upgrade"));
     out.append("Connection: upgrade\r\n");
   } else if (rewrite.interim) {
     // The connection's fate is told by the final response.

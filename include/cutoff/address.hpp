@@ -30,6 +30,9 @@ bool parse_host_port(std::string_view text, std::string* host, uint16_t* port, s
 // neither a valid name nor an address; *out is then unspecified.
 bool canonical_host(std::string_view host, bool bracketed, std::string* out);
 
+// True when a canonical host is a name, not an address.
+bool is_host_name(std::string_view canonical);
+
 // Parses "10.0.0.0/8", "::1/128" or a bare address (full-length prefix).
 bool parse_cidr(std::string_view text, Cidr* out, std::string* error);
 

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cutoff/chunk_extension.hpp"
 #include "cutoff/http_framing.hpp"
 
 namespace cutoff {
@@ -61,6 +62,9 @@ class MessageHead {
   }
   // The first value of a header (case-insensitive name), or empty.
   std::string_view find(std::string_view name) const;
+  // Every list item of every field with this name, joined with ", " as
+  // one field line would carry them (RFC 9110 §5.3).
+  std::string join(std::string_view name) const;
   // How many header fields have this role.
   int count(HeaderRole role) const { return role_counts_[static_cast<size_t>(role)]; }
 
@@ -151,9 +155,15 @@ class HttpParser {
   static int on_headers_complete(llhttp_t* p);
   static int on_body(llhttp_t* p, const char* at, size_t len);
   static int on_message_complete(llhttp_t* p);
+  static int on_chunk_extension_name(llhttp_t* p, const char* at, size_t len);
+  static int on_chunk_extension_name_complete(llhttp_t* p);
+  static int on_chunk_extension_value(llhttp_t* p, const char* at, size_t len);
+  static int on_chunk_extension_value_complete(llhttp_t* p);
   static const llhttp_settings_t* settings();
   static HttpParser& self(llhttp_t* p) { return *static_cast<HttpParser*>(p->data); }
   int settle_head();
+  int end_trailer_field();
+  const char* last_line_fault(const char* data, const char* end) const;
   bool apply_connection_options();
   const char* decide_body_framing();
   const char* line_fault(const char* p, const char* end);
@@ -164,8 +174,12 @@ class HttpParser {
   MessageHead head_;
   Framing framing_;
   BodySink* sink_ = nullptr;
+  ChunkExtensionCheck extension_;
   // Where this feed's trailer section began (obs-fold is looked for there).
   const char* trailer_start_ = nullptr;
+  // The name of the trailer field being read, as far as a known name goes.
+  char trailer_name_[20] = {};
+  size_t trailer_name_length_ = 0;
   size_t head_bytes_ = 0;
   int error_status_ = 400;
   const char* error_reason_ = nullptr;  // set when cutoff, not llhttp, refused the message
@@ -177,6 +191,7 @@ class HttpParser {
   bool field_done_ = true;
   bool in_trailers_ = false;
   char last_head_byte_ = 0;  // the last head (or trailer) byte seen
+  char last_byte_ = 0;       // the last byte of the previous feed
 };
 
 }  // namespace cutoff

@@ -555,6 +555,9 @@ TEST_CASE("route match values are checked and normalised", "[config]") {
   one_error(head + "{ host = \"exa mple.com\" }\n", 3, 18, "neither a host name nor an address");
   one_error(head + "{ host = \"[127.0.0.1]\" }\n", 3, 18, "neither a host name nor");
   one_error(head + "{ address = [] }\n", 3, 21, "empty list");
+  one_error(head + "{ host = \"*.1\" }\n", 3, 18, "a wildcard covers the names below a domain");
+  one_error(head + "{ host = \"*.127.0.0.1\" }\n", 3, 18, "not addresses");
+  one_error(head + "{ host = \"*.[::1]\" }\n", 3, 18, "not addresses");
   one_error(head + "{ address = [\"10.0.0.1/8\"] }\n", 3, 22, "has host bits set");
   one_error(head + "{ address = \"10.0.0.0/8\" }\n", 3, 21, "expected an array of CIDR strings");
   one_error(head + "\"example.com\"\n", 3, 9, "route[0].match: expected a table");

@@ -494,6 +494,93 @@ TEST_CASE("obs-fold in a trailer section is an error, however the bytes arrive",
   }
 }
 
+TEST_CASE("only HTTP/1.0 and HTTP/1.1 are taken", "[http_parser]") {
+  expect_head_refused(HTTP_REQUEST, "GET http://h/ HTTP/2.0\r\nHost: h\r\n\r\n",
+                      "other than 1.0 and 1.1");
+  expect_head_refused(HTTP_REQUEST, "GET http://h/\r\nHost: h\r\n\r\n", "");  // HTTP/0.9
+  expect_head_refused(HTTP_RESPONSE, "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+                      "other than 1.0 and 1.1");
+}
+
+TEST_CASE("a field needs a name, in a head and in a trailer section", "[http_parser]") {
+  expect_head_refused(HTTP_REQUEST, "GET http://h/ HTTP/1.1\r\nA: b\r\n: x\r\n\r\n", "");
+  expect_head_refused(HTTP_RESPONSE, "HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 0\r\n\r\n", "");
+  const std::string trailer =
+      "POST http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n: x\r\n\r\n";
+  HttpParser parser(HTTP_REQUEST);
+  CHECK(feed_in_steps(parser, trailer, trailer.size()) == "error");
+}
+
+// RFC 9110 §6.5.1: trailers may not frame, route or control the connection.
+TEST_CASE("a trailer field that only a head may carry is an error", "[http_parser]") {
+  for (const char* field : {"Content-Length: 5", "transfer-encoding: chunked", "Connection: close",
+                            "Host: elsewhere", "Upgrade: h2c", "TE: trailers"}) {
+    INFO(field);
+    const std::string bytes = std::string(
+                                  "POST http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  "1\r\na\r\n0\r\n") +
+                              field + "\r\n\r\n";
+    for (size_t step : {bytes.size(), size_t{1}}) {
+      HttpParser parser(HTTP_REQUEST);
+      CHECK(feed_in_steps(parser, bytes, step) == "error");
+    }
+  }
+  const std::string fine =
+      "POST http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Checksum: 1\r\n"
+      "Server-Timing: db;dur=5\r\nA-Very-Long-Trailer-Field-Name: 2\r\n\r\n";
+  for (size_t step : {fine.size(), size_t{1}}) {
+    HttpParser parser(HTTP_REQUEST);
+    CHECK(feed_in_steps(parser, fine, step) == "message_complete");
+  }
+}
+
+TEST_CASE("the line that ends a chunked message needs its CR", "[http_parser]") {
+  for (const char* end : {"0\r\n\n", "0\r\nX-T: 1\r\n\n"}) {
+    INFO(end);
+    const std::string bytes =
+        std::string("POST http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n") + end;
+    for (size_t step : {bytes.size(), size_t{1}, size_t{3}}) {
+      HttpParser parser(HTTP_REQUEST);
+      CHECK(feed_in_steps(parser, bytes, step) == "error");
+    }
+  }
+}
+
+TEST_CASE("chunk extensions llhttp takes loosely are errors", "[http_parser]") {
+  for (const char* size_line : {"1;=v", "1;a=\"b\x7f\"", "3;c=x\"d\"", "1;a="}) {
+    INFO(size_line);
+    const std::string bytes = std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") +
+                              size_line + "\r\nabc\r\n0\r\n\r\n";
+    HttpParser parser(HTTP_RESPONSE);
+    CHECK(feed_in_steps(parser, bytes, bytes.size()) == "error");
+  }
+}
+
+// A 101's framing fields mean nothing: what follows is the new protocol.
+TEST_CASE("a 101 with a Content-Length hands every following byte to the tunnel", "[http_parser]") {
+  const std::string head =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Content-Length: 5\r\n\r\n";
+  HttpParser parser(HTTP_RESPONSE);
+  Step s = feed(parser, head +
+                            "\x81\x03"
+                            "abcdef");
+  CHECK(event_name(s.event) == "upgrade");
+  CHECK(s.consumed == head.size());
+}
+
+TEST_CASE("an Upgrade must name a protocol; every Upgrade field counts", "[http_parser]") {
+  expect_head_refused(HTTP_REQUEST,
+                      "GET http://h/ HTTP/1.1\r\nUpgrade: ,\r\nConnection: upgrade\r\n\r\n",
+                      "names no protocol");
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser,
+                "GET http://h/ HTTP/1.1\r\nUpgrade: \r\nUpgrade: websocket\r\n"
+                "Connection: upgrade\r\n\r\n");
+  CHECK(event_name(s.event) == "upgrade");
+  CHECK(parser.head().join("upgrade") == "websocket");
+}
+
 // llhttp's strict mode still takes a bare LF after the request line.
 TEST_CASE("a line ending in LF without CR is an error, in a head or a trailer section",
           "[http_parser]") {
