@@ -4,6 +4,8 @@
 #   ./build.sh run [cutoff args...]   Release build in build/, then run it
 #   ./build.sh test                   sanitizer build in build-test/, then ctest
 #   ./build.sh build                  Release build in build/ only
+#   ./build.sh fuzz [SECONDS]         libFuzzer build in build-fuzz/, then each fuzz
+#                                     target for SECONDS (default 30), in parallel
 #
 # Each command first installs the Debian packages it needs that are missing.
 set -euo pipefail
@@ -11,6 +13,7 @@ cd "$(dirname "$0")"
 
 BUILD_DEPS=(build-essential cmake pkg-config libuv1-dev libtomlplusplus-dev libspdlog-dev node-llhttp)
 TEST_DEPS=(catch2 python3 curl wget iproute2)
+FUZZ_DEPS=(clang libclang-rt-14-dev)
 
 install_missing() {
   local missing=() pkg sudo=()
@@ -31,6 +34,64 @@ release_build() {
   cmake --build build -j"$(nproc)"
 }
 
+# Runs one fuzz target on a temporary copy of its seed corpus (new inputs
+# never land in the repo) plus its saved regressions; prints one line. A
+# crash or broken invariant leaves its input in build-fuzz/artifacts/.
+run_fuzzer() {
+  local target=$1 seconds=$2 work=$3
+  local corpus=$work/$target artifacts=build-fuzz/artifacts/$target/ log=build-fuzz/logs/$target.log
+  local dict=tests/fuzz/http.dict
+  [ "$target" = config ] && dict=tests/fuzz/config.dict
+  mkdir -p "$corpus" "$artifacts" build-fuzz/logs
+  cp -R "tests/fuzz/corpus/$target/." "$corpus/"
+  local rc=0
+  "build-fuzz/fuzz_$target" -max_total_time="$seconds" -timeout=10 -max_len=4096 \
+    -print_final_stats=1 -dict="$dict" -artifact_prefix="$artifacts" \
+    "$corpus" "tests/fuzz/regressions/$target" >"$log" 2>&1 || rc=$?
+  local runs rate cov
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 || true)
+  if [ "$rc" -eq 0 ]; then
+    echo "fuzz_$target: ok, ${runs:-?} runs in ${seconds}s (${rate:-?}/s), ${cov:-cov: ?}," \
+      "$(find "$corpus" -type f | wc -l) inputs"
+    return 0
+  fi
+  local input
+  input=$(sed -n 's/.*Test unit written to //p' "$log" | tail -n 1)
+  echo "fuzz_$target: FAILED (exit $rc): input ${input:-not saved}, log $log"
+  # What failed: the invariant or sanitizer report, up to its SUMMARY line.
+  awk '/invariant violated|ERROR: |runtime error:/ { shown = 1 }
+       shown { print "    " $0; if (/^SUMMARY:/ || ++lines == 60) exit }' "$log"
+  return 1
+}
+
+fuzz() {
+  local seconds=${1:-30}
+  if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
+    echo "usage: $0 fuzz [SECONDS]" >&2
+    exit 2
+  fi
+  install_missing "${BUILD_DEPS[@]}" "${FUZZ_DEPS[@]}"
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCUTOFF_FUZZ=ON -DCUTOFF_TESTS=OFF
+  local targets=() dir
+  for dir in tests/fuzz/corpus/*/; do targets+=("$(basename "$dir")"); done
+  cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
+  FUZZ_WORK=$(mktemp -d)
+  trap 'rm -rf "$FUZZ_WORK"' EXIT
+  # In parallel: the targets share the cores, and the whole run takes SECONDS.
+  local pids=() target failed=0
+  for target in "${targets[@]}"; do
+    run_fuzzer "$target" "$seconds" "$FUZZ_WORK" >"$FUZZ_WORK/$target.summary" &
+    pids+=($!)
+  done
+  for i in "${!targets[@]}"; do
+    wait "${pids[$i]}" || failed=1
+    cat "$FUZZ_WORK/${targets[$i]}.summary"
+  done
+  return "$failed"
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case $cmd in
@@ -49,8 +110,11 @@ case $cmd in
     export CUTOFF_TIME_SCALE=${CUTOFF_TIME_SCALE:-2}
     exec ctest --test-dir build-test --output-on-failure --timeout 300
     ;;
+  fuzz)
+    fuzz "$@"
+    ;;
   *)
-    echo "usage: $0 run [cutoff args...] | test | build" >&2
+    echo "usage: $0 run [cutoff args...] | test | build | fuzz [SECONDS]" >&2
     exit 2
     ;;
 esac
