@@ -735,7 +735,7 @@ void Loader::load_match(const toml::node& node, const std::string& path, RouteMa
       } else if (prefix.find_first_of("?#") != std::string::npos) {
         error(value.source(), sub + ": " + quoted(prefix) +
                                   " is matched against the path only; leave out \"?\" and \"#\"");
-      } else if (!normalize_path(prefix, EscapedSlashes::kept, &match->path_prefix)) {
+      } else if (!normalize_path(prefix, PathReading::strict, &match->path_prefix)) {
         error(value.source(),
               sub + ": " + quoted(prefix) + " has a \"%\" that is not followed by two hex digits");
       }

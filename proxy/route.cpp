@@ -35,8 +35,15 @@ bool has_prefix(std::string_view path, std::string_view prefix) {
   return path.substr(0, prefix.size()) == prefix;
 }
 
+bool path_matches(std::string_view prefix, const RouteQuery& query, Readings readings) {
+  bool strict = has_prefix(query.path, prefix);
+  if (query.path_lenient.empty()) return strict;
+  bool lenient = has_prefix(query.path_lenient, prefix);
+  return readings == Readings::any ? strict || lenient : strict && lenient;
+}
+
 // Everything but the address.
-bool request_matches(const RouteMatch& match, const RouteQuery& query) {
+bool request_matches(const RouteMatch& match, const RouteQuery& query, Readings readings) {
   if (!host_matches(match.host, query.host)) return false;
   if (!match.ports.empty() &&
       std::find(match.ports.begin(), match.ports.end(), query.port) == match.ports.end()) {
@@ -49,18 +56,15 @@ bool request_matches(const RouteMatch& match, const RouteQuery& query) {
   if (!match.path_prefix.empty()) {
     // A tunnel has no path to look at, so a path rule cannot vouch for it.
     if (query.is_connect) return false;
-    if (!has_prefix(query.path, match.path_prefix) &&
-        !(!query.path_slashes.empty() && has_prefix(query.path_slashes, match.path_prefix))) {
-      return false;
-    }
+    if (!path_matches(match.path_prefix, query, readings)) return false;
   }
   return true;
 }
 
 }  // namespace
 
-bool route_matches(const RouteMatch& match, const RouteQuery& query) {
-  if (!request_matches(match, query)) return false;
+bool route_matches(const RouteMatch& match, const RouteQuery& query, Readings readings) {
+  if (!request_matches(match, query, readings)) return false;
   if (match.addresses.empty()) return true;
   return query.address != nullptr && address_matches(match.addresses, query.address);
 }
@@ -68,11 +72,13 @@ bool route_matches(const RouteMatch& match, const RouteQuery& query) {
 RouteChoice select_route(const Config& config, const RouteQuery& query) {
   bool pending = false;
   for (const Route& route : config.routes) {
-    if (route_matches(route.match, query)) {
+    Readings readings =
+        route.settings.action == RouteAction::deny ? Readings::any : Readings::every;
+    if (route_matches(route.match, query, readings)) {
       return RouteChoice{&route.settings, route.name, pending};
     }
     if (query.address == nullptr && !route.match.addresses.empty() &&
-        request_matches(route.match, query)) {
+        request_matches(route.match, query, readings)) {
       pending = true;
     }
   }

@@ -307,16 +307,16 @@ void Session::on_request_head() {
 // paths, the normalised path (SPEC §9). False: the request was refused.
 bool Session::choose_route() {
   ex_->match_path.clear();
-  ex_->match_path_slashes.clear();
+  ex_->match_path_lenient.clear();
   if (config_->routes_match_paths && !ex_->is_connect) {
     std::string_view path = ex_->target.path;
-    if (!normalize_path(path, EscapedSlashes::kept, &ex_->match_path)) {
+    if (!normalize_path(path, PathReading::strict, &ex_->match_path)) {
       reject(400, ProxyError::http_request_error,
              "the request path has a \"%\" that is not followed by two hex digits");
       return false;
     }
-    if (has_escaped_slashes(path)) {
-      normalize_path(path, EscapedSlashes::as_slashes, &ex_->match_path_slashes);
+    if (readings_may_differ(path)) {
+      normalize_path(path, PathReading::lenient, &ex_->match_path_lenient);
     }
   }
   ex_->route = select_route(*config_, route_query());
@@ -330,7 +330,7 @@ RouteQuery Session::route_query() const {
   query.port = ex_->target.port;
   query.method = ex_->request_parser.head().method();
   query.path = ex_->match_path;
-  query.path_slashes = ex_->match_path_slashes;
+  query.path_lenient = ex_->match_path_lenient;
   query.is_connect = ex_->is_connect;
   return query;
 }

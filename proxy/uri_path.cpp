@@ -15,13 +15,15 @@ bool is_unreserved(char c) {
          c == '.' || c == '_' || c == '~';
 }
 
-// Decodes what RFC 3986 says is equivalent, into *out. False on a bad escape.
-bool decode_equivalent(std::string_view path, EscapedSlashes slashes, std::string* out) {
+// Decodes what RFC 3986 says is equivalent (and, leniently, escaped and
+// backward slashes), into *out. False on a bad escape.
+bool decode_equivalent(std::string_view path, PathReading reading, std::string* out) {
+  const bool lenient = reading == PathReading::lenient;
   constexpr char kHex[] = "0123456789ABCDEF";
   out->clear();
   for (size_t i = 0; i < path.size(); ++i) {
     char c = path[i];
-    if (c == '\\' && slashes == EscapedSlashes::as_slashes) c = '/';
+    if (c == '\\' && lenient) c = '/';
     if (c != '%') {
       out->push_back(c);
       continue;
@@ -34,7 +36,7 @@ bool decode_equivalent(std::string_view path, EscapedSlashes slashes, std::strin
     i += 2;
     if (is_unreserved(decoded)) {
       out->push_back(decoded);
-    } else if (slashes == EscapedSlashes::as_slashes && (decoded == '/' || decoded == '\\')) {
+    } else if (lenient && (decoded == '/' || decoded == '\\')) {
       out->push_back('/');
     } else {
       out->push_back('%');
@@ -45,8 +47,9 @@ bool decode_equivalent(std::string_view path, EscapedSlashes slashes, std::strin
   return true;
 }
 
-// RFC 3986 §5.2.4 remove_dot_segments, merging empty segments as it goes.
-void remove_dot_segments(std::string_view decoded, std::string* out) {
+// RFC 3986 §5.2.4 remove_dot_segments, merging empty segments as it goes;
+// `drop_parameters` cuts each segment at its first ";" first.
+void remove_dot_segments(std::string_view decoded, bool drop_parameters, std::string* out) {
   out->clear();
   bool trailing_slash = false;
   size_t i = 0;
@@ -58,7 +61,10 @@ void remove_dot_segments(std::string_view decoded, std::string* out) {
     size_t end = decoded.find('/', i);
     if (end == std::string_view::npos) end = decoded.size();
     std::string_view segment = decoded.substr(i, end - i);
-    if (segment == ".") {
+    if (drop_parameters) segment = segment.substr(0, segment.find(';'));
+    if (segment.empty()) {
+      trailing_slash = true;
+    } else if (segment == ".") {
       trailing_slash = true;
     } else if (segment == "..") {
       size_t last = out->rfind('/');
@@ -76,18 +82,18 @@ void remove_dot_segments(std::string_view decoded, std::string* out) {
 
 }  // namespace
 
-bool normalize_path(std::string_view path, EscapedSlashes slashes, std::string* out) {
+bool normalize_path(std::string_view path, PathReading reading, std::string* out) {
   path = path.substr(0, path.find('?'));
   std::string decoded;
-  if (!decode_equivalent(path, slashes, &decoded)) return false;
-  remove_dot_segments(decoded, out);
+  if (!decode_equivalent(path, reading, &decoded)) return false;
+  remove_dot_segments(decoded, reading == PathReading::lenient, out);
   return true;
 }
 
-bool has_escaped_slashes(std::string_view path) {
+bool readings_may_differ(std::string_view path) {
   path = path.substr(0, path.find('?'));
   for (size_t i = 0; i < path.size(); ++i) {
-    if (path[i] == '\\') return true;
+    if (path[i] == '\\' || path[i] == ';') return true;
     if (path[i] != '%' || i + 2 >= path.size()) continue;
     char high = path[i + 1];
     char low = path[i + 2];

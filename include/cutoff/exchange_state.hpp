@@ -24,11 +24,10 @@ struct ExchangeState {
   AddressList addresses;
   int next_address = 0;
   sockaddr_in6 upstream_peer{};  // the address the upstream connection goes to
-  // The normalised path routes match (uri_path.hpp), when some route has a
-  // path_prefix; `match_path_slashes` only when escaped slashes make a
-  // second reading.
+  // The readings of the path routes match (uri_path.hpp), when some route
+  // has a path_prefix; the lenient one only when it may differ.
   std::string match_path;
-  std::string match_path_slashes;
+  std::string match_path_lenient;
   int last_connect_error = 0;
   ResponsePlan plan;
   ExchangeRecord record;

@@ -15,15 +15,21 @@ struct RouteQuery {
   std::string_view host;
   uint16_t port = 0;
   std::string_view method;
-  std::string_view path;          // escaped slashes kept
-  std::string_view path_slashes;  // escaped slashes read as "/", when that differs
+  std::string_view path;          // the strict reading
+  std::string_view path_lenient;  // the lenient reading, when it may differ; else empty
   bool is_connect = false;
   // The upstream address about to be tried, once known; until then routes
   // that match on addresses do not fit.
   const sockaddr* address = nullptr;
 };
 
-bool route_matches(const RouteMatch& match, const RouteQuery& query);
+// Which readings of the path (uri_path.hpp) must have a route's prefix.
+// A deny holds when any reading has it, so that no spelling slips past it;
+// any other route only when every reading has it, so that a spelling one
+// server reads as another path cannot borrow the route's permission.
+enum class Readings { any, every };
+
+bool route_matches(const RouteMatch& match, const RouteQuery& query, Readings readings);
 
 // The chosen route: `settings` always points at valid settings (the route's
 // or the defaults'), and `name` is the route's name or "default".

@@ -47,7 +47,7 @@ bool is_unreserved(char c) {
 // What path_prefix routes compare against must leave no other spelling of the
 // same path: one slash between segments, no dot segments, escapes only where
 // needed and in upper case, and in the slashes reading no escaped slashes.
-void check_normal_form(const std::string& path, EscapedSlashes slashes) {
+void check_normal_form(const std::string& path, PathReading reading) {
   Context context("normalised path", path);
   FUZZ_CHECK(!path.empty() && path.front() == '/');
   FUZZ_CHECK(path.find("//") == std::string::npos);
@@ -60,29 +60,29 @@ void check_normal_form(const std::string& path, EscapedSlashes slashes) {
     start = end + 1;
   }
   for (size_t i = 0; i < path.size(); ++i) {
-    if (slashes == EscapedSlashes::as_slashes) FUZZ_CHECK(path[i] != '\\');
+    if (reading == PathReading::lenient) FUZZ_CHECK(path[i] != '\\' && path[i] != ';');
     if (path[i] != '%') continue;
     FUZZ_CHECK(i + 2 < path.size() && is_upper_hex(path[i + 1]) && is_upper_hex(path[i + 2]));
     char decoded = static_cast<char>(hex_value(path[i + 1]) * 16 + hex_value(path[i + 2]));
     FUZZ_CHECK(!is_unreserved(decoded));
-    if (slashes == EscapedSlashes::as_slashes) FUZZ_CHECK(decoded != '/' && decoded != '\\');
+    if (reading == PathReading::lenient) FUZZ_CHECK(decoded != '/' && decoded != '\\');
   }
   std::string again;
-  FUZZ_CHECK(normalize_path(path, slashes, &again));
+  FUZZ_CHECK(normalize_path(path, reading, &again));
   FUZZ_CHECK(again == path);
 }
 
 void check_path(std::string_view path) {
   Context context("request path", path);
-  std::string kept, as_slashes;
-  bool kept_ok = normalize_path(path, EscapedSlashes::kept, &kept);
-  bool slashes_ok = normalize_path(path, EscapedSlashes::as_slashes, &as_slashes);
-  FUZZ_CHECK(kept_ok == slashes_ok);  // only a bad escape fails, in either reading
-  if (!kept_ok) return;
-  check_normal_form(kept, EscapedSlashes::kept);
-  check_normal_form(as_slashes, EscapedSlashes::as_slashes);
+  std::string strict, lenient;
+  bool strict_ok = normalize_path(path, PathReading::strict, &strict);
+  bool lenient_ok = normalize_path(path, PathReading::lenient, &lenient);
+  FUZZ_CHECK(strict_ok == lenient_ok);  // only a bad escape fails, in either reading
+  if (!strict_ok) return;
+  check_normal_form(strict, PathReading::strict);
+  check_normal_form(lenient, PathReading::lenient);
   // The router skips the second reading when this says it cannot differ.
-  if (!has_escaped_slashes(path)) FUZZ_CHECK(kept == as_slashes);
+  if (!readings_may_differ(path)) FUZZ_CHECK(strict == lenient);
 }
 
 // The Host cutoff writes names the target it routed, and nothing else.

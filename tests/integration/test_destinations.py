@@ -316,6 +316,12 @@ class PathSpellingTest(DestinationsCase):
     def test_path_with_query_denied(self):
         self.check_denied_path("/admin?x=1")
 
+    def test_path_parameters_denied(self):
+        # Tomcat, Jetty and Spring drop ";parameters" from segments.
+        for path in ("/;x/admin", "/..;/admin", "/x/..;/admin", "/.;/admin", "/admin;x/y"):
+            with self.subTest(path=path):
+                self.check_denied_path(path)
+
     def test_prefix_is_case_sensitive(self):
         up = self.upstream()
         r = self.get(f"http://127.0.0.1:{up.port}/ADMIN/x")
@@ -351,6 +357,37 @@ class PathSpellingTest(DestinationsCase):
         r, cl = self.connect(f"127.0.0.1:{echo.port}")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.round_trip(cl, b"/admin"), b"/admin")
+
+
+class AllowListPathTest(DestinationsCase):
+    """An allow route before a deny-all: a spelling that a lenient server
+    reads as another path cannot borrow the allow route's permission."""
+
+    ROUTES = [
+        {"name": "allow-public", "match": {"path_prefix": "/public/"}},
+        {"name": "deny-rest", "match": {"host": "*"}, "action": "deny"},
+    ]
+
+    def test_plain_public_path_forwarded(self):
+        up = self.upstream()
+        r = self.get(f"http://127.0.0.1:{up.port}/public/x/echo")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.echo["target"], "/public/x/echo")
+
+    def test_public_path_with_harmless_parameters_forwarded(self):
+        up = self.upstream()
+        r = self.get(f"http://127.0.0.1:{up.port}/public/a;v=1/echo")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.echo["target"], "/public/a;v=1/echo")
+
+    def test_lenient_spellings_of_other_paths_denied(self):
+        up = self.upstream()
+        for path in ("/public/..\\admin", "/public/..%2fadmin", "/public/..%5cadmin",
+                     "/public/%2e%2e%2fadmin", "/public/..;/admin"):
+            with self.subTest(path=path):
+                r = self.get(f"http://127.0.0.1:{up.port}{path}")
+                self.assertDenied(r, f"127.0.0.1:{up.port}", "deny-rest")
+        self.assertNoNewConnection(up)
 
 
 # ---------------------------------------------------------------------------

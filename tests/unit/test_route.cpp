@@ -38,97 +38,127 @@ RouteMatch host_match(std::string host) {
 
 TEST_CASE("an empty match fits everything", "[route]") {
   const RouteMatch m;
-  CHECK(route_matches(m, get("example.com")));
-  CHECK(route_matches(m, connect("example.com")));
-  CHECK(route_matches(m, get("10.0.0.1", 8080, "/x?y")));
+  CHECK(route_matches(m, get("example.com"), Readings::every));
+  CHECK(route_matches(m, connect("example.com"), Readings::every));
+  CHECK(route_matches(m, get("10.0.0.1", 8080, "/x?y"), Readings::every));
 }
 
 TEST_CASE("exact host", "[route]") {
   const RouteMatch m = host_match("api.example.com");
-  CHECK(route_matches(m, get("api.example.com")));
-  CHECK(route_matches(m, connect("api.example.com")));
-  CHECK_FALSE(route_matches(m, get("example.com")));
-  CHECK_FALSE(route_matches(m, get("x.api.example.com")));
-  CHECK_FALSE(route_matches(m, get("api.example.com.evil")));
-  CHECK_FALSE(route_matches(m, get("api.example.co")));
+  CHECK(route_matches(m, get("api.example.com"), Readings::every));
+  CHECK(route_matches(m, connect("api.example.com"), Readings::every));
+  CHECK_FALSE(route_matches(m, get("example.com"), Readings::every));
+  CHECK_FALSE(route_matches(m, get("x.api.example.com"), Readings::every));
+  CHECK_FALSE(route_matches(m, get("api.example.com.evil"), Readings::every));
+  CHECK_FALSE(route_matches(m, get("api.example.co"), Readings::every));
 }
 
 TEST_CASE("wildcard suffix host", "[route]") {
   const RouteMatch m = host_match("*.example.com");
-  CHECK(route_matches(m, get("a.example.com")));
-  CHECK(route_matches(m, get("a.b.example.com")));
-  CHECK(route_matches(m, connect("www.example.com")));
-  CHECK_FALSE(route_matches(m, get("example.com")));
-  CHECK_FALSE(route_matches(m, get("badexample.com")));
-  CHECK_FALSE(route_matches(m, get("a.example.com.evil.net")));
-  CHECK_FALSE(route_matches(m, get(".example.com")));
-  CHECK_FALSE(route_matches(m, get("")));
+  CHECK(route_matches(m, get("a.example.com"), Readings::every));
+  CHECK(route_matches(m, get("a.b.example.com"), Readings::every));
+  CHECK(route_matches(m, connect("www.example.com"), Readings::every));
+  CHECK_FALSE(route_matches(m, get("example.com"), Readings::every));
+  CHECK_FALSE(route_matches(m, get("badexample.com"), Readings::every));
+  CHECK_FALSE(route_matches(m, get("a.example.com.evil.net"), Readings::every));
+  CHECK_FALSE(route_matches(m, get(".example.com"), Readings::every));
+  CHECK_FALSE(route_matches(m, get(""), Readings::every));
 }
 
 TEST_CASE("star host matches any host", "[route]") {
   const RouteMatch m = host_match("*");
-  CHECK(route_matches(m, get("example.com")));
-  CHECK(route_matches(m, get("127.0.0.1")));
-  CHECK(route_matches(m, connect("x.y.z")));
+  CHECK(route_matches(m, get("example.com"), Readings::every));
+  CHECK(route_matches(m, get("127.0.0.1"), Readings::every));
+  CHECK(route_matches(m, connect("x.y.z"), Readings::every));
 }
 
 TEST_CASE("port lists", "[route]") {
   RouteMatch m;
   m.ports = {443, 8443};
-  CHECK(route_matches(m, connect("h", 443)));
-  CHECK(route_matches(m, connect("h", 8443)));
-  CHECK_FALSE(route_matches(m, connect("h", 444)));
-  CHECK_FALSE(route_matches(m, get("h", 80)));
+  CHECK(route_matches(m, connect("h", 443), Readings::every));
+  CHECK(route_matches(m, connect("h", 8443), Readings::every));
+  CHECK_FALSE(route_matches(m, connect("h", 444), Readings::every));
+  CHECK_FALSE(route_matches(m, get("h", 80), Readings::every));
   m.ports = {80};
-  CHECK(route_matches(m, get("h", 80)));
-  CHECK_FALSE(route_matches(m, get("h", 8080)));
+  CHECK(route_matches(m, get("h", 80), Readings::every));
+  CHECK_FALSE(route_matches(m, get("h", 8080), Readings::every));
 }
 
 TEST_CASE("method lists", "[route]") {
   RouteMatch m;
   m.methods = {"GET", "HEAD"};
-  CHECK(route_matches(m, get("h")));
+  CHECK(route_matches(m, get("h"), Readings::every));
   RouteQuery head = get("h");
   head.method = "HEAD";
-  CHECK(route_matches(m, head));
+  CHECK(route_matches(m, head, Readings::every));
   RouteQuery post = get("h");
   post.method = "POST";
-  CHECK_FALSE(route_matches(m, post));
-  CHECK_FALSE(route_matches(m, connect("h")));
+  CHECK_FALSE(route_matches(m, post, Readings::every));
+  CHECK_FALSE(route_matches(m, connect("h"), Readings::every));
   // Methods are case-sensitive (RFC 9110 9.1); the config stores upper case.
   RouteQuery lower = get("h");
   lower.method = "get";
-  CHECK_FALSE(route_matches(m, lower));
+  CHECK_FALSE(route_matches(m, lower, Readings::every));
 
   m.methods = {"CONNECT"};
-  CHECK(route_matches(m, connect("h")));
-  CHECK_FALSE(route_matches(m, get("h")));
+  CHECK(route_matches(m, connect("h"), Readings::every));
+  CHECK_FALSE(route_matches(m, get("h"), Readings::every));
 }
 
 TEST_CASE("path prefix", "[route]") {
   RouteMatch m;
   m.path_prefix = "/api/";
-  CHECK(route_matches(m, get("h", 80, "/api/")));
-  CHECK(route_matches(m, get("h", 80, "/api/v1/users?id=3")));
-  CHECK_FALSE(route_matches(m, get("h", 80, "/api")));
-  CHECK_FALSE(route_matches(m, get("h", 80, "/apiv2/")));
-  CHECK_FALSE(route_matches(m, get("h", 80, "/")));
-  CHECK_FALSE(route_matches(m, get("h", 80, "")));
+  CHECK(route_matches(m, get("h", 80, "/api/"), Readings::every));
+  CHECK(route_matches(m, get("h", 80, "/api/v1/users?id=3"), Readings::every));
+  CHECK_FALSE(route_matches(m, get("h", 80, "/api"), Readings::every));
+  CHECK_FALSE(route_matches(m, get("h", 80, "/apiv2/"), Readings::every));
+  CHECK_FALSE(route_matches(m, get("h", 80, "/"), Readings::every));
+  CHECK_FALSE(route_matches(m, get("h", 80, ""), Readings::every));
   // A tunnel carries no visible path, so a path rule never claims it.
-  CHECK_FALSE(route_matches(m, connect("h")));
+  CHECK_FALSE(route_matches(m, connect("h"), Readings::every));
   RouteQuery odd = connect("h");
   odd.path = "/api/x";
-  CHECK_FALSE(route_matches(m, odd));
+  CHECK_FALSE(route_matches(m, odd, Readings::every));
 }
 
-// Servers that decode %2F see the other reading; a prefix holds for both.
-TEST_CASE("path prefix: either reading of escaped slashes", "[route]") {
+// A deny holds if any reading has its prefix; other routes need every reading.
+TEST_CASE("path prefix: the strict and the lenient reading", "[route]") {
   RouteMatch m;
   m.path_prefix = "/admin";
   RouteQuery q = get("h", 80, "/%2Fadmin/x");
-  CHECK_FALSE(route_matches(m, q));
-  q.path_slashes = "/admin/x";
-  CHECK(route_matches(m, q));
+  CHECK_FALSE(route_matches(m, q, Readings::any));
+  q.path_lenient = "/admin/x";
+  CHECK(route_matches(m, q, Readings::any));
+  CHECK_FALSE(route_matches(m, q, Readings::every));
+  m.path_prefix = "/public/";
+  RouteQuery borrow = get("h", 80, "/public/..\\admin");
+  borrow.path_lenient = "/admin";
+  CHECK(route_matches(m, borrow, Readings::any));
+  CHECK_FALSE(route_matches(m, borrow, Readings::every));
+  RouteQuery both = get("h", 80, "/public/a;b");
+  both.path_lenient = "/public/a";
+  CHECK(route_matches(m, both, Readings::every));
+}
+
+TEST_CASE("select_route: an allow route cannot be borrowed by a lenient spelling", "[route]") {
+  const ConfigResult result = parse_config(R"(
+[[route]]
+name = "allow-public"
+match = { path_prefix = "/public/" }
+
+[[route]]
+name = "deny-rest"
+match = { host = "*" }
+action = "deny"
+)",
+                                           "t.toml");
+  REQUIRE(std::holds_alternative<Config>(result));
+  const Config& c = std::get<Config>(result);
+  RouteQuery plain = get("h", 80, "/public/x");
+  CHECK(select_route(c, plain).name == "allow-public");
+  RouteQuery sneaky = get("h", 80, "/public/..\\admin");
+  sneaky.path_lenient = "/admin";
+  CHECK(select_route(c, sneaky).name == "deny-rest");
 }
 
 TEST_CASE("address: fits only once the upstream address is known", "[route]") {
@@ -137,22 +167,22 @@ TEST_CASE("address: fits only once the upstream address is known", "[route]") {
   REQUIRE(parse_cidr("10.0.0.0/8", &net, nullptr));
   m.addresses = {net};
   RouteQuery q = get("internal.example");
-  CHECK_FALSE(route_matches(m, q));
+  CHECK_FALSE(route_matches(m, q, Readings::every));
   sockaddr_in inside{};
   inside.sin_family = AF_INET;
   inet_pton(AF_INET, "10.1.2.3", &inside.sin_addr);
   q.address = reinterpret_cast<const sockaddr*>(&inside);
-  CHECK(route_matches(m, q));
+  CHECK(route_matches(m, q, Readings::every));
   sockaddr_in outside = inside;
   inet_pton(AF_INET, "192.168.1.1", &outside.sin_addr);
   q.address = reinterpret_cast<const sockaddr*>(&outside);
-  CHECK_FALSE(route_matches(m, q));
+  CHECK_FALSE(route_matches(m, q, Readings::every));
   // An IPv4-mapped IPv6 address is the IPv4 address.
   sockaddr_in6 mapped{};
   mapped.sin6_family = AF_INET6;
   inet_pton(AF_INET6, "::ffff:10.9.9.9", &mapped.sin6_addr);
   q.address = reinterpret_cast<const sockaddr*>(&mapped);
-  CHECK(route_matches(m, q));
+  CHECK(route_matches(m, q, Readings::every));
 }
 
 TEST_CASE("select_route: a route on addresses before the chosen one leaves it pending", "[route]") {
@@ -191,19 +221,19 @@ TEST_CASE("every condition must hold", "[route]") {
   m.path_prefix = "/upload";
   RouteQuery q = get("files.example.com", 8080, "/upload/a");
   q.method = "POST";
-  CHECK(route_matches(m, q));
+  CHECK(route_matches(m, q, Readings::every));
   RouteQuery wrong_host = q;
   wrong_host.host = "files.example.org";
-  CHECK_FALSE(route_matches(m, wrong_host));
+  CHECK_FALSE(route_matches(m, wrong_host, Readings::every));
   RouteQuery wrong_port = q;
   wrong_port.port = 80;
-  CHECK_FALSE(route_matches(m, wrong_port));
+  CHECK_FALSE(route_matches(m, wrong_port, Readings::every));
   RouteQuery wrong_method = q;
   wrong_method.method = "GET";
-  CHECK_FALSE(route_matches(m, wrong_method));
+  CHECK_FALSE(route_matches(m, wrong_method, Readings::every));
   RouteQuery wrong_path = q;
   wrong_path.path = "/download";
-  CHECK_FALSE(route_matches(m, wrong_path));
+  CHECK_FALSE(route_matches(m, wrong_path, Readings::every));
 }
 
 TEST_CASE("select_route: first match wins, else the defaults", "[route]") {

@@ -7,9 +7,9 @@ using namespace cutoff;
 
 namespace {
 
-std::string normal(std::string_view path, EscapedSlashes slashes = EscapedSlashes::kept) {
+std::string normal(std::string_view path, PathReading reading = PathReading::strict) {
   std::string out;
-  return normalize_path(path, slashes, &out) ? out : "refused";
+  return normalize_path(path, reading, &out) ? out : "refused";
 }
 
 }  // namespace
@@ -50,18 +50,30 @@ TEST_CASE("normalize_path: a % without two hex digits cannot be normalised", "[u
   CHECK(normal("/ok?%zz") == "/ok");  // the query is not the path
 }
 
-// Servers that decode %2F into "/" see another path: routes match both.
-TEST_CASE("normalize_path: escaped slashes read as slashes", "[uri_path]") {
-  const auto as_slashes = EscapedSlashes::as_slashes;
-  CHECK(normal("/%2Fadmin/x", as_slashes) == "/admin/x");
-  CHECK(normal("/x%2F..%2Fadmin", as_slashes) == "/admin");
-  CHECK(normal("/x%5c..%5cadmin", as_slashes) == "/admin");
-  CHECK(normal("/x\\..\\admin", as_slashes) == "/admin");
+// Lenient servers see another path; routes weigh both readings (route.hpp).
+TEST_CASE("normalize_path: the lenient reading", "[uri_path]") {
+  const auto lenient = PathReading::lenient;
+  CHECK(normal("/%2Fadmin/x", lenient) == "/admin/x");
+  CHECK(normal("/x%2F..%2Fadmin", lenient) == "/admin");
+  CHECK(normal("/x%5c..%5cadmin", lenient) == "/admin");
+  CHECK(normal("/x\\..\\admin", lenient) == "/admin");
+  CHECK(normal("/public/..\\admin", lenient) == "/admin");
+  // ;parameters dropped from each segment, as Tomcat, Jetty and Spring do.
+  CHECK(normal("/..;/admin", lenient) == "/admin");
+  CHECK(normal("/;x/admin", lenient) == "/admin");
+  CHECK(normal("/x/..;/admin", lenient) == "/admin");
+  CHECK(normal("/.;/admin", lenient) == "/admin");
+  CHECK(normal("/secret;jsessionid=1/x", lenient) == "/secret/x");
+  CHECK(normal("/a%3Bb", lenient) == "/a%3Bb");  // an escaped ";" is data
+  // The strict reading keeps all of them as they are.
   CHECK(normal("/%2Fadmin/x") == "/%2Fadmin/x");
-  CHECK(has_escaped_slashes("/%2Fadmin"));
-  CHECK(has_escaped_slashes("/a%5Cb"));
-  CHECK(has_escaped_slashes("/a\\b"));
-  CHECK_FALSE(has_escaped_slashes("/admin/x"));
-  CHECK_FALSE(has_escaped_slashes("/a%2"));
-  CHECK_FALSE(has_escaped_slashes("/a?%2F"));
+  CHECK(normal("/..;/admin") == "/..;/admin");
+  CHECK(normal("/public/..\\admin") == "/public/..\\admin");
+  CHECK(readings_may_differ("/%2Fadmin"));
+  CHECK(readings_may_differ("/a%5Cb"));
+  CHECK(readings_may_differ("/a\\b"));
+  CHECK(readings_may_differ("/a;b"));
+  CHECK_FALSE(readings_may_differ("/admin/x"));
+  CHECK_FALSE(readings_may_differ("/a%2"));
+  CHECK_FALSE(readings_may_differ("/a?%2F;"));
 }
