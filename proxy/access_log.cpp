@@ -99,13 +99,30 @@ std::string outcome_token(const Outcome& outcome) {
   return "unknown";
 }
 
+// The client chose these bytes: a quote, a backslash, a control or non-ASCII
+// byte is written as %XX, so that a target cannot end its field early or
+// forge the ones after it.
+void append_text_field(std::string& out, std::string_view s) {
+  constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c >= 0x7F || c == '"' || c == '\\') {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+}
+
 void format_access_text(std::string& out, const ExchangeRecord& r) {
   auto it = std::back_inserter(out);
   // A request refused before its line was parsed still gets three fields.
   std::string_view method = r.method.empty() ? "-" : r.method;
-  std::string_view target = r.target.empty() ? "-" : r.target;
-  fmt::format_to(it, "{} \"{} {} HTTP/{}.{}\" route={} status=", r.client, method, target,
-                 r.http_major, r.http_minor, r.route);
+  fmt::format_to(it, "{} \"{} ", r.client, method);
+  append_text_field(out, r.target.empty() ? "-" : r.target);
+  fmt::format_to(it, " HTTP/{}.{}\" route={} status=", r.http_major, r.http_minor, r.route);
   if (r.status == 0) {
     out.push_back('-');
   } else {

@@ -21,6 +21,9 @@ const char* decide_framing(const FramingFields& f, Framing* out) {
     return nullptr;
   }
   if (f.parser_chunked) return "chunked framing without a Transfer-Encoding field";
+  if ((f.content_length_count > 0) != f.parser_content_length) {
+    return "a Content-Length the parser did not read as one";
+  }
   if (f.content_length_count > 1) return "more than one Content-Length field";
   if (f.content_length_count == 1) {
     out->kind = Framing::Kind::length;

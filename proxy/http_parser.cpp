@@ -9,10 +9,21 @@
 namespace cutoff {
 namespace {
 
+// A name as a known one, case-insensitively and with "_" read as "-": CGI
+// gateways and some frameworks map both to the same variable, so that
+// "Transfer_Encoding" would frame the body for them.
+bool names_alike(std::string_view name, std::string_view known) {
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = ascii_lower(name[i]);
+    if (c != known[i] && !(c == '_' && known[i] == '-')) return false;
+  }
+  return true;
+}
+
 // Every request and response header passes through here: the length picks
 // the one or two names worth comparing.
 HeaderRole role_of(std::string_view name) {
-  auto is = [&](std::string_view known) { return iequals(name, known); };
+  auto is = [&](std::string_view known) { return names_alike(name, known); };
   switch (name.size()) {
     case 2:
       return is("te") ? HeaderRole::hop_by_hop : HeaderRole::end_to_end;
@@ -26,7 +37,8 @@ HeaderRole role_of(std::string_view name) {
     case 14:
       return is("content-length") ? HeaderRole::content_length : HeaderRole::end_to_end;
     case 16:
-      return is("proxy-connection") ? HeaderRole::hop_by_hop : HeaderRole::end_to_end;
+      // Not in any RFC, but llhttp reads it as Connection, and so does cutoff.
+      return is("proxy-connection") ? HeaderRole::connection : HeaderRole::end_to_end;
     case 17:
       return is("transfer-encoding") ? HeaderRole::transfer_encoding : HeaderRole::end_to_end;
     case 18:
@@ -36,6 +48,23 @@ HeaderRole role_of(std::string_view name) {
     default:
       return HeaderRole::end_to_end;
   }
+}
+
+// FNV-1a over the lower-cased name: Connection options are compared with
+// every header name through this first.
+uint64_t name_hash(std::string_view name) {
+  uint64_t h = 14695981039346656037ull;
+  for (char c : name) h = (h ^ static_cast<unsigned char>(ascii_lower(c))) * 1099511628211ull;
+  return h;
+}
+
+// reason-phrase = *( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4).
+bool is_reason_phrase(std::string_view s) {
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c != '\t' && (c < 0x20 || c == 0x7F)) return false;
+  }
+  return true;
 }
 
 bool is_token(std::string_view s) {
@@ -96,6 +125,7 @@ const llhttp_settings_t* HttpParser::settings() {
     init.on_headers_complete = on_headers_complete;
     init.on_body = on_body;
     init.on_message_complete = on_message_complete;
+    init.on_chunk_header = on_chunk_header;
     init.on_chunk_extension_name = on_chunk_extension_name;
     init.on_chunk_extension_name_complete = on_chunk_extension_name_complete;
     init.on_chunk_extension_value = on_chunk_extension_value;
@@ -116,6 +146,7 @@ void HttpParser::reset() {
   parser_.data = this;
   head_.clear();
   framing_ = Framing{};
+  body_declared_not_sent_ = false;
   head_bytes_ = 0;
   error_status_ = 400;
   error_reason_ = nullptr;
@@ -240,6 +271,7 @@ int HttpParser::on_message_begin(llhttp_t* p) {
   HttpParser& self = HttpParser::self(p);
   self.head_.clear();
   self.framing_ = Framing{};
+  self.body_declared_not_sent_ = false;
   self.head_bytes_ = 0;
   self.head_done_ = self.message_done_ = self.head_reported_ = self.in_trailers_ = false;
   self.field_done_ = true;
@@ -354,6 +386,10 @@ int HttpParser::settle_head() {
     fail(400, "a status code below 100");
     return -1;
   }
+  if (!request && !is_reason_phrase(head_.reason())) {
+    fail(400, "a reason phrase with a control character");
+    return -1;
+  }
   if (!apply_connection_options()) return -1;
   if (const char* refusal = decide_body_framing()) {
     fail(400, refusal);
@@ -391,6 +427,7 @@ int HttpParser::settle_head() {
 bool HttpParser::apply_connection_options() {
   if (head_.count(HeaderRole::connection) == 0) return true;
   std::string_view options[kMaxConnectionOptions];
+  uint64_t hashes[kMaxConnectionOptions];
   int count = 0;
   bool too_many = false;
   for (const MessageHead::HeaderSpan& h : head_.headers_) {
@@ -400,7 +437,10 @@ bool HttpParser::apply_connection_options() {
         too_many = true;
         return false;
       }
-      if (is_token(option)) options[count++] = option;
+      if (is_token(option)) {
+        hashes[count] = name_hash(option);
+        options[count++] = option;
+      }
       return true;
     });
     if (too_many) {
@@ -412,8 +452,9 @@ bool HttpParser::apply_connection_options() {
   for (MessageHead::HeaderSpan& h : head_.headers_) {
     if (h.role != HeaderRole::end_to_end) continue;
     std::string_view name = head_.view(h.name);
+    uint64_t hash = name_hash(name);
     for (int i = 0; i < count; ++i) {
-      if (iequals(name, options[i])) {
+      if (hash == hashes[i] && iequals(name, options[i])) {
         h.role = HeaderRole::hop_by_hop;
         --head_.role_counts_[static_cast<size_t>(HeaderRole::end_to_end)];
         ++head_.role_counts_[static_cast<size_t>(HeaderRole::hop_by_hop)];
@@ -437,7 +478,23 @@ const char* HttpParser::decide_body_framing() {
   fields.content_length_count = head_.count(HeaderRole::content_length);
   fields.content_length = p->content_length;
   fields.parser_chunked = (p->flags & F_CHUNKED) != 0;
+  fields.parser_content_length = (p->flags & F_CONTENT_LENGTH) != 0;
+  // A head with no body that still declares one (a HEAD or 304 response
+  // with its length, a 204 with one): a server that sends the body anyway
+  // would answer the next request on the connection with it.
+  body_declared_not_sent_ =
+      fields.bodiless && (fields.transfer_encoding_count > 0 ||
+                          (fields.content_length_count > 0 && p->content_length > 0));
   return decide_framing(fields, &framing_);
+}
+
+// Chunk sizes above 2^31 - 1 bytes are refused: no sender needs them, and a
+// next hop that keeps sizes in 32 bits would read a smaller chunk and take
+// the rest as the next message.
+int HttpParser::on_chunk_header(llhttp_t* p) {
+  if (p->content_length <= kMaxChunk) return 0;
+  self(p).fail(400, "a chunk larger than 2 GiB");
+  return -1;
 }
 
 int HttpParser::on_chunk_extension_name(llhttp_t* p, const char* at, size_t len) {

@@ -80,21 +80,28 @@ TargetError parse_absolute_target(std::string_view target, Target* out) {
   if (authority.find('@') != std::string_view::npos) return TargetError::malformed;
   TargetError err = parse_host_port(authority, false, 80, out);
   if (err != TargetError::none) return err;
-  out->path = path_at == std::string_view::npos ? std::string_view("/") : rest.substr(path_at);
+  out->no_path = path_at == std::string_view::npos;
+  out->path = out->no_path ? std::string_view("/") : rest.substr(path_at);
   out->empty_path = out->path.front() == '?';
   return TargetError::none;
 }
 
 TargetError parse_authority(std::string_view authority, Target* out) {
   out->path = {};
-  out->empty_path = false;
+  out->empty_path = out->no_path = false;
   return parse_host_port(authority, true, 0, out);
 }
 
 void build_request_head(std::string& out, const MessageHead& request, const Framing& framing,
                         const Target& target, const RequestRewrite& rewrite) {
-  out.append(request.method()).append(target.empty_path ? " /" : " ");
-  out.append(target.path).append(" HTTP/1.1\r\nHost: ");
+  out.append(request.method());
+  if (target.no_path && request.method() == "OPTIONS") {
+    // RFC 9112 §3.2.4: the server itself, not a resource, is asked.
+    out.append(" *");
+  } else {
+    out.append(target.empty_path ? " /" : " ").append(target.path);
+  }
+  out.append(" HTTP/1.1\r\nHost: ");
   bool v6 = target.host.find(':') != std::string::npos;
   if (v6) out.push_back('[');
   out.append(target.host);

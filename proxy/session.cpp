@@ -643,7 +643,8 @@ void Session::on_response_complete(size_t trailing_bytes) {
   log_exchange();
   bool reusable = !ex_->upstream_dirty && !upstream_eof_ && ex_->request_done &&
                   !worker_.draining() && ex_->response_parser.keep_alive() &&
-                  ex_->plan.framing != BodyFraming::until_close;
+                  ex_->plan.framing != BodyFraming::until_close &&
+                  !ex_->response_parser.body_declared_not_sent();
   if (reusable) {
     worker_.pool().park(ex_->target.host, ex_->target.port, std::move(upstream_),
                         ex_->upstream_peer, route().upstream_keepalive_timeout);

@@ -34,7 +34,8 @@ struct FramingFields {
   std::string_view transfer_encoding;  // the value of the first such field
   int content_length_count = 0;
   uint64_t content_length = 0;  // llhttp's parse of the value
-  bool parser_chunked = false;  // llhttp's own verdict, cross-checked
+  bool parser_chunked = false;  // llhttp's own verdicts, cross-checked
+  bool parser_content_length = false;
 };
 
 // Fills *out and returns nullptr, or returns why the head cannot be framed.

@@ -107,6 +107,7 @@ class HttpParser {
   // More options than this in Connection fields make the head an error: each
   // option is checked against every header, so the bound keeps that linear.
   static constexpr int kMaxConnectionOptions = 32;
+  static constexpr uint64_t kMaxChunk = (uint64_t{1} << 31) - 1;
 
   enum class Event {
     need_more,         // everything consumed, the message goes on
@@ -132,6 +133,9 @@ class HttpParser {
   bool keep_alive() const { return llhttp_should_keep_alive(&parser_) != 0; }
   // How the body of the current message is delimited, once its head is in.
   const Framing& framing() const { return framing_; }
+  // A response without a body (to HEAD, 204, 304) whose head declared one:
+  // its connection is not to be trusted with another request.
+  bool body_declared_not_sent() const { return body_declared_not_sent_; }
   bool upgrade_requested() const { return parser_.upgrade != 0; }
   bool in_body() const { return head_done_ && !message_done_; }
 
@@ -155,6 +159,7 @@ class HttpParser {
   static int on_headers_complete(llhttp_t* p);
   static int on_body(llhttp_t* p, const char* at, size_t len);
   static int on_message_complete(llhttp_t* p);
+  static int on_chunk_header(llhttp_t* p);
   static int on_chunk_extension_name(llhttp_t* p, const char* at, size_t len);
   static int on_chunk_extension_name_complete(llhttp_t* p);
   static int on_chunk_extension_value(llhttp_t* p, const char* at, size_t len);
@@ -173,6 +178,7 @@ class HttpParser {
   llhttp_t parser_;
   MessageHead head_;
   Framing framing_;
+  bool body_declared_not_sent_ = false;
   BodySink* sink_ = nullptr;
   ChunkExtensionCheck extension_;
   // Where this feed's trailer section began (obs-fold is looked for there).

@@ -19,6 +19,7 @@ struct Target {
   // Path and query as sent, without a fragment; views the request head.
   std::string_view path;
   bool empty_path = false;  // "http://h?q": origin-form puts "/" before the query
+  bool no_path = false;     // "http://h": neither path nor query (OPTIONS * then)
 };
 
 enum class TargetError { none, origin_form, unsupported_scheme, malformed };

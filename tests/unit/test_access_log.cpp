@@ -76,6 +76,18 @@ TEST_CASE("access log text: zero times are times, not missing", "[access_log]") 
   CHECK(out.find(" dns_ms=0 connect_ms=0 first_byte_ms=0 total_ms=0 ") != std::string::npos);
 }
 
+// The target is the client's: it must not end its field or forge others.
+TEST_CASE("access log text: quotes, backslashes, controls and non-ASCII are escaped",
+          "[access_log]") {
+  ExchangeRecord r = full_record();
+  r.target = "http://h/a\" route=forged status=200 \\\x01\xe9";
+  std::string out;
+  format_access_text(out, r);
+  CHECK(out.find(
+            "\"GET http://h/a%22%20route=forged%20status=200%20%5C%01%E9 HTTP/1.1\" route=api") !=
+        std::string::npos);
+}
+
 TEST_CASE("access log text: output is appended", "[access_log]") {
   std::string out = "prefix|";
   format_access_text(out, full_record());

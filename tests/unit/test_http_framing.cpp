@@ -58,6 +58,7 @@ FramingFields with_te(FramingFields f, std::string_view value) {
 FramingFields with_cl(FramingFields f, uint64_t length) {
   f.content_length_count = 1;
   f.content_length = length;
+  f.parser_content_length = true;
   return f;
 }
 
@@ -118,6 +119,9 @@ TEST_CASE("decide_framing: ambiguous framing is refused in both directions", "[h
     FramingFields phantom = base;
     phantom.parser_chunked = true;
     CHECK(verdict(phantom) == "refused: chunked framing without a Transfer-Encoding field");
+    FramingFields alias = with_cl(base, 5);  // "Content_Length": llhttp did not read it
+    alias.parser_content_length = false;
+    CHECK(verdict(alias) == "refused: a Content-Length the parser did not read as one");
   }
 }
 

@@ -581,6 +581,83 @@ TEST_CASE("an Upgrade must name a protocol; every Upgrade field counts", "[http_
   CHECK(parser.head().join("upgrade") == "websocket");
 }
 
+// CGI gateways read "_" as "-": an alias of a framing field is refused, an
+// alias of a hop-by-hop one is dropped with it.
+TEST_CASE("header names with '_' for '-' take the role of the name they alias", "[http_parser]") {
+  expect_head_refused(HTTP_REQUEST,
+                      "POST http://h/ HTTP/1.1\r\nTransfer_Encoding: chunked\r\nContent-Length: 3"
+                      "\r\n\r\nabc",
+                      "");
+  expect_head_refused(HTTP_REQUEST, "POST http://h/ HTTP/1.1\r\nContent_Length: 3\r\n\r\nabc",
+                      "did not read as one");
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser,
+                "GET http://h/ HTTP/1.1\r\nKeep_Alive: 1\r\nProxy_Authorization: Basic x\r\n"
+                "X_Custom: kept\r\n\r\n");
+  REQUIRE(event_name(s.event) == "head");
+  const MessageHead& h = parser.head();
+  CHECK(h.header(0).role == HeaderRole::hop_by_hop);
+  CHECK(h.header(1).role == HeaderRole::hop_by_hop);
+  CHECK(h.header(2).role == HeaderRole::end_to_end);
+}
+
+// llhttp reads Proxy-Connection as Connection; so do its options.
+TEST_CASE("Proxy-Connection names hop-by-hop fields as Connection does", "[http_parser]") {
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser,
+                "GET http://h/ HTTP/1.1\r\nProxy-Connection: keep-alive, X-Gone\r\nX-Gone: 1\r\n"
+                "X-Kept: 2\r\n\r\n");
+  REQUIRE(event_name(s.event) == "head");
+  const MessageHead& h = parser.head();
+  CHECK(h.header(0).role == HeaderRole::connection);
+  CHECK(h.header(1).role == HeaderRole::hop_by_hop);
+  CHECK(h.header(2).role == HeaderRole::end_to_end);
+}
+
+TEST_CASE("a reason phrase with a control character is an error", "[http_parser]") {
+  expect_head_refused(HTTP_RESPONSE, "HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n", "");
+  HttpParser parser(HTTP_RESPONSE);
+  CHECK(event_name(
+            feed(parser, "HTTP/1.1 200 Fine\tby \xe9t\xe9\r\nContent-Length: 0\r\n\r\n").event) ==
+        "head");
+}
+
+TEST_CASE("a chunk over 2^31 - 1 bytes is an error", "[http_parser]") {
+  for (const char* size : {"80000000", "100000003", "ffffffffffffffff"}) {
+    INFO(size);
+    const std::string bytes =
+        std::string("POST http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n") + size +
+        "\r\nabc";
+    HttpParser parser(HTTP_REQUEST);
+    CHECK(feed_in_steps(parser, bytes, bytes.size()) == "error");
+  }
+  const std::string largest =
+      "POST http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n7fffffff\r\nabc";
+  HttpParser parser(HTTP_REQUEST);
+  CHECK(feed_in_steps(parser, largest, largest.size()) == "need_more");
+}
+
+TEST_CASE("a bodiless response that declares a body says so", "[http_parser]") {
+  struct Case {
+    const char* head;
+    bool skip_body;
+    bool declared;
+  };
+  for (const Case& c :
+       {Case{"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n", true, true},
+        Case{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, false},
+        Case{"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", false, true},
+        Case{"HTTP/1.1 304 Not Modified\r\nETag: e\r\n\r\n", false, false},
+        Case{"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n", false, true},
+        Case{"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n", false, false}}) {
+    INFO(c.head);
+    HttpParser parser(HTTP_RESPONSE);
+    parser.set_skip_body(c.skip_body);
+    REQUIRE(event_name(feed(parser, c.head).event) == "head");
+    CHECK(parser.body_declared_not_sent() == c.declared);
+  }
+}
+
 // llhttp's strict mode still takes a bare LF after the request line.
 TEST_CASE("a line ending in LF without CR is an error, in a head or a trailer section",
           "[http_parser]") {

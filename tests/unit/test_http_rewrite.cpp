@@ -506,6 +506,18 @@ TEST_CASE("build_response_head: an interim response keeps its fields", "[http_re
         "HTTP/1.1 100 Continue\r\nVia: 1.1 cutoff\r\n\r\n");
 }
 
+// RFC 9112 §3.2.4: OPTIONS to a bare authority asks the server itself.
+TEST_CASE("build_request_head: OPTIONS without a path becomes OPTIONS *", "[http_rewrite]") {
+  CHECK(upstream_head("OPTIONS http://h:81 HTTP/1.1\r\n\r\n") ==
+        "OPTIONS * HTTP/1.1\r\nHost: h:81\r\nVia: 1.1 cutoff\r\n\r\n");
+  CHECK(upstream_head("OPTIONS http://h/ HTTP/1.1\r\n\r\n") ==
+        "OPTIONS / HTTP/1.1\r\nHost: h\r\nVia: 1.1 cutoff\r\n\r\n");
+  CHECK(upstream_head("OPTIONS http://h?q HTTP/1.1\r\n\r\n") ==
+        "OPTIONS /?q HTTP/1.1\r\nHost: h\r\nVia: 1.1 cutoff\r\n\r\n");
+  CHECK(upstream_head("GET http://h HTTP/1.1\r\n\r\n") ==
+        "GET / HTTP/1.1\r\nHost: h\r\nVia: 1.1 cutoff\r\n\r\n");
+}
+
 TEST_CASE("absolute targets: a fragment never travels", "[http_rewrite]") {
   Target t;
   REQUIRE(error_name(parse_absolute_target("http://h/p?q=1#frag", &t)) == "none");
