@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <iterator>
@@ -104,15 +105,20 @@ std::string outcome_token(const Outcome& outcome) {
 // forge the ones after it.
 void append_text_field(std::string& out, std::string_view s) {
   constexpr char kHex[] = "0123456789ABCDEF";
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if (c <= 0x20 || c >= 0x7F || c == '"' || c == '\\') {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    } else {
-      out.push_back(ch);
-    }
+  static constexpr auto kPlain = [] {
+    std::array<bool, 256> plain{};
+    for (int c = 0x21; c < 0x7F; ++c) plain[c] = c != '"' && c != '\\';
+    return plain;
+  }();
+  while (!s.empty()) {
+    size_t run = 0;
+    while (run < s.size() && kPlain[static_cast<unsigned char>(s[run])]) ++run;
+    out.append(s.substr(0, run));
+    if (run == s.size()) return;
+    unsigned char c = static_cast<unsigned char>(s[run]);
+    char escaped[3] = {'%', kHex[c >> 4], kHex[c & 15]};
+    out.append(escaped, 3);
+    s.remove_prefix(run + 1);
   }
 }
 
