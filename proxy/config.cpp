@@ -735,7 +735,13 @@ void Loader::load_match(const toml::node& node, const std::string& path, RouteMa
       } else if (prefix.find_first_of("?#") != std::string::npos) {
         error(value.source(), sub + ": " + quoted(prefix) +
                                   " is matched against the path only; leave out \"?\" and \"#\"");
-      } else if (!normalize_path(prefix, PathReading::strict, &match->path_prefix)) {
+      } else if (readings_may_differ(prefix)) {
+        // Servers read these in more than one way; a prefix must mean one path.
+        error(value.source(), sub + ": " + quoted(prefix) +
+                                  " has \";\", \"\\\", \"%2F\" or \"%5C\", which servers read "
+                                  "differently; write the prefix without them");
+      } else if (normalize_path(prefix, PathReading::strict, &match->path_prefix) !=
+                 PathError::none) {
         error(value.source(),
               sub + ": " + quoted(prefix) + " has a \"%\" that is not followed by two hex digits");
       }

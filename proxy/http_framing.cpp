@@ -6,7 +6,13 @@ namespace cutoff {
 
 const char* decide_framing(const FramingFields& f, Framing* out) {
   *out = Framing{};
-  if (!f.request && f.bodiless) return nullptr;  // its framing fields are only dropped
+  // llhttp and cutoff must agree on every Content-Length, even in a
+  // response without a body: a HEAD or 304 answer passes its length on.
+  if ((f.content_length_count > 0) != f.parser_content_length) {
+    return "a Content-Length the parser did not read as one";
+  }
+  if (f.content_length_count > 1) return "more than one Content-Length field";
+  if (!f.request && f.bodiless) return nullptr;  // its Transfer-Encoding is only dropped
   if (f.transfer_encoding_count > 0) {
     // RFC 9112 §6.1 and §6.3: each of these makes the length ambiguous, and
     // a proxy that picked one reading could disagree with the next hop.
@@ -21,10 +27,6 @@ const char* decide_framing(const FramingFields& f, Framing* out) {
     return nullptr;
   }
   if (f.parser_chunked) return "chunked framing without a Transfer-Encoding field";
-  if ((f.content_length_count > 0) != f.parser_content_length) {
-    return "a Content-Length the parser did not read as one";
-  }
-  if (f.content_length_count > 1) return "more than one Content-Length field";
   if (f.content_length_count == 1) {
     out->kind = Framing::Kind::length;
     out->length = f.content_length;

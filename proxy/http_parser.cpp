@@ -50,6 +50,20 @@ HeaderRole role_of(std::string_view name) {
   }
 }
 
+// Fields a trailer section may not carry: everything but end-to-end ones,
+// and the end-to-end fields that authenticate or describe the content.
+bool head_only(std::string_view name) {
+  if (role_of(name) != HeaderRole::end_to_end) return true;
+  static constexpr std::string_view kHeadOnly[] = {
+      "authorization",    "cookie",        "set-cookie",   "www-authenticate",
+      "content-encoding", "content-range", "content-type", "expect",
+  };
+  for (std::string_view known : kHeadOnly) {
+    if (name.size() == known.size() && names_alike(name, known)) return true;
+  }
+  return false;
+}
+
 // FNV-1a over the lower-cased name: Connection options are compared with
 // every header name through this first.
 uint64_t name_hash(std::string_view name) {
@@ -334,9 +348,10 @@ int HttpParser::on_header_field_complete(llhttp_t* p) {
   return 0;
 }
 
-// A trailer field must have a name, and not one that frames, routes or
-// controls the connection (RFC 9110 §6.5.1): trailers are forwarded as they
-// came, and a next hop that read such a field could frame the stream anew.
+// A trailer field must have a name, and not one that only a head may carry
+// (RFC 9110 §6.5.1): trailers are forwarded as they came, and a next hop
+// that merged such a field into the head would frame, route, authenticate
+// or decode the message anew.
 int HttpParser::end_trailer_field() {
   size_t length = trailer_name_length_;
   trailer_name_length_ = 0;
@@ -344,8 +359,7 @@ int HttpParser::end_trailer_field() {
     fail(400, "a trailer field with an empty name");
     return -1;
   }
-  if (length <= sizeof trailer_name_ &&
-      role_of(std::string_view(trailer_name_, length)) != HeaderRole::end_to_end) {
+  if (length <= sizeof trailer_name_ && head_only(std::string_view(trailer_name_, length))) {
     fail(400, "a trailer field that only a head may carry");
     return -1;
   }
@@ -397,6 +411,8 @@ int HttpParser::settle_head() {
   }
   bool has_body = framing_.kind == Framing::Kind::chunked ||
                   (framing_.kind == Framing::Kind::length && framing_.length > 0);
+  // RFC 9110 §7.8: an Upgrade in an HTTP/1.0 request is ignored.
+  if (request && p->upgrade && p->method != HTTP_CONNECT && p->http_minor == 0) parser_.upgrade = 0;
   if (p->upgrade) {
     // CONNECT or an Upgrade: llhttp pauses with HPE_PAUSED_UPGRADE once the
     // head ends. Bytes after such a request head belong to the new protocol,

@@ -77,7 +77,7 @@ std::string_view status_reason(int status) {
 }
 
 void build_error_response(std::string& out, int status, ProxyError error, std::string_view sentence,
-                          bool close, std::string_view extra_headers) {
+                          bool close, std::string_view extra_headers, bool to_head) {
   char number[24];
   auto [status_end, ec1] = std::to_chars(number, number + sizeof number, status);
   out.append("HTTP/1.1 ").append(number, status_end).append(" ").append(status_reason(status));
@@ -93,7 +93,8 @@ void build_error_response(std::string& out, int status, ProxyError error, std::s
   out.append(number, len_end).append("\r\n");
   if (close) out.append("Connection: close\r\n");
   out.append(extra_headers);
-  out.append("\r\n").append(sentence).append("\n");
+  out.append("\r\n");
+  if (!to_head) out.append(sentence).append("\n");
 }
 
 }  // namespace cutoff

@@ -310,10 +310,18 @@ bool Session::choose_route() {
   ex_->match_path_lenient.clear();
   if (config_->routes_match_paths && !ex_->is_connect) {
     std::string_view path = ex_->target.path;
-    if (!normalize_path(path, PathReading::strict, &ex_->match_path)) {
-      reject(400, ProxyError::http_request_error,
-             "the request path has a \"%\" that is not followed by two hex digits");
-      return false;
+    switch (normalize_path(path, PathReading::strict, &ex_->match_path)) {
+      case PathError::none:
+        break;
+      case PathError::bad_escape:
+        reject(400, ProxyError::http_request_error,
+               "the request path has a \"%\" that is not followed by two hex digits");
+        return false;
+      case PathError::hidden_separator:
+        reject(400, ProxyError::http_request_error,
+               "the request path has a \";\" parameter holding an escaped or backward slash, "
+               "which servers split differently");
+        return false;
     }
     if (readings_may_differ(path)) {
       normalize_path(path, PathReading::lenient, &ex_->match_path_lenient);
@@ -759,7 +767,8 @@ void Session::fail(Outcome outcome, ProxyError error, int status, std::string_vi
   } else {
     std::string& out = worker_.scratch();
     out.clear();
-    build_error_response(out, status, error, sentence, /*close=*/true, extra_headers);
+    build_error_response(out, status, error, sentence, /*close=*/true, extra_headers,
+                         ex_->request_parser.method() == HTTP_HEAD);
     send_to_client(out.data(), out.size());
     ex_->record.status = status;
     spdlog::debug("{}: {} {}: {}", client_name_, status, error_token(error), sentence);

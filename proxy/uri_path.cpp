@@ -15,36 +15,56 @@ bool is_unreserved(char c) {
          c == '.' || c == '_' || c == '~';
 }
 
-// Decodes what RFC 3986 says is equivalent (and, leniently, escaped and
-// backward slashes), into *out. False on a bad escape.
-bool decode_equivalent(std::string_view path, PathReading reading, std::string* out) {
-  const bool lenient = reading == PathReading::lenient;
+// What a path may carry raw besides unreserved characters (RFC 3986 pchar
+// and "/"); anything else is the same byte escaped.
+bool is_raw_path_char(char c) {
+  return is_unreserved(c) || std::string_view("!$&'()*+,;=:@/").find(c) != std::string_view::npos;
+}
+
+void append_escaped(std::string* out, unsigned char c) {
   constexpr char kHex[] = "0123456789ABCDEF";
+  out->push_back('%');
+  out->push_back(kHex[c >> 4]);
+  out->push_back(kHex[c & 15]);
+}
+
+// Decodes what RFC 3986 says is equivalent (and, leniently, escaped and
+// backward slashes), into *out.
+PathError decode_equivalent(std::string_view path, PathReading reading, std::string* out) {
+  const bool lenient = reading == PathReading::lenient;
   out->clear();
+  bool in_parameter = false;  // after a ";", until the next raw "/"
   for (size_t i = 0; i < path.size(); ++i) {
     char c = path[i];
+    if (c == '/') in_parameter = false;
+    if (c == ';') in_parameter = true;
+    if (c == '\\' && in_parameter) return PathError::hidden_separator;
     if (c == '\\' && lenient) c = '/';
     if (c != '%') {
-      out->push_back(c);
+      if (is_raw_path_char(c)) {
+        out->push_back(c);
+      } else {
+        append_escaped(out, static_cast<unsigned char>(c));
+      }
       continue;
     }
-    if (i + 2 >= path.size()) return false;
+    if (i + 2 >= path.size()) return PathError::bad_escape;
     int high = hex_value(path[i + 1]);
     int low = hex_value(path[i + 2]);
-    if (high < 0 || low < 0) return false;
+    if (high < 0 || low < 0) return PathError::bad_escape;
     char decoded = static_cast<char>(high * 16 + low);
     i += 2;
+    bool separator = decoded == '/' || decoded == '\\';
+    if (separator && in_parameter) return PathError::hidden_separator;
     if (is_unreserved(decoded)) {
       out->push_back(decoded);
-    } else if (lenient && (decoded == '/' || decoded == '\\')) {
+    } else if (lenient && separator) {
       out->push_back('/');
     } else {
-      out->push_back('%');
-      out->push_back(kHex[high]);
-      out->push_back(kHex[low]);
+      append_escaped(out, static_cast<unsigned char>(decoded));
     }
   }
-  return true;
+  return PathError::none;
 }
 
 // RFC 3986 §5.2.4 remove_dot_segments, merging empty segments as it goes;
@@ -82,12 +102,13 @@ void remove_dot_segments(std::string_view decoded, bool drop_parameters, std::st
 
 }  // namespace
 
-bool normalize_path(std::string_view path, PathReading reading, std::string* out) {
+PathError normalize_path(std::string_view path, PathReading reading, std::string* out) {
   path = path.substr(0, path.find('?'));
   std::string decoded;
-  if (!decode_equivalent(path, reading, &decoded)) return false;
+  PathError error = decode_equivalent(path, reading, &decoded);
+  if (error != PathError::none) return error;
   remove_dot_segments(decoded, reading == PathReading::lenient, out);
-  return true;
+  return PathError::none;
 }
 
 bool readings_may_differ(std::string_view path) {

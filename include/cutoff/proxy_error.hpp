@@ -34,7 +34,9 @@ std::string_view status_reason(int status);
 // the error is the client's own), Content-Type, Content-Length,
 // Connection: close when `close`, and `sentence` as the body.
 // `extra_headers` are whole header lines (with CRLF), e.g. Proxy-Authenticate.
+// `to_head`: the answer to a HEAD request, which has the length of the
+// sentence but not the sentence (RFC 9110 §9.3.2).
 void build_error_response(std::string& out, int status, ProxyError error, std::string_view sentence,
-                          bool close, std::string_view extra_headers = {});
+                          bool close, std::string_view extra_headers = {}, bool to_head = false);
 
 }  // namespace cutoff

@@ -16,12 +16,21 @@ namespace cutoff {
 // which reading must hold (route.hpp).
 enum class PathReading { strict, lenient };
 
+// Why a path cannot be normalised (and routes cannot vouch for it).
+enum class PathError {
+  none,
+  bad_escape,        // a "%" not followed by two hex digits
+  hidden_separator,  // a ";parameter" holding "%2F", "%5C" or "\": servers
+                     // disagree on where it ends (Tomcat cuts it at the next
+                     // raw "/", before decoding)
+};
+
 // RFC 3986 §6.2.2 on the path of a request target (up to "?"): escapes of
-// unreserved characters decoded, other escapes with upper-case hex, dot
-// segments removed, runs of "/" merged; always starts with "/". The lenient
-// reading first applies the server habits above. False when a "%" is not
-// followed by two hex digits (the path cannot be normalised).
-bool normalize_path(std::string_view path, PathReading reading, std::string* out);
+// unreserved characters decoded, other escapes with upper-case hex, bytes
+// that a path may not carry raw (space, quote, "\", non-ASCII, ...)
+// escaped, dot segments removed, runs of "/" merged; always starts with "/".
+// The lenient reading first applies the server habits above.
+PathError normalize_path(std::string_view path, PathReading reading, std::string* out);
 
 // False when both readings surely give the same path.
 bool readings_may_differ(std::string_view path);

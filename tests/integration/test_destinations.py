@@ -380,6 +380,17 @@ class AllowListPathTest(DestinationsCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.echo["target"], "/public/a;v=1/echo")
 
+    def test_parameter_hiding_a_separator_is_400(self):
+        # Tomcat cuts ";..%2F.." at the next raw "/" before decoding, so no
+        # reading here can say which servlet it reaches.
+        up = self.upstream()
+        for path in ("/public/..;%2F..%2Fpublic/admin/x", "/public/..;%5C..%5Cpublic/admin/x",
+                     "/admin;%2F../x"):
+            with self.subTest(path=path):
+                r = self.get(f"http://127.0.0.1:{up.port}{path}")
+                self.assertGenerated(r, 400)
+        self.assertNoNewConnection(up)
+
     def test_lenient_spellings_of_other_paths_denied(self):
         up = self.upstream()
         for path in ("/public/..\\admin", "/public/..%2fadmin", "/public/..%5cadmin",

@@ -300,6 +300,9 @@ REQUEST_ROWS = [
                b"0\r\nContent-Length: 5\r\n\r\n", may=b"0\r\nContent-Length: 5\r\n"),
     body_error("Connection in the trailer section", [TE], b"5\r\nhello\r\n",
                b"0\r\nConnection: close\r\n\r\n", may=b"0\r\nConnection: close\r\n"),
+    body_error("Authorization in the trailer section", [TE], b"5\r\nhello\r\n",
+               b"0\r\nAuthorization: Basic eA==\r\n\r\n",
+               may=b"0\r\nAuthorization: Basic eA==\r\n"),
     body_error("obs-fold in the trailer section", [TE], b"5\r\nhello\r\n0\r\nX-T: 1\r\n",
                b" folded\r\n\r\n"),
     body_error("bare LF in the trailer section", [TE], b"5\r\nhello\r\n0\r\n",
@@ -426,6 +429,8 @@ RESPONSE_ROWS = [
          + c200(CL5, body=b"hello")),
     Pass("100 Continue then 200", h200(status=b"100 Continue") + h200(CL5, body=b"hello"),
          c200(status=b"100 Continue") + c200(CL5, body=b"hello")),
+    Bad("HEAD answered with Content_Length", h200(b"Content_Length: 6"), method="HEAD"),
+    Bad("304 with Content_Length", h200(b"Content_Length: 6", status=b"304 Not Modified")),
     Bad("a reason phrase with a control character",
         h200(CL5, status=b"200 O\x01K", body=b"hello")),
     Bad("TE gzip", h200(b"Transfer-Encoding: gzip", body=b"hello")),
@@ -558,7 +563,7 @@ class FramingTest(CutoffTestCase):
             reused = row.reuse
         elif isinstance(row, Bad):
             r = cl.read_response(row.method, timeout=2.0)
-            self.assertGenerated(r, 502, "http_protocol_error")
+            self.assertGenerated(r, 502, "http_protocol_error", head=row.method == "HEAD")
             self.assertDetails(r, target=f"127.0.0.1:{port}", route="default")
             self.assertWholeThenFin(r, cl)
             self.sentinel(up)

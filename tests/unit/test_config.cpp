@@ -523,7 +523,7 @@ TEST_CASE("route match values are checked and normalised", "[config]") {
   CHECK(match_of("{ host = \"[::1]\" }").host == "::1");
   CHECK(match_of("{ host = \"::FFFF:10.0.0.1\" }").host == "10.0.0.1");
   CHECK(match_of("{ path_prefix = \"/%61dmin//x/./\" }").path_prefix == "/admin/x/");
-  CHECK(match_of("{ path_prefix = \"/a%2fb\" }").path_prefix == "/a%2Fb");
+  CHECK(match_of("{ path_prefix = \"/caf\u00e9/a b\" }").path_prefix == "/caf%C3%A9/a%20b");
   const RouteMatch by_address = match_of("{ address = [\"10.0.0.0/8\", \"fd00::/8\"] }");
   REQUIRE(by_address.addresses.size() == 2);
   CHECK(by_address.addresses[0].prefix == 8);
@@ -552,6 +552,11 @@ TEST_CASE("route match values are checked and normalised", "[config]") {
   one_error(head + "{ path_prefix = \"api\" }\n", 3, 25, "\"api\" must start with \"/\"");
   one_error(head + "{ path_prefix = \"/a%zz\" }\n", 3, 25, "not followed by two hex digits");
   one_error(head + "{ path_prefix = \"/a?b\" }\n", 3, 25, "leave out \"?\" and \"#\"");
+  for (const char* prefix : {"/a;v=1/", "/a%2fb", "/a%5Cb", "/a\\\\b"}) {
+    INFO(prefix);
+    one_error(head + "{ path_prefix = \"" + prefix + "\" }\n", 3, 25,
+              "which servers read differently");
+  }
   one_error(head + "{ host = \"exa mple.com\" }\n", 3, 18, "neither a host name nor an address");
   one_error(head + "{ host = \"[127.0.0.1]\" }\n", 3, 18, "neither a host name nor");
   one_error(head + "{ address = [] }\n", 3, 21, "empty list");

@@ -525,6 +525,15 @@ TEST_CASE("a trailer field that only a head may carry is an error", "[http_parse
       CHECK(feed_in_steps(parser, bytes, step) == "error");
     }
   }
+  for (const char* field : {"Authorization: Basic eA==", "Content-Type: text/html",
+                            "Content-Encoding: gzip", "Set-Cookie: a=b", "Content_Type: x"}) {
+    INFO(field);
+    const std::string bytes =
+        std::string("POST http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n") + field +
+        "\r\n\r\n";
+    HttpParser parser(HTTP_REQUEST);
+    CHECK(feed_in_steps(parser, bytes, bytes.size()) == "error");
+  }
   const std::string fine =
       "POST http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Checksum: 1\r\n"
       "Server-Timing: db;dur=5\r\nA-Very-Long-Trailer-Field-Name: 2\r\n\r\n";
@@ -612,6 +621,28 @@ TEST_CASE("Proxy-Connection names hop-by-hop fields as Connection does", "[http_
   CHECK(h.header(0).role == HeaderRole::connection);
   CHECK(h.header(1).role == HeaderRole::hop_by_hop);
   CHECK(h.header(2).role == HeaderRole::end_to_end);
+}
+
+TEST_CASE("a Content-Length alias is refused even without a body", "[http_parser]") {
+  for (const char* head :
+       {"HTTP/1.1 304 Not Modified\r\nContent_Length: 6\r\n\r\n",
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\nContent_Length: 6\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nContent_Length: abc\r\n\r\n"}) {
+    expect_head_refused(HTTP_RESPONSE, head, "");
+  }
+  HttpParser parser(HTTP_RESPONSE);
+  parser.set_skip_body(true);  // a response to HEAD
+  Step s = feed(parser, "HTTP/1.1 200 OK\r\nContent_Length: 6\r\n\r\n");
+  CHECK(event_name(s.event) == "error");
+}
+
+// RFC 9110 §7.8: a server ignores Upgrade in an HTTP/1.0 request; so does cutoff.
+TEST_CASE("an Upgrade in an HTTP/1.0 request is an ordinary request", "[http_parser]") {
+  HttpParser parser(HTTP_REQUEST);
+  Step s =
+      feed(parser, "GET http://h/ HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+  CHECK(event_name(s.event) == "head");
+  CHECK_FALSE(parser.upgrade_requested());
 }
 
 TEST_CASE("a reason phrase with a control character is an error", "[http_parser]") {

@@ -74,6 +74,17 @@ TEST_CASE("build_error_response: Content-Length matches the body", "[proxy_error
   }
 }
 
+// RFC 9110 §9.3.2: a response to HEAD has the length of its body, not the body.
+TEST_CASE("build_error_response: an answer to HEAD has no body", "[proxy_error]") {
+  std::string get;
+  std::string head;
+  build_error_response(get, 502, ProxyError::dns_error, "the name does not resolve", true);
+  build_error_response(head, 502, ProxyError::dns_error, "the name does not resolve", true, {},
+                       /*to_head=*/true);
+  CHECK(head == get.substr(0, get.find("\r\n\r\n") + 4));
+  CHECK(head.find("Content-Length: 26\r\n") != std::string::npos);
+}
+
 TEST_CASE("build_error_response: details are quoted and escaped, the body is not",
           "[proxy_error]") {
   std::string out;
