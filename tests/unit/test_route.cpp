@@ -28,6 +28,12 @@ RouteQuery connect(std::string_view host, uint16_t port = 443) {
   return q;
 }
 
+Config config(std::string_view toml) {
+  ConfigResult result = parse_config(toml, "t.toml");
+  REQUIRE(std::holds_alternative<Config>(result));
+  return std::get<Config>(std::move(result));
+}
+
 RouteMatch host_match(std::string host) {
   RouteMatch m;
   m.host = std::move(host);
@@ -141,7 +147,7 @@ TEST_CASE("path prefix: the strict and the lenient reading", "[route]") {
 }
 
 TEST_CASE("select_route: an allow route cannot be borrowed by a lenient spelling", "[route]") {
-  const ConfigResult result = parse_config(R"(
+  const Config c = config(R"(
 [[route]]
 name = "allow-public"
 match = { path_prefix = "/public/" }
@@ -150,10 +156,7 @@ match = { path_prefix = "/public/" }
 name = "deny-rest"
 match = { host = "*" }
 action = "deny"
-)",
-                                           "t.toml");
-  REQUIRE(std::holds_alternative<Config>(result));
-  const Config& c = std::get<Config>(result);
+)");
   RouteQuery plain = get("h", 80, "/public/x");
   CHECK(select_route(c, plain).name == "allow-public");
   RouteQuery sneaky = get("h", 80, "/public/..\\admin");
@@ -186,7 +189,7 @@ TEST_CASE("address: fits only once the upstream address is known", "[route]") {
 }
 
 TEST_CASE("select_route: a route on addresses before the chosen one leaves it pending", "[route]") {
-  const ConfigResult result = parse_config(R"(
+  const Config c = config(R"(
 [[route]]
 name = "internal"
 match = { address = ["10.0.0.0/8"] }
@@ -195,10 +198,7 @@ match = { address = ["10.0.0.0/8"] }
 name = "rest"
 match = { host = "*" }
 action = "deny"
-)",
-                                           "t.toml");
-  REQUIRE(std::holds_alternative<Config>(result));
-  const Config& c = std::get<Config>(result);
+)");
   CHECK(c.routes_match_addresses);
   CHECK_FALSE(c.routes_match_paths);
   RouteChoice before = select_route(c, get("db.example"));
