@@ -820,7 +820,7 @@ void Loader::load_method_list(const toml::node& node, const std::string& path,
   auto add = [&](const toml::node& element) {
     std::string method;
     if (!get_string(element, path, &method)) return;
-    if (method.empty() || !std::all_of(method.begin(), method.end(), is_tchar)) {
+    if (!is_token(method)) {
       error(element.source(), path + ": " + quoted(method) + " is not an HTTP method token");
       return;
     }

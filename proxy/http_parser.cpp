@@ -81,13 +81,6 @@ bool is_reason_phrase(std::string_view s) {
   return true;
 }
 
-bool is_token(std::string_view s) {
-  for (char c : s) {
-    if (!is_tchar(c)) return false;
-  }
-  return !s.empty();
-}
-
 }  // namespace
 
 void MessageHead::clear() {

@@ -24,6 +24,14 @@ constexpr bool is_tchar(char c) {
   return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
+// token = 1*tchar
+constexpr bool is_token(std::string_view s) {
+  for (char c : s) {
+    if (!is_tchar(c)) return false;
+  }
+  return !s.empty();
+}
+
 constexpr std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
