@@ -1,7 +1,9 @@
 #include "cutoff/tcp_socket.hpp"
 
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cassert>
@@ -67,8 +69,10 @@ int TcpSocket::send(const uv_buf_t* bufs, unsigned count) {
   if (!core.out || core.out->inflight.empty()) {
     // Nothing queued: let the kernel take what it can right now. This is
     // the whole write on a healthy connection, with no copy.
+    // A refused write (EPIPE, ECONNRESET) is queued all the same: uv_write
+    // then fails it on the next loop turn and on_drained reports the error,
+    // so the owner learns of it outside the call that sent.
     int written = uv_try_write(stream(), bufs, count);
-    if (written < 0 && written != UV_EAGAIN) return written;
     size_t left = written > 0 ? static_cast<size_t>(written) : 0;
     while (first < count && left >= bufs[first].len) left -= bufs[first++].len;
     offset = left;
@@ -106,10 +110,27 @@ void TcpSocket::set_user_timeout(unsigned ms) {
   setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
 }
 
+size_t TcpSocket::unacknowledged() const {
+  if (!core_) return 0;
+  size_t backlog = core_->out ? core_->out->backlog.size() : 0;
+  size_t queued =
+      backlog + uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&core_->tcp));
+  uv_os_fd_t fd;
+  int in_kernel = 0;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&core_->tcp), &fd) != 0 ||
+      ioctl(fd, SIOCOUTQ, &in_kernel) != 0) {
+    in_kernel = 0;
+  }
+  return queued + static_cast<size_t>(in_kernel);
+}
+
 int TcpSocket::shutdown_write() {
+  if (core_->fin_queued) return 0;
   if (core_->connecting) return UV_ENOTCONN;
   core_->shutdown_req.data = core_.get();
-  return uv_shutdown(&core_->shutdown_req, stream(), on_shutdown_done);
+  int rc = uv_shutdown(&core_->shutdown_req, stream(), on_shutdown_done);
+  core_->fin_queued = rc == 0;
+  return rc;
 }
 
 void TcpSocket::close() {
@@ -173,6 +194,7 @@ void TcpSocket::on_write(uv_write_t* req, int status) {
 
 void TcpSocket::on_shutdown_done(uv_shutdown_t* req, int status) {
   auto* core = static_cast<Core*>(req->data);
+  core->fin_sent = status == 0;
   if (core->events) core->events->on_shutdown(*core->owner, status);
 }
 

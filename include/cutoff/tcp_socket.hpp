@@ -70,13 +70,19 @@ class TcpSocket {
   void stop_reading();
   bool reading() const { return core_ && core_->reading; }
 
-  // Sends the buffers; whatever the kernel does not take now is copied.
-  // Returns 0 or a libuv error (the socket is then unusable).
+  // Sends the buffers; whatever the kernel does not take now is copied. A
+  // write error is reported by on_drained (status < 0), never here, except
+  // UV_EPIPE after shutdown_write().
   int send(const uv_buf_t* bufs, unsigned count);
   int send(const char* data, size_t len);
   size_t queued() const {
     return core_ && core_->out ? core_->out->backlog.size() + core_->out->inflight.size() : 0;
   }
+  // Bytes the peer has not acknowledged yet: what waits in libuv (counting
+  // what it has written of the in-flight buffer) and the kernel's send queue
+  // (SIOCOUTQ; with our FIN, once shut down). It shrinks while a slow peer
+  // reads, even before on_drained; one ioctl(2).
+  size_t unacknowledged() const;
 
   // TCP keepalive probes (SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT, in whole
   // seconds) and TCP_USER_TIMEOUT, so a vanished peer is noticed by the
@@ -84,8 +90,12 @@ class TcpSocket {
   void set_keepalive(unsigned idle_s, unsigned interval_s, unsigned count);
   void set_user_timeout(unsigned ms);
 
-  // Queues a FIN behind pending writes; on_shutdown reports it.
+  // Queues a FIN behind pending writes; on_shutdown reports it. Once only:
+  // later calls return 0 and do nothing.
   int shutdown_write();
+  bool fin_queued() const { return core_ && core_->fin_queued; }
+  // Our FIN has left: everything queued before it was flushed.
+  bool fin_sent() const { return core_ && core_->fin_sent; }
   // Graceful close: FIN if the kernel has nothing unread, and drops anything
   // still queued. No-op on an empty socket.
   void close();
@@ -114,6 +124,8 @@ class TcpSocket {
     std::unique_ptr<Output> out;
     bool reading = false;
     bool connecting = false;
+    bool fin_queued = false;
+    bool fin_sent = false;
   };
   friend uv_handle_t* uv_handle_of(Core* core) {
     return reinterpret_cast<uv_handle_t*>(&core->tcp);
