@@ -50,7 +50,8 @@ constexpr std::string_view kSettingsKeys[] = {"dns_timeout",
                                               "teardown",
                                               "action",
                                               "tcp_keepalive",
-                                              "tcp_user_timeout"};
+                                              "tcp_user_timeout",
+                                              "max_idle_per_upstream"};
 constexpr std::string_view kRouteOwnKeys[] = {"name", "match"};
 constexpr std::string_view kMatchKeys[] = {"host", "port", "method", "path_prefix", "address"};
 constexpr std::string_view kKeepaliveKeys[] = {"idle", "interval", "count"};
@@ -591,6 +592,12 @@ bool Loader::load_setting(std::string_view key, const toml::node& node, const st
   }
   if (key == "tcp_keepalive") {
     load_keepalive(node, path, &settings->tcp_keepalive);
+    return true;
+  }
+  if (key == "max_idle_per_upstream") {
+    int64_t v = 0;
+    if (get_integer(node, path, 0, 100000, &v))
+      settings->max_idle_per_upstream = static_cast<int>(v);
     return true;
   }
   return false;

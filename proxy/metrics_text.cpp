@@ -33,6 +33,7 @@ struct Totals {
   int64_t client_connections_refused = 0;
   int64_t tunnels = 0;
   int64_t upstream_idle = 0;
+  int64_t closes_reset = 0;
   int64_t bytes_up = 0;
   int64_t bytes_down = 0;
 };
@@ -62,6 +63,7 @@ Totals add_up(const std::vector<const Metrics*>& workers) {
     totals.client_connections_refused += metrics->client_connections_refused.get();
     totals.tunnels += metrics->tunnels.get();
     totals.upstream_idle += metrics->upstream_idle.get();
+    totals.closes_reset += metrics->closes_reset.get();
     totals.bytes_up += metrics->bytes_up.get();
     totals.bytes_down += metrics->bytes_down.get();
   }
@@ -189,6 +191,10 @@ void render_connections(std::string& out, const Totals& totals) {
                 totals.tunnels);
   render_single(out, "cutoff_upstream_idle_connections", "gauge",
                 "Idle upstream connections kept in the pools for reuse.", totals.upstream_idle);
+  render_single(out, "cutoff_closes_reset_total", "counter",
+                "Graceful closes ended by an RST: the peer stopped reading what was queued, "
+                "or did not close within linger_timeout.",
+                totals.closes_reset);
 }
 
 void render_bytes(std::string& out, const Totals& totals) {

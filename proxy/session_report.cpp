@@ -27,8 +27,8 @@ std::string_view Session::phase_name(Phase phase) {
       return "streaming";
     case Phase::tunnelling:
       return "tunnelling";
-    case Phase::closing:
-      return "closing";
+    case Phase::ended:
+      return "ended";
   }
   return "unknown";
 }

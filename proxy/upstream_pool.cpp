@@ -28,7 +28,13 @@ TcpSocket UpstreamPool::take(std::string_view host, uint16_t port, SocketEvents*
 }
 
 void UpstreamPool::park(std::string_view host, uint16_t port, TcpSocket socket,
-                        const sockaddr_in6& peer, Duration keepalive) {
+                        const sockaddr_in6& peer, Duration keepalive, int max_idle) {
+  make_key(scratch_key_, host, port);
+  auto it = by_key_.find(std::string_view(scratch_key_));
+  if (max_idle <= 0) return;  // `socket` closes as it goes out of scope
+  if (it != by_key_.end() && it->second.size() >= static_cast<size_t>(max_idle)) {
+    drop(it->second.front());  // the oldest: the one most likely to be closed soon anyway
+  }
   Entry* entry;
   if (free_.empty()) {
     entries_.push_back(std::make_unique<Entry>(*this, loop_));
@@ -43,8 +49,10 @@ void UpstreamPool::park(std::string_view host, uint16_t port, TcpSocket socket,
   entry->socket.set_events(entry);
   entry->socket.start_reading();  // hear the upstream's FIN while parked
   entry->deadline.arm(TimeoutName::upstream_keepalive_timeout, keepalive);
-  auto it = by_key_.find(std::string_view(entry->key));
-  if (it == by_key_.end()) it = by_key_.emplace(entry->key, std::vector<Entry*>{}).first;
+  if (it == by_key_.end()) {
+    sweep_empty_keys();
+    it = by_key_.emplace(entry->key, std::vector<Entry*>{}).first;
+  }
   it->second.push_back(entry);
   count_idle(1);
 }
@@ -59,6 +67,14 @@ void UpstreamPool::drop(Entry* entry) {
   entry->deadline.disarm();
   entry->socket.close();
   recycle(entry);
+}
+
+// A key whose connections were all taken stays, so that the common take and
+// park of one host allocates nothing; keys of hosts seen once are dropped
+// when empty keys outnumber the parked connections.
+void UpstreamPool::sweep_empty_keys() {
+  if (by_key_.size() < 2 * idle_ + 64) return;
+  std::erase_if(by_key_, [](const auto& item) { return item.second.empty(); });
 }
 
 bool UpstreamPool::all_parked_armed() const {

@@ -30,8 +30,10 @@ Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log)
     : config_(std::move(config)),
       access_log_(access_log),
       pool_(init_loop(&loop_), &metrics_),
+      closings_(&loop_, &metrics_.closes_reset),
       tasks_(std::make_unique<TaskQueue>(&loop_)) {
   resolver_ = std::make_unique<UvResolver>(&loop_);
+  closings_.on_empty([this] { stop_if_drained(); });
   reaper_ = make_uv<uv_check_t>();
   uv_check_init(&loop_, reaper_.get());
   reaper_->data = this;
@@ -112,6 +114,8 @@ void Worker::stop() {
   uv_timer_stop(flush_timer_.get());
   // terminate() retires each session, moving it out of sessions_.
   while (!sessions_.empty()) sessions_.front().terminate();
+  closings_.abort_all();
+  closings_.reap();
   pool_.clear();
   access_log_.flush();
 }
@@ -123,7 +127,7 @@ void Worker::drain(Duration timeout) {
   pool_.clear();
   // drain() may retire sessions: step past each before asking it.
   for (auto it = sessions_.begin(); it != sessions_.end();) (it++)->drain();
-  if (sessions_.empty()) return stop();
+  if (sessions_.empty() && closings_.size() == 0) return stop();
   drain_timeout_ = timeout;
   drain_timer_ = make_uv<uv_timer_t>();
   uv_timer_init(&loop_, drain_timer_.get());
@@ -133,14 +137,16 @@ void Worker::drain(Duration timeout) {
 
 // What is still running when drain_timeout expires ends as if its own
 // deadline had fired (SPEC §5): a stuck upstream is torn down, a client
-// gets its 504 or, with a response under way, a reset. The worker stops once
+// gets its 504 or, with a response under way, a reset; a connection still
+// flushing to a client that stopped reading is reset. The worker stops once
 // the last connection has closed (linger_timeout bounds that).
 void Worker::on_drain_timeout(uv_timer_t* timer) {
   auto* self = static_cast<Worker*>(timer->data);
   spdlog::warn("drain_timeout: tearing down {} connection(s)", self->sessions_.size());
   Expiry expiry{TimeoutName::drain_timeout, self->drain_timeout_};
   for (auto it = self->sessions_.begin(); it != self->sessions_.end();) (it++)->expire(expiry);
-  if (self->sessions_.empty()) self->stop();
+  self->closings_.abort_flushing();
+  self->stop_if_drained();
 }
 
 std::unique_ptr<ExchangeState> Worker::borrow_exchange() {
@@ -154,6 +160,7 @@ void Worker::return_exchange(std::unique_ptr<ExchangeState> exchange) {
   // The parsers keep their buffers' capacity, which is the point; the rest
   // is reset when the state is lent again.
   exchange->stash.clear();
+  exchange->config.reset();  // a spare exchange pins no config
   spare_exchanges_.push_back(std::move(exchange));
 }
 
@@ -161,7 +168,11 @@ void Worker::retire(Session* session) {
   retired_.splice(retired_.end(), sessions_, session->self());
   client_count_->fetch_sub(1, std::memory_order_relaxed);
   metrics_.client_connections.add(-1);
-  if (draining_ && sessions_.empty()) stop();
+  stop_if_drained();
+}
+
+void Worker::stop_if_drained() {
+  if (draining_ && !stopping_ && sessions_.empty() && closings_.size() == 0) stop();
 }
 
 void Worker::on_connection(uv_stream_t* server, int status) {
@@ -202,6 +213,7 @@ void Worker::describe_connections(std::string& out, int worker_index) {
 void Worker::on_check(uv_check_t* check) {
   auto* self = static_cast<Worker*>(check->data);
   self->retired_.clear();
+  self->closings_.reap();
 }
 
 void Worker::on_prepare(uv_prepare_t* prepare) {
@@ -212,6 +224,10 @@ void Worker::on_prepare(uv_prepare_t* prepare) {
                        Session::phase_name(session.phase()));
       std::abort();
     }
+  }
+  if (!self->closings_.all_armed()) {
+    spdlog::critical("invariant broken: a closing connection waits with no deadline");
+    std::abort();
   }
   if (!self->pool_.all_parked_armed()) {
     spdlog::critical("invariant broken: a pooled upstream connection waits with no deadline");

@@ -41,6 +41,9 @@ struct RouteSettings {
   RouteAction action = RouteAction::forward;
   TcpKeepalive tcp_keepalive;
   Duration tcp_user_timeout = Duration::seconds(30);  // may be off
+  // Idle pooled connections kept per upstream host:port; the oldest goes
+  // first when another is parked.
+  int max_idle_per_upstream = 64;
 };
 
 // An empty field matches anything.

@@ -5,8 +5,10 @@
 // until it is idle again.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "cutoff/config.hpp"
 #include "cutoff/exchange.hpp"
 #include "cutoff/http_parser.hpp"
 #include "cutoff/http_rewrite.hpp"
@@ -16,6 +18,9 @@
 namespace cutoff {
 
 struct ExchangeState {
+  // The config current when the exchange began; a reload changes the next
+  // exchange, never this one.
+  std::shared_ptr<const Config> config;
   HttpParser request_parser{HTTP_REQUEST};
   HttpParser response_parser{HTTP_RESPONSE};
   Target target;
@@ -36,6 +41,9 @@ struct ExchangeState {
   bool is_connect = false;
   bool is_upgrade = false;
   bool request_keep_alive = false;
+  // Decided at the request head: an idempotent method and no body at all, so
+  // the request may be sent again on a fresh connection (SPEC §7b).
+  bool replayable = false;
   bool request_done = false;
   bool response_started = false;
   bool retried = false;

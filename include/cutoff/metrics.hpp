@@ -62,6 +62,7 @@ class Metrics {
   Counter bytes_down;                                 // upstream -> client
   Counter client_connections_refused;                 // over max_client_connections
   Counter upstream_idle;                              // gauge: pooled idle upstream connections
+  Counter closes_reset;  // graceful closes that ended in an RST (a peer stopped reading or closing)
 
   // Calls fn(name, metrics) for each route seen so far (any thread).
   template <class Fn>

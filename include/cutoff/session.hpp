@@ -41,7 +41,10 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   // Worker shutdown: end everything now.
   void terminate();
 
-  // Each phase names the deadline that guards it; enter() arms it.
+  // Each phase names the deadline that guards it; enter() arms it. A
+  // connection that cutoff is done with leaves the session for the worker's
+  // ClosingSet (closing.hpp), which flushes, FINs and lingers under its own
+  // deadlines; the session then ends.
   enum class Phase : uint8_t {
     idle,               // client_keepalive_timeout: waiting for a request's first byte
     reading_head,       // request_header_timeout: from that byte to the end of the head
@@ -51,7 +54,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
     awaiting_response,  // response_header_timeout: request sent, response head not yet whole
     streaming,          // idle_timeout: the response body moves down
     tunnelling,         // tunnel_idle_timeout: CONNECT or Upgrade, bytes both ways
-    closing,            // linger_timeout: our FIN is out, waiting for the peers' FIN
+    ended,              // none: nothing left to wait for; the worker frees the session
   };
   // request_timeout caps every phase of an exchange from its request head
   // on, and tunnel_max_duration caps a tunnel; whichever of phase and cap
@@ -59,7 +62,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   static std::string_view phase_name(Phase phase);
   Phase phase() const { return phase_; }
   // The invariant of SPEC §4: a live session always waits under a deadline.
-  bool deadline_armed() const { return deadline_.armed(); }
+  bool deadline_armed() const { return phase_ == Phase::ended || deadline_.armed(); }
   // Appends this connection as a JSON object, for /connections.
   void describe(std::string& out, int worker_index, uint64_t now) const;
 
@@ -81,6 +84,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void on_client_bytes(const char* data, size_t len);
   void parse_request_head(const char* data, size_t len);
   void on_request_head();
+  bool client_allowed() const;  // listen.allow_clients, under the current config
   bool choose_route();
   RouteQuery route_query() const;
   bool take_pooled_upstream();
@@ -98,6 +102,8 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void start_tunnel(const char* upstream_bytes, size_t len);
   void tunnel_half_close(TcpSocket& from);
   void next_request();
+  void on_client_end(int status);
+  void on_upstream_end(int status);
 
   // --- endings ---
   // Every failure ends here: logs, answers (or resets the client if the
@@ -110,10 +116,11 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void client_gone();
   bool retry_on_fresh_connection();
   void teardown_upstream();
+  // Hands the client connection to the worker's ClosingSet and ends.
   void begin_closing();
   void end_tunnel(Outcome outcome);
-  void close_when_done(TcpSocket& socket);
-  void finish_if_closed();
+  // The terminal step: nothing is left to wait for; the worker frees us.
+  void end();
   void log_exchange();
   void count_exchange();
 
@@ -129,18 +136,24 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   std::string_view server_timing(char* buf, size_t size) const;
   int64_t since(uint64_t start) const;
   const RouteSettings& route() const { return *ex_->route.settings; }
+  // The config of the running exchange; between exchanges, the worker's
+  // current one (an idle connection pins no config across reloads).
+  const Config& config() const;
+
+  // Above this many bytes queued towards one side, cutoff stops reading the
+  // other side until the queue drains: memory per connection stays bounded.
+  static constexpr size_t kHighWater = 64 * 1024;
 
   Worker& worker_;
   std::list<Session>::iterator self_;
   uint64_t id_ = 0;
   uint64_t accepted_at_ = 0;
-  std::shared_ptr<const Config> config_;  // the config the current exchange started under
   TcpSocket client_;
   TcpSocket upstream_;
   Deadline deadline_;
   Phase phase_ = Phase::idle;
   char client_name_[56] = {};  // "ip:port", for logs
-  bool client_allowed_ = true;
+  sockaddr_in6 peer_{};        // holds a sockaddr_in or a sockaddr_in6: the client ACL's input
 
   // --- the current exchange, borrowed from the worker while one runs ---
   std::unique_ptr<ExchangeState> ex_;
@@ -150,12 +163,10 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   size_t staged_ = 0;
   uint64_t phase_started_at_ = 0;
 
-  // --- teardown: a socket in a graceful close ends once its peer's FIN is in
-  // and our own FIN is out ---
+  // The peer's FIN (or reset) is in: a client that half-closed after its
+  // request still gets its response (SPEC §7b); a tunnel ends when both are.
   bool client_eof_ = false;
   bool upstream_eof_ = false;
-  bool client_shutdown_done_ = false;
-  bool upstream_shutdown_done_ = false;
 };
 
 }  // namespace cutoff

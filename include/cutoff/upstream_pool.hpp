@@ -31,9 +31,10 @@ class UpstreamPool {
   // socket; *peer receives the address it is connected to.
   TcpSocket take(std::string_view host, uint16_t port, SocketEvents* events, sockaddr_in6* peer);
   // Parks a connection, connected to `peer`, that just finished a response
-  // cleanly.
+  // cleanly. With `max_idle` parked for host:port already, the oldest of
+  // them is closed first (0: the connection is closed, nothing is parked).
   void park(std::string_view host, uint16_t port, TcpSocket socket, const sockaddr_in6& peer,
-            Duration keepalive);
+            Duration keepalive, int max_idle);
   // The invariant of SPEC §4 for parked connections: each waits under its
   // upstream_keepalive_timeout.
   bool all_parked_armed() const;
@@ -71,6 +72,7 @@ class UpstreamPool {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   void count_idle(int64_t delta);
+  void sweep_empty_keys();
 
   uv_loop_t* loop_;
   Metrics* metrics_;

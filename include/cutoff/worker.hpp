@@ -12,6 +12,7 @@
 #include <string>
 
 #include "cutoff/access_log.hpp"
+#include "cutoff/closing.hpp"
 #include "cutoff/config.hpp"
 #include "cutoff/exchange_state.hpp"
 #include "cutoff/metrics.hpp"
@@ -68,6 +69,8 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   const std::shared_ptr<const Config>& config() const { return config_; }
   UpstreamPool& pool() { return pool_; }
+  // Connections on their way out (closing.hpp); a drain waits for them too.
+  ClosingSet& closings() { return closings_; }
   ReadBuffer* read_buffer() { return &read_buffer_; }
   Resolver& resolver() { return *resolver_; }
   void set_resolver(std::unique_ptr<Resolver> resolver) { resolver_ = std::move(resolver); }
@@ -91,6 +94,7 @@ class Worker {
   static void on_flush_timer(uv_timer_t* timer);
   static void on_drain_timeout(uv_timer_t* timer);
   void accept_one();
+  void stop_if_drained();
 
   uv_loop_t loop_;
   std::shared_ptr<const Config> config_;
@@ -98,6 +102,7 @@ class Worker {
   std::unique_ptr<Resolver> resolver_;
   ReadBuffer read_buffer_;
   UpstreamPool pool_;
+  ClosingSet closings_;
   UvPtr<uv_tcp_t> listener_;
   UvPtr<uv_check_t> reaper_;  // frees retired sessions after each loop turn
   // Debug and test builds: before the loop blocks, every live session must

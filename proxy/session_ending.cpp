@@ -1,0 +1,135 @@
+// How exchanges and connections end: failures answered or reset (SPEC §5,
+// §6), a client that left, and the hand-over of the client connection to the
+// worker's ClosingSet, which closes it without losing a byte (SPEC §7b).
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "cutoff/session.hpp"
+#include "cutoff/worker.hpp"
+
+namespace cutoff {
+
+void Session::fail_timeout(const Expiry& expiry) {
+  std::string value = expiry.value.to_string();
+  std::string_view name = timeout_token(expiry.name);
+  switch (phase_) {
+    case Phase::resolving:
+      return fail(Outcome::timed_out(expiry.name), ProxyError::dns_timeout, 504,
+                  fmt::format("resolving {} timed out after {} ({}, route {})", ex_->target.host,
+                              value, name, ex_->route.name));
+    case Phase::connecting:
+      return fail(Outcome::timed_out(expiry.name), ProxyError::connection_timeout, 504,
+                  fmt::format("connect to {} timed out after {} ({}, route {})", describe_target(),
+                              value, name, ex_->route.name));
+    case Phase::sending_request:
+      return fail(Outcome::timed_out(expiry.name), ProxyError::http_response_timeout, 504,
+                  fmt::format("the request to {} did not complete within {} ({}, route {})",
+                              describe_target(), value, name, ex_->route.name));
+    default:
+      return fail(Outcome::timed_out(expiry.name), ProxyError::http_response_timeout, 504,
+                  fmt::format("{} did not answer within {} ({}, route {})", describe_target(),
+                              value, name, ex_->route.name));
+  }
+}
+
+void Session::fail_upstream(ProxyError error, std::string_view sentence) {
+  fail(Outcome::failed(error), error, error_status(error), sentence);
+}
+
+void Session::reject(int status, ProxyError error, std::string_view sentence) {
+  fail(Outcome::failed(error), error, status, sentence);
+}
+
+void Session::fail(Outcome outcome, ProxyError error, int status, std::string_view sentence,
+                   std::string_view extra_headers) {
+  flush_to_client();
+  ex_->record.outcome = outcome;
+  if (ex_->lookup != nullptr) {
+    worker_.resolver().cancel(ex_->lookup);
+    ex_->lookup = nullptr;
+  }
+  teardown_upstream();
+  if (ex_->response_started) {
+    // The client already has part of a response: reset it, so that a
+    // truncated body is never mistaken for a complete one.
+    client_.abort();
+    spdlog::debug("{}: response aborted: {}", client_name_, sentence);
+  } else {
+    std::string& out = worker_.scratch();
+    out.clear();
+    build_error_response(out, status, error, sentence, /*close=*/true, extra_headers,
+                         ex_->request_parser.method() == HTTP_HEAD);
+    send_to_client(out.data(), out.size());
+    ex_->record.status = status;
+    spdlog::debug("{}: {} {}: {}", client_name_, status, error_token(error), sentence);
+  }
+  log_exchange();
+  begin_closing();
+}
+
+// The client left (a reset, or a FIN before its request was whole) before
+// its exchange ended.
+void Session::client_gone() {
+  ex_->record.outcome = Outcome::client_aborted();
+  if (ex_->lookup != nullptr) {
+    worker_.resolver().cancel(ex_->lookup);
+    ex_->lookup = nullptr;
+  }
+  teardown_upstream();
+  client_.close();
+  log_exchange();
+  end();
+}
+
+// The client connection goes to the worker's ClosingSet: what is queued for
+// the client is flushed under idle_timeout, then our FIN, then the client's
+// FIN is awaited under linger_timeout, so that it reads its response rather
+// than a reset caused by unread data.
+void Session::begin_closing() {
+  Duration flush_idle = ex_ ? route().idle_timeout : config().defaults.idle_timeout;
+  worker_.closings().close(std::move(client_), flush_idle, config().linger_timeout, client_eof_);
+  if (upstream_) upstream_.close();
+  end();
+}
+
+void Session::end() {
+  if (ex_ && ex_->lookup != nullptr) {
+    worker_.resolver().cancel(ex_->lookup);
+    ex_->lookup = nullptr;
+  }
+  enter(Phase::ended);
+  worker_.retire(this);
+}
+
+// Between exchanges a connection can go now; one in the middle of an
+// exchange closes when its response is done (its head says so).
+void Session::drain() {
+  if (phase_ == Phase::idle) begin_closing();
+}
+
+void Session::expire(const Expiry& expiry) {
+  on_deadline(expiry);
+}
+
+// Shutdown: everything ends now. A response cut short must not look
+// complete to the client, so it gets a reset.
+void Session::terminate() {
+  bool responding = false;
+  if (ex_ && phase_ != Phase::idle && phase_ != Phase::ended) {
+    responding = ex_->response_started;
+    if (!ex_->logged) {
+      ex_->record.outcome = Outcome::stopped();
+      log_exchange();
+    }
+  }
+  upstream_.abort();
+  if (responding) {
+    client_.abort();
+  } else {
+    client_.close();
+  }
+  end();
+}
+
+}  // namespace cutoff

@@ -1,0 +1,275 @@
+// The client's side of an exchange: reading the request head, deciding
+// whether and where it may go, and forwarding its body.
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "cutoff/ascii.hpp"
+#include "cutoff/session.hpp"
+#include "cutoff/uri_path.hpp"
+#include "cutoff/worker.hpp"
+
+namespace cutoff {
+namespace {
+
+constexpr std::string_view kOriginFormAnswer =
+    "cutoff is a forward proxy: send absolute-form requests by pointing the client at it "
+    "(HTTP_PROXY=http://<proxy address>/ and HTTPS_PROXY likewise).";
+
+// Safe to send again on a fresh connection: an idempotent method (RFC 9110
+// §9.2.2) and no body at all. Decided on the head: a body's length counts
+// down as it is read, so it cannot be asked later.
+bool replayable(const HttpParser& request) {
+  const Framing& framing = request.framing();
+  if (framing.kind == Framing::Kind::chunked || framing.length > 0) return false;
+  switch (request.method()) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Proxy-Authorization: Basic <token>, with a token the config lists.
+bool has_credentials(const MessageHead& head, const std::vector<std::string>& tokens) {
+  std::string_view value = head.find("proxy-authorization");
+  constexpr std::string_view kBasic = "basic ";
+  if (value.size() <= kBasic.size() || !iequals(value.substr(0, kBasic.size()), kBasic)) {
+    return false;
+  }
+  value.remove_prefix(kBasic.size());
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+  return std::find(tokens.begin(), tokens.end(), value) != tokens.end();
+}
+
+}  // namespace
+
+bool Session::client_allowed() const {
+  const uint8_t* bytes;
+  bool v6 = peer_.sin6_family == AF_INET6;
+  if (v6) {
+    bytes = peer_.sin6_addr.s6_addr;
+  } else {
+    bytes = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in&>(peer_).sin_addr);
+  }
+  const std::vector<Cidr>& allow = config().listen.allow_clients;
+  return std::any_of(allow.begin(), allow.end(),
+                     [&](const Cidr& net) { return cidr_contains(net, bytes, v6); });
+}
+
+void Session::begin_exchange() {
+  if (!ex_) ex_ = worker_.borrow_exchange();
+  // The parser starts afresh: a pipelined request is replayed from the
+  // stash, never from inside llhttp.
+  ex_->request_parser.reset();
+  ex_->lookup = nullptr;
+  ex_->started_at = uv_now(worker_.loop());
+  ex_->started_hr = uv_hrtime();
+  ex_->config = worker_.config();
+  ex_->record = ExchangeRecord{};
+  ex_->record.client = client_name_;
+  ex_->route = RouteChoice{&ex_->config->defaults, "default"};
+  ex_->record.route = ex_->route.name;
+  ex_->is_connect = ex_->is_upgrade = ex_->request_keep_alive = ex_->request_done = false;
+  ex_->replayable = ex_->response_started = ex_->retried = false;
+  ex_->upstream_dirty = ex_->logged = false;
+  upstream_eof_ = false;
+  ex_->plan = ResponsePlan{};
+}
+
+void Session::on_client_bytes(const char* data, size_t len) {
+  switch (phase_) {
+    case Phase::idle:
+      begin_exchange();
+      enter(Phase::reading_head);
+      [[fallthrough]];
+    case Phase::reading_head:
+      return parse_request_head(data, len);
+    case Phase::tunnelling:
+      ex_->record.up_bytes += len;
+      deadline_.touch();
+      upstream_.send(data, len);
+      return pause_if_backlogged(upstream_, client_);
+    case Phase::sending_request:
+    case Phase::awaiting_response:
+    case Phase::streaming:
+      if (!ex_->request_done) return forward_request_body(data, len);
+      return stash(data, len);  // a pipelined request: it waits its turn
+    case Phase::resolving:
+    case Phase::connecting:
+      return stash(data, len);  // body bytes before the upstream is there
+    case Phase::ended:
+      return;
+  }
+}
+
+void Session::parse_request_head(const char* data, size_t len) {
+  size_t used = 0;
+  switch (ex_->request_parser.feed(data, len, &used)) {
+    case HttpParser::Event::need_more:
+      return;
+    case HttpParser::Event::head:
+    case HttpParser::Event::upgrade:
+      stash(data + used, len - used);
+      return on_request_head();
+    case HttpParser::Event::message_complete:
+    case HttpParser::Event::error:
+      break;
+  }
+  int status = ex_->request_parser.error_status();
+  std::string sentence = status == 400 ? fmt::format("the request could not be parsed: {}",
+                                                     ex_->request_parser.error_reason())
+                                       : ex_->request_parser.error_reason();
+  reject(status, ProxyError::http_request_error, sentence);
+}
+
+void Session::on_request_head() {
+  const MessageHead& head = ex_->request_parser.head();
+  ex_->record.method = head.method();
+  ex_->record.target = head.target();
+  ex_->record.http_major = head.http_major();
+  ex_->record.http_minor = head.http_minor();
+  ex_->is_connect = ex_->request_parser.method() == HTTP_CONNECT;
+  ex_->is_upgrade = !ex_->is_connect && ex_->request_parser.upgrade_requested();
+  ex_->request_keep_alive = ex_->request_parser.keep_alive();
+  ex_->replayable = !ex_->is_connect && !ex_->is_upgrade && replayable(ex_->request_parser);
+
+  TargetError error = ex_->is_connect ? parse_authority(head.target(), &ex_->target)
+                                      : parse_absolute_target(head.target(), &ex_->target);
+  switch (error) {
+    case TargetError::none:
+      break;
+    case TargetError::origin_form:
+      return reject(400, ProxyError::http_request_error, kOriginFormAnswer);
+    case TargetError::unsupported_scheme:
+      return reject(400, ProxyError::http_request_error,
+                    "cutoff forwards http:// URLs; for https:// the client must use CONNECT "
+                    "(set HTTPS_PROXY)");
+    case TargetError::malformed:
+      return reject(400, ProxyError::http_request_error,
+                    ex_->is_connect ? "CONNECT needs a host:port target"
+                                    : "the request target is not a valid http:// URL");
+  }
+
+  if (!choose_route()) return;
+  if (!ex_->is_connect) deadline_.arm_cap(TimeoutName::request_timeout, route().request_timeout);
+
+  const ListenConfig& listen = config().listen;
+  // Checked on every exchange, under the exchange's config: a reload that
+  // narrows allow_clients applies to open keep-alive connections too.
+  if (!client_allowed()) {
+    return reject(403, ProxyError::http_request_denied,
+                  fmt::format("client {} is not allowed to use this proxy", client_name_));
+  }
+  if (!listen.proxy_auth.empty() && !has_credentials(head, listen.proxy_auth)) {
+    return fail(Outcome::failed(ProxyError::http_request_denied), ProxyError::http_request_denied,
+                407, "this proxy needs Basic credentials in Proxy-Authorization",
+                "Proxy-Authenticate: Basic realm=\"cutoff\"\r\n");
+  }
+  // A deny that a route on addresses could still overturn waits for them.
+  if (route().action == RouteAction::deny && !ex_->route.address_pending) {
+    return reject(
+        403, ProxyError::http_request_denied,
+        fmt::format("requests to {} are denied (route {})", describe_target(), ex_->route.name));
+  }
+  if (ex_->is_connect && !listen.connect_any_port &&
+      std::find(listen.connect_ports.begin(), listen.connect_ports.end(), ex_->target.port) ==
+          listen.connect_ports.end()) {
+    return reject(
+        403, ProxyError::http_request_denied,
+        fmt::format("CONNECT to port {} is not allowed (listen.connect_ports)", ex_->target.port));
+  }
+  if (!ex_->is_connect && take_pooled_upstream()) return send_request_head();
+  open_upstream();
+}
+
+// Routes see the canonical host (parsed so) and, when a route matches on
+// paths, the normalised path (SPEC §9). False: the request was refused.
+bool Session::choose_route() {
+  ex_->match_path.clear();
+  ex_->match_path_lenient.clear();
+  if (config().routes_match_paths && !ex_->is_connect) {
+    std::string_view path = ex_->target.path;
+    switch (normalize_path(path, PathReading::strict, &ex_->match_path)) {
+      case PathError::none:
+        break;
+      case PathError::bad_escape:
+        reject(400, ProxyError::http_request_error,
+               "the request path has a \"%\" that is not followed by two hex digits");
+        return false;
+      case PathError::hidden_separator:
+        reject(400, ProxyError::http_request_error,
+               "the request path has a \";\" parameter holding an escaped or backward slash, "
+               "which servers split differently");
+        return false;
+    }
+    if (readings_may_differ(path)) {
+      normalize_path(path, PathReading::lenient, &ex_->match_path_lenient);
+    }
+  }
+  ex_->route = select_route(config(), route_query());
+  ex_->record.route = ex_->route.name;
+  return true;
+}
+
+RouteQuery Session::route_query() const {
+  RouteQuery query;
+  query.host = ex_->target.host;
+  query.port = ex_->target.port;
+  query.method = ex_->request_parser.head().method();
+  query.path = ex_->match_path;
+  query.path_lenient = ex_->match_path_lenient;
+  query.is_connect = ex_->is_connect;
+  return query;
+}
+
+void Session::forward_request_body(const char* data, size_t len) {
+  size_t used = 0;
+  HttpParser::Event event = ex_->request_parser.feed(data, len, &used);
+  // llhttp may count the byte that broke the body as read (an overflowing
+  // chunk size digit): nothing of a feed that failed is forwarded.
+  if (used > 0 && event != HttpParser::Event::error) {
+    upstream_.send(data, used);
+    ex_->record.up_bytes += used;
+    deadline_.touch();
+  }
+  switch (event) {
+    case HttpParser::Event::need_more:
+      return pause_if_backlogged(upstream_, client_);
+    case HttpParser::Event::message_complete:
+      stash(data + used, len - used);
+      return on_request_complete();
+    default:
+      return reject(400, ProxyError::http_request_error,
+                    fmt::format("the request body could not be parsed: {}",
+                                ex_->request_parser.error_reason()));
+  }
+}
+
+void Session::on_request_complete() {
+  ex_->request_done = true;
+  if (phase_ == Phase::sending_request) enter(Phase::awaiting_response);
+}
+
+void Session::next_request() {
+  deadline_.clear_cap();
+  // Idle: the connection keeps no exchange state and no config.
+  std::string pending;
+  pending.swap(ex_->stash);
+  worker_.return_exchange(std::move(ex_));
+  enter(Phase::idle);
+  keep_reading_client();
+  if (pending.empty()) return;
+  // A pipelined request arrived while the last one was served.
+  on_client_bytes(pending.data(), pending.size());
+  if (ex_) reclaim_stash(pending);
+}
+
+}  // namespace cutoff
