@@ -13,6 +13,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -271,10 +272,30 @@ class ProxyUnderTest {
   }
   uint16_t port() const { return port_; }
   ScriptedResolver& resolver() { return *resolver_; }
+  // Runs fn on the worker's loop and returns its result.
+  template <class Fn>
+  auto on_loop(Fn fn) -> decltype(fn()) {
+    std::promise<decltype(fn())> result;
+    worker_->post([&] { result.set_value(fn()); });
+    return result.get_future().get();
+  }
+  // The worker's current config, read on its own thread.
+  std::shared_ptr<const Config> config() {
+    return on_loop([this] { return worker_->config(); });
+  }
+  // A reload (SIGHUP's effect on a worker); done when this returns.
+  void reload(Config config) {
+    auto shared = std::make_shared<const Config>(std::move(config));
+    on_loop([&] {
+      worker_->reload(shared);
+      return 0;
+    });
+  }
   // Lets the loop run for a while (late answers arrive) before stopping.
   void linger(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
  private:
+
   AccessLog log_;
   std::unique_ptr<Worker> worker_;
   ScriptedResolver* resolver_ = nullptr;
