@@ -18,6 +18,11 @@
 Durations: tests write config values and expected times in unscaled
 milliseconds; everything goes through ms()/dur() so slow (sanitizer) builds
 can set CUTOFF_TIME_SCALE=2.
+
+Sanitizer reports: a cutoff whose stderr holds one (ThreadSanitizer,
+AddressSanitizer, LeakSanitizer, UBSan's "runtime error:") fails the test
+that ran it, or the class whose cutoff it was, with the report, whether or
+not the report also made the process exit.
 """
 
 from __future__ import annotations
@@ -44,10 +49,19 @@ import fakenet
 import fakeupstream
 
 SCALE = float(os.environ.get("CUTOFF_TIME_SCALE", "") or 1.0)
+# Workers of every cutoff whose test does not choose its own number: the
+# ThreadSanitizer run sets 2 so that reload, drain and the admin endpoint
+# meet more than one worker thread.
+WORKERS = int(os.environ.get("CUTOFF_WORKERS", "") or 1)
 # Scheduling slack on top of the spec's max(50 ms, 5 %) tolerance.
 SLACK = float(os.environ.get("CUTOFF_TIME_SLACK_MS", "") or 100) / 1000.0 * SCALE
 REPO = Path(__file__).resolve().parents[2]
 LISTEN_RE = re.compile(r"listening on (\S+):(\d+)")
+# The first line of a sanitizer report: TSan's "WARNING: ThreadSanitizer:
+# data race", ASan's and LSan's "==PID==ERROR: AddressSanitizer: ...", UBSan's
+# "file:line:col: runtime error: ...".
+SANITIZER_RE = re.compile(r"^.*(?:(?:WARNING|ERROR): (?:Thread|Address|Leak)Sanitizer"
+                          r"|: runtime error: ).*$", re.M)
 DURATION_RE = re.compile(r"^(\d+)(ms|s|m|h)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
@@ -110,7 +124,9 @@ def find_binary():
 
 # Unscaled; durations in keys ending in _timeout/_duration are scaled on write.
 DEFAULT_CONFIG = {
-    "workers": 1,  # one event loop, so one upstream pool: reuse is deterministic
+    # One event loop, so one upstream pool: reuse is deterministic (unless
+    # CUTOFF_WORKERS says otherwise).
+    "workers": WORKERS,
     "linger_timeout": "200ms",
     "drain_timeout": "1s",
     "listen": {
@@ -238,6 +254,8 @@ class Cutoff:
         self.returncode = None
         self.baseline_fds = None
         self.dir = None
+        self.final_report = None  # the sanitizer report, read when the process ended
+        self.report_blamed = False  # a test already failed with its sanitizer report
 
     # -- lifecycle -------------------------------------------------------
 
@@ -297,6 +315,8 @@ class Cutoff:
         self.returncode = self.proc.returncode
         self.proc = None
         _ALL.discard(self)
+        self.final_report = self.sanitizer_report()
+        _STOPPED.append(self)
         return self.returncode
 
     def cleanup_dir(self):
@@ -327,6 +347,36 @@ class Cutoff:
     def stderr_text(self) -> str:
         with open(self.stderr_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
+
+    def sanitizer_report(self) -> str | None:
+        """The first sanitizer report on stderr, up to its SUMMARY line
+        (at most 80 lines), or None. Kept once the process has ended, so
+        that it outlives cleanup_dir()."""
+        if self.final_report is not None:
+            return self.final_report
+        try:
+            text = self.stderr_text()
+        except (AttributeError, FileNotFoundError):  # never started, or cleaned up
+            return None
+        m = SANITIZER_RE.search(text)
+        if not m:
+            return None
+        lines = text[m.start():].splitlines()[:80]
+        for i, line in enumerate(lines):
+            if line.startswith("SUMMARY:"):
+                lines = lines[:i + 1]
+                break
+        return "\n".join(lines)
+
+    def blame_report(self) -> str | None:
+        """The sanitizer report, once: None if there is none or a test has
+        already failed with it."""
+        if self.report_blamed:
+            return None
+        report = self.sanitizer_report()
+        if report:
+            self.report_blamed = True
+        return report
 
     def stdout_text(self) -> str:
         with open(self.stdout_path, "rb") as f:
@@ -406,6 +456,8 @@ class Cutoff:
 
 
 _ALL: set[Cutoff] = set()
+# Every cutoff stopped so far, for the sanitizer report check after each test.
+_STOPPED: list[Cutoff] = []
 
 
 def _kill_all():
@@ -870,6 +922,10 @@ class CutoffTestCase(unittest.TestCase):
         if c is not None:
             rc = c.stop()
             cls.cutoff = None
+            report = c.blame_report()
+            if report:
+                raise AssertionError(f"cutoff (class {cls.__name__}) made a sanitizer report:\n"
+                                     + report)
             if c.killed:
                 raise AssertionError(f"cutoff (class {cls.__name__}) ignored SIGTERM for "
                                      f"{5 * SCALE:.0f} s and was killed with SIGKILL:\n"
@@ -891,6 +947,8 @@ class CutoffTestCase(unittest.TestCase):
             signal.signal(signal.SIGALRM, old)
             faulthandler.cancel_dump_traceback_later()
         self.addCleanup(disarm)  # registered first: runs last
+        # Next to last: after the cleanups that stop this test's own cutoffs.
+        self.addCleanup(self._check_sanitizer_reports, len(_STOPPED))
         self._servers = []
         self._clients = []
         self._t0 = time.monotonic()
@@ -916,11 +974,24 @@ class CutoffTestCase(unittest.TestCase):
             except subprocess.TimeoutExpired:
                 pass
         if c is not None and not c.alive():
-            self.fail(f"cutoff died during this test (exit {c.proc.returncode}); stderr tail:\n"
-                      + c.stderr_text()[-2000:])
+            report = c.blame_report()
+            self.fail(f"cutoff died during this test (exit {c.proc.returncode}); "
+                      + (f"sanitizer report:\n{report}" if report
+                         else "stderr tail:\n" + c.stderr_text()[-2000:]))
         if failed:
             return  # the failure is already reported; skip the cleanliness check
         self.assert_nothing_left()
+
+    def _check_sanitizer_reports(self, stopped_before: int):
+        """Fails the test if a cutoff it stopped, or the class's cutoff, made
+        a sanitizer report that no test has failed with yet."""
+        cutoffs = _STOPPED[stopped_before:]
+        c = type(self).cutoff
+        if c is not None:
+            cutoffs.append(c)
+        reports = [r for r in (x.blame_report() for x in cutoffs) if r]
+        if reports:
+            self.fail("cutoff made a sanitizer report:\n" + "\n\n".join(reports))
 
     def _failed_so_far(self) -> bool:
         result = getattr(getattr(self, "_outcome", None), "result", None)
