@@ -159,6 +159,41 @@ bool parse_host_port(std::string_view text, std::string* host, uint16_t* port, s
   return true;
 }
 
+bool parse_ip_port(std::string_view text, uint16_t default_port, std::string* ip, uint16_t* port,
+                   std::string* error) {
+  constexpr std::string_view kForm =
+      "expected an IP address with an optional port, like \"10.0.0.53\", \"10.0.0.53:5353\" or "
+      "\"[fd00::53]:53\"";
+  if (text.empty()) return fail_with(error, "empty address; " + std::string(kForm));
+  in_addr v4;
+  in6_addr v6;
+  std::string host(text);
+  uint16_t number = default_port;
+  const bool bracketed_alone = text.size() > 2 && text.front() == '[' && text.back() == ']';
+  if (bracketed_alone) host = std::string(text.substr(1, text.size() - 2));
+  const bool bare = inet_pton(AF_INET, host.c_str(), &v4) == 1 ||
+                    (!bracketed_alone && inet_pton(AF_INET6, host.c_str(), &v6) == 1);
+  if (bracketed_alone && inet_pton(AF_INET6, host.c_str(), &v6) != 1) {
+    return fail_with(error, quoted(text) + ": " + quoted(host) + " is not an IPv6 address");
+  }
+  if (!bare && !bracketed_alone) {
+    if (text.find(':') == std::string_view::npos) {
+      return fail_with(error, quoted(text) + " is not an IP address; " + std::string(kForm));
+    }
+    // With a port: the one host:port grammar, then the host must be an
+    // address and the port a real one.
+    if (!parse_host_port(text, &host, &number, error)) return false;
+    if (inet_pton(AF_INET, host.c_str(), &v4) != 1 && inet_pton(AF_INET6, host.c_str(), &v6) != 1) {
+      return fail_with(error, quoted(text) + ": " + quoted(host) +
+                                  " is not an IP address; name servers are given by address");
+    }
+    if (number == 0) return fail_with(error, quoted(text) + ": port 0 is out of range 1..65535");
+  }
+  if (ip) *ip = std::move(host);
+  if (port) *port = number;
+  return true;
+}
+
 bool canonical_host(std::string_view host, bool bracketed, std::string* out) {
   char text[INET6_ADDRSTRLEN + 1];
   if (bracketed) {

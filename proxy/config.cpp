@@ -23,9 +23,9 @@ using KeyList = std::span<const std::string_view>;
 
 // The key names of every table. They are the contract of SPEC 7a; the
 // unknown-key check and its "did you mean" suggestions come from these lists.
-constexpr std::string_view kTopKeys[] = {"workers",    "drain_timeout", "linger_timeout",
-                                         "log_level",  "listen",        "admin",
-                                         "access_log", "defaults",      "route"};
+constexpr std::string_view kTopKeys[] = {"workers",  "drain_timeout", "linger_timeout", "log_level",
+                                         "listen",   "admin",         "access_log",     "dns",
+                                         "defaults", "route"};
 constexpr std::string_view kTopScalarKeys[] = {"workers", "drain_timeout", "linger_timeout",
                                                "log_level"};
 constexpr std::string_view kListenKeys[] = {"address",
@@ -39,6 +39,7 @@ constexpr std::string_view kListenKeys[] = {"address",
                                             "proxy_auth"};
 constexpr std::string_view kAdminKeys[] = {"address"};
 constexpr std::string_view kAccessLogKeys[] = {"format", "path"};
+constexpr std::string_view kDnsKeys[] = {"servers"};
 constexpr std::string_view kSettingsKeys[] = {"dns_timeout",
                                               "connect_timeout",
                                               "response_header_timeout",
@@ -68,6 +69,7 @@ constexpr KeyHome kKeyHomes[] = {
     {kTopScalarKeys, "at the top level, above the first [table] header"},
     {kListenKeys, "in [listen]"},
     {kAccessLogKeys, "in [access_log]"},
+    {kDnsKeys, "in [dns]"},
     {kSettingsKeys, "in [defaults] or a [[route]]"},
     {kRouteOwnKeys, "in a [[route]]"},
     {kMatchKeys, "in a route's match table, like match = { host = \"example.com\" }"},
@@ -201,6 +203,7 @@ class Loader {
   void load_connect_ports(const toml::node& node, ListenConfig* listen);
   void load_admin(const toml::node& node, AdminConfig* admin);
   void load_access_log(const toml::node& node, AccessLogConfig* log);
+  void load_dns(const toml::node& node, DnsConfig* dns);
   void load_defaults(const toml::node& node, RouteSettings* settings);
   // Returns false when `key` is not a RouteSettings key.
   bool load_setting(std::string_view key, const toml::node& node, const std::string& prefix,
@@ -356,6 +359,8 @@ void Loader::load(const toml::table& root, Config* config) {
       load_admin(node, &config->admin);
     } else if (name == "access_log") {
       load_access_log(node, &config->access_log);
+    } else if (name == "dns") {
+      load_dns(node, &config->dns);
     } else if (name == "defaults" || name == "route") {
       // Below, in order: every route starts from the final [defaults],
       // wherever [defaults] sits in the file.
@@ -535,6 +540,42 @@ void Loader::load_access_log(const toml::node& node, AccessLogConfig* log) {
     } else {
       unknown_key(key, "in [access_log]", kAccessLogKeys);
     }
+  }
+}
+
+void Loader::load_dns(const toml::node& node, DnsConfig* dns) {
+  const toml::table* table = get_table(node, "dns");
+  if (!table) return;
+  for (auto&& [key, value] : *table) {
+    if (key.str() != "servers") {
+      unknown_key(key, "in [dns]", kDnsKeys);
+      continue;
+    }
+    const std::string path = "dns.servers";
+    const toml::array* array = value.as_array();
+    if (!array) {
+      wrong_type(value, path, "an array of addresses like [\"10.0.0.53\", \"[fd00::53]:5353\"]");
+      continue;
+    }
+    if (array->empty()) {
+      error(value.source(), path +
+                                ": empty list; leave servers out to use the name servers of "
+                                "/etc/resolv.conf");
+      continue;
+    }
+    std::vector<DnsServer> servers;
+    for (const toml::node& element : *array) {
+      std::string text;
+      if (!get_string(element, path + " element", &text)) continue;
+      DnsServer server;
+      std::string reason;
+      if (!parse_ip_port(text, 53, &server.ip, &server.port, &reason)) {
+        error(element.source(), path + ": " + reason);
+        continue;
+      }
+      servers.push_back(std::move(server));
+    }
+    dns->servers = std::move(servers);
   }
 }
 

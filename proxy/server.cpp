@@ -152,6 +152,12 @@ void Server::reload() {
       loaded->access_log.format != config_->access_log.format) {
     spdlog::warn("access_log changes take effect at the next start");
   }
+  // Each worker's c-ares channel is set up once; changing its servers
+  // would need every query in flight to end first.
+  if (loaded->dns.servers != config_->dns.servers) {
+    spdlog::warn("a change of [dns] servers takes effect at the next start");
+  }
+  loaded->dns = config_->dns;
   if (cutoff::worker_count(*loaded) != workers_.size()) {
     spdlog::warn("a new number of workers takes effect at the next start");
   }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cutoff/cares_resolver.hpp"
 #include "cutoff/session.hpp"
 #include "cutoff/socket_address.hpp"
 
@@ -32,7 +33,7 @@ Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log)
       pool_(init_loop(&loop_), &metrics_),
       closings_(&loop_, &metrics_.closes_reset),
       tasks_(std::make_unique<TaskQueue>(&loop_)) {
-  resolver_ = std::make_unique<UvResolver>(&loop_);
+  resolver_ = std::make_unique<CaresResolver>(&loop_, config_->dns.servers);
   closings_.on_empty([this] { stop_if_drained(); });
   reaper_ = make_uv<uv_check_t>();
   uv_check_init(&loop_, reaper_.get());

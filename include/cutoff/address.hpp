@@ -1,6 +1,7 @@
 #pragma once
-// Addresses as the config writes them: "host:port" for listeners and CIDR
-// networks for the client allowlist.
+// Addresses as the config writes them: "host:port" for listeners, IP
+// addresses with an optional port for name servers, and CIDR networks for
+// the client allowlist.
 
 #include <cstdint>
 #include <string>
@@ -21,6 +22,16 @@ struct Cidr {
 // RFC 1123 host name, or "" for ":port" (every local address). Port 0 is
 // allowed: it asks for an ephemeral port.
 bool parse_host_port(std::string_view text, std::string* host, uint16_t* port, std::string* error);
+
+// Parses a name server address: "10.0.0.53", "10.0.0.53:5353", "fd00::53",
+// "[fd00::53]" or "[fd00::53]:5353". The host must be an IP address (a
+// resolver cannot look up its own servers); *ip gets it without brackets.
+// Without brackets the whole text is tried as an address first, so an IPv6
+// address with a port needs them: "::1:53" is an address of its own.
+// Without a port, *port is `default_port`; a given port must be 1..65535.
+// Returns false with *error filled.
+bool parse_ip_port(std::string_view text, uint16_t default_port, std::string* ip, uint16_t* port,
+                   std::string* error);
 
 // The one spelling of a host that routes see (SPEC §9): lower case, one
 // trailing dot removed, IPv4 in any inet_aton form ("127.1", "0x7f000001",

@@ -89,6 +89,19 @@ struct AccessLogConfig {
   std::string path = "-";  // "-" is stdout
 };
 
+// A name server as [dns] servers names it.
+struct DnsServer {
+  std::string ip;  // an IPv4 or IPv6 address, without brackets
+  uint16_t port = 53;
+  bool operator==(const DnsServer&) const = default;
+};
+
+struct DnsConfig {
+  // Empty: the name servers of /etc/resolv.conf. Search domains, ndots and
+  // /etc/hosts are the system's either way.
+  std::vector<DnsServer> servers;
+};
+
 struct Config {
   unsigned workers = 0;  // 0: one per CPU
   Duration drain_timeout = Duration::seconds(30);
@@ -97,6 +110,7 @@ struct Config {
   ListenConfig listen;
   AdminConfig admin;
   AccessLogConfig access_log;
+  DnsConfig dns;
   RouteSettings defaults;
   std::vector<Route> routes;  // file order; the first match wins
   // Whether any route matches on paths or addresses: requests then pay for

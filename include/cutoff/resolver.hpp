@@ -1,8 +1,6 @@
 #pragma once
 // Name resolution behind an interface, so that tests can inject a slow or
-// failing resolver. The real one runs getaddrinfo on libuv's thread pool; a
-// lookup cannot be stopped once it runs there, so cancel() only detaches the
-// listener and the late result is dropped when it arrives.
+// failing resolver. The real one is CaresResolver (cares_resolver.hpp).
 
 #include <netinet/in.h>
 #include <uv.h>
@@ -35,22 +33,12 @@ class Resolver {
  public:
   class Lookup;  // opaque; valid until its result is delivered or cancelled
   virtual ~Resolver() = default;
-  // Starts a lookup; the listener hears back exactly once, unless cancelled.
-  // nullptr: the lookup could not even start (answered as a dns_error).
+  // Starts a lookup; the listener hears back exactly once, unless cancelled,
+  // and never from inside resolve(). nullptr: the lookup could not even
+  // start (answered as a dns_error).
   virtual Lookup* resolve(const std::string& host, uint16_t port, ResolveListener* listener) = 0;
   // The listener hears nothing more of this lookup.
   virtual void cancel(Lookup* lookup) = 0;
-};
-
-// getaddrinfo on the libuv thread pool.
-class UvResolver final : public Resolver {
- public:
-  explicit UvResolver(uv_loop_t* loop) : loop_(loop) {}
-  Lookup* resolve(const std::string& host, uint16_t port, ResolveListener* listener) override;
-  void cancel(Lookup* lookup) override;
-
- private:
-  uv_loop_t* loop_;
 };
 
 // True for "invalid" and names under it (RFC 6761), which never resolve.

@@ -28,8 +28,9 @@ class Session;
 
 class Worker {
  public:
-  // Resolves with getaddrinfo on libuv's thread pool unless set_resolver()
-  // puts another resolver in place before run().
+  // Resolves with c-ares on this worker's loop, using the [dns] servers of
+  // `config`, unless set_resolver() puts another resolver in place before
+  // run().
   Worker(std::shared_ptr<const Config> config, AccessLog& access_log);
   ~Worker();
   Worker(const Worker&) = delete;

@@ -70,6 +70,13 @@ void check_accepted(const Config& config) {
   if (config.admin.address != "off") {
     FUZZ_CHECK(parse_host_port(config.admin.address, nullptr, nullptr, nullptr));
   }
+  // The resolver hands these to c-ares as they are: bare addresses, real ports.
+  for (const DnsServer& server : config.dns.servers) {
+    Context context("dns.servers", server.ip);
+    std::string ip;
+    FUZZ_CHECK(parse_ip_port(server.ip, 53, &ip, nullptr, nullptr) && ip == server.ip);
+    FUZZ_CHECK(server.port != 0);
+  }
 }
 
 void check_refused(const std::vector<ConfigError>& errors) {

@@ -12,6 +12,8 @@
   ended and cutoff's fds back to their baseline.
 - time_wait_count(port): TIME_WAIT sockets on a port, from `ss -tan`;
   socket_count(state, port) for any other state.
+- localhost_addresses(): the addresses /etc/hosts gives `localhost` when
+  the system looks there first ([] otherwise).
 - shown(value): a duration as cutoff prints it (in Proxy-Status details);
   @time_limit(seconds) gives one test its own hard limit.
 
@@ -218,6 +220,33 @@ def parse_access_line(line: str):
         k, _, v = kv.partition("=")
         e[k] = v
     return e
+
+
+# ---------------------------------------------------------------------------
+# Name resolution
+
+def localhost_addresses():
+    """The addresses `localhost` has in /etc/hosts when the system looks
+    there first (so resolving it sends no packet); [] otherwise."""
+    try:
+        with open("/etc/nsswitch.conf") as f:
+            nss = f.read()
+    except OSError:
+        nss = "hosts: files dns"  # glibc's default
+    m = re.search(r"^hosts:\s*(\S+)", nss, re.M)
+    if not m or m.group(1) != "files":
+        return []
+    out = []
+    try:
+        with open("/etc/hosts") as f:
+            for line in f:
+                fields = line.split("#", 1)[0].split()
+                if len(fields) >= 2 and "localhost" in (x.lower() for x in fields[1:]):
+                    out.append(fields[0])
+    except OSError:
+        return []
+    return out
+
 
 
 # ---------------------------------------------------------------------------

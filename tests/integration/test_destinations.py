@@ -38,7 +38,8 @@ import threading
 import time
 
 import fakeupstream
-from harness import SCALE, SLACK, Client, CutoffTestCase, build_request, ms, time_limit
+from harness import (SCALE, SLACK, Client, CutoffTestCase, build_request, localhost_addresses, ms,
+                     time_limit)
 
 # inet_aton spellings of 127.0.0.1 (SPEC section 9), and the other forms a
 # host can take for the same address.
@@ -59,29 +60,6 @@ def proc_cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def localhost_addresses():
-    """The addresses `localhost` has in /etc/hosts when the system looks
-    there first (so resolving it sends no packet); [] otherwise."""
-    try:
-        with open("/etc/nsswitch.conf") as f:
-            nss = f.read()
-    except OSError:
-        nss = "hosts: files dns"  # glibc's default
-    m = re.search(r"^hosts:\s*(\S+)", nss, re.M)
-    if not m or m.group(1) != "files":
-        return []
-    out = []
-    try:
-        with open("/etc/hosts") as f:
-            for line in f:
-                fields = line.split("#", 1)[0].split()
-                if len(fields) >= 2 and "localhost" in (x.lower() for x in fields[1:]):
-                    out.append(fields[0])
-    except OSError:
-        return []
-    return out
 
 
 def shown_address(addr: str, port: int) -> str:

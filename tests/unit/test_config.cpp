@@ -75,6 +75,7 @@ void check_spec_defaults(const Config& c) {
   CHECK(c.admin.address == "127.0.0.1:9901");
   CHECK(c.access_log.format == LogFormat::text);
   CHECK(c.access_log.path == "-");
+  CHECK(c.dns.servers.empty());  // resolv.conf's
   const RouteSettings& d = c.defaults;
   CHECK(d.dns_timeout == Duration::seconds(5));
   CHECK(d.connect_timeout == Duration::seconds(5));
@@ -450,6 +451,38 @@ TEST_CASE("admin and access_log values are checked", "[config][errors]") {
   one_error("[access_log]\npath = 1\n", 2, 8, "expected a string");
 }
 
+TEST_CASE("[dns] servers", "[config][dns]") {
+  Config c = parse_ok(
+      "[dns]\nservers = [\"127.0.0.1:5353\", \"10.0.0.53\", \"[::1]:53\", \"fd00::53\", "
+      "\"[fd00::54]\"]\n");
+  CHECK(
+      c.dns.servers ==
+      std::vector<DnsServer>{
+          {"127.0.0.1", 5353}, {"10.0.0.53", 53}, {"::1", 53}, {"fd00::53", 53}, {"fd00::54", 53}});
+
+  one_error("[dns]\nservers = [\"127.0.0.1:5353\", \"localhost:53\"]\n", 2, 30,
+            "dns.servers: \"localhost:53\": \"localhost\" is not an IP address");
+  one_error("[dns]\nservers = [\"ns1.example.com\"]\n", 2, 12,
+            "dns.servers: \"ns1.example.com\" is not an IP address");
+  one_error("[dns]\nservers = [\"127.0.0.1:0\"]\n", 2, 12, "port 0 is out of range 1..65535");
+  one_error("[dns]\nservers = [\"127.0.0.1:65536\"]\n", 2, 12, "out of range");
+  // Without brackets the whole text is the address: "::1:53" is an IPv6
+  // address of its own, and a port needs "[::1]:53".
+  CHECK(parse_ok("[dns]\nservers = [\"::1:53\"]\n").dns.servers ==
+        std::vector<DnsServer>{{"::1:53", 53}});
+  one_error("[dns]\nservers = [\"fd00::53:dns\"]\n", 2, 12, "needs brackets");
+  one_error("[dns]\nservers = [\"[127.0.0.1]\"]\n", 2, 12, "is not an IPv6 address");
+  one_error("[dns]\nservers = [53]\n", 2, 12, "dns.servers element: expected a string");
+  one_error("[dns]\nservers = \"127.0.0.1\"\n", 2, 11, "dns.servers: expected an array");
+  one_error("[dns]\nservers = []\n", 2, 11, "empty list; leave servers out");
+  ConfigError e =
+      one_error("[dns]\nserver = [\"127.0.0.1\"]\n", 2, 1, "unknown key \"server\" in [dns]");
+  CHECK_THAT(e.message, Catch::Contains("did you mean \"servers\"?"));
+  e = one_error("[listen]\nservers = [\"127.0.0.1\"]\n", 2, 1, "unknown key \"servers\"");
+  CHECK_THAT(e.message, Catch::Contains("\"servers\" belongs in [dns]"));
+  one_error("dns = 1\n", 1, 7, "dns: expected a table, got an integer");
+}
+
 TEST_CASE("route settings values are checked", "[config][errors]") {
   one_error("[defaults]\nteardown = \"abort\"\n", 2, 12,
             "defaults.teardown: \"abort\" is not one of \"reset\", \"graceful\"");
@@ -702,6 +735,44 @@ TEST_CASE("parse_host_port", "[config][address]") {
   bad("-bad.example:80", "is not a host name");
   bad("a..b:80", "is not a host name");
   bad("host :80", "is not a host name");
+}
+
+TEST_CASE("parse_ip_port", "[config][address]") {
+  std::string ip;
+  uint16_t port = 1;
+  std::string error;
+  auto ok = [&](const char* text, const char* want_ip, uint16_t want_port) {
+    INFO(text);
+    error.clear();
+    REQUIRE(parse_ip_port(text, 53, &ip, &port, &error));
+    CHECK(ip == want_ip);
+    CHECK(port == want_port);
+  };
+  ok("10.0.0.53", "10.0.0.53", 53);
+  ok("10.0.0.53:5353", "10.0.0.53", 5353);
+  ok("::1", "::1", 53);
+  ok("fd00::53", "fd00::53", 53);
+  ok("[fd00::53]", "fd00::53", 53);
+  ok("[fd00::53]:65535", "fd00::53", 65535);
+
+  auto bad = [&](const char* text, const char* what) {
+    INFO(text);
+    error.clear();
+    CHECK_FALSE(parse_ip_port(text, 53, &ip, &port, &error));
+    CHECK_THAT(error, Catch::Contains(what));
+  };
+  bad("", "empty address");
+  bad("localhost", "is not an IP address");
+  bad("localhost:53", "is not an IP address");
+  bad(":53", "is not an IP address");
+  bad("127.1", "is not an IP address");
+  bad("10.0.0.53:0", "port 0 is out of range 1..65535");
+  bad("10.0.0.53:", "missing port");
+  bad("10.0.0.53:dns", "is not a port number");
+  bad("[fd00::53]:70000", "out of range");
+  bad("[10.0.0.53]", "is not an IPv6 address");
+  bad("[fd00::53", "missing \"]\"");
+  bad("fd00::53:zz", "needs brackets");
 }
 
 TEST_CASE("parse_cidr", "[config][cidr]") {
