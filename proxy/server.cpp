@@ -105,7 +105,7 @@ void Server::on_signal(uv_signal_t* handle, int signum) {
       return self->reload();
     case SIGUSR1:
       spdlog::info("received SIGUSR1, reopening the access log");
-      return self->access_log_.reopen();
+      return self->reopen_access_log();
     default:
       if (self->draining_) {
         spdlog::info("received {} again, stopping now", strsignal(signum));
@@ -160,6 +160,14 @@ void Server::reload() {
   std::shared_ptr<const Config> config = config_;
   for_each_worker([config](Worker& w) { w.reload(config); });
   spdlog::info("configuration reloaded");
+}
+
+void Server::reopen_access_log() {
+  std::shared_ptr<LineOutput> output = access_log_.reopen();
+  if (!output) return;
+  // Each worker writes what it holds to the old file, then moves on its
+  // own thread; the old file is closed when the last one has moved.
+  for_each_worker([output](Worker& w) { w.access_log().set_output(output); });
 }
 
 std::vector<const Metrics*> Server::worker_metrics() const {

@@ -28,8 +28,8 @@ uv_loop_t* Worker::init_loop(uv_loop_t* loop) {
 
 Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log)
     : config_(std::move(config)),
-      access_log_(access_log),
       pool_(init_loop(&loop_), &metrics_),
+      access_log_(access_log, &metrics_.log_lines_dropped),
       tasks_(std::make_unique<TaskQueue>(&loop_)) {
   resolver_ = std::make_unique<UvResolver>(&loop_);
   reaper_ = make_uv<uv_check_t>();

@@ -62,6 +62,7 @@ class Metrics {
   Counter bytes_down;                                 // upstream -> client
   Counter client_connections_refused;                 // over max_client_connections
   Counter upstream_idle;                              // gauge: pooled idle upstream connections
+  Counter log_lines_dropped;  // log lines a stalled destination did not take
 
   // Calls fn(name, metrics) for each route seen so far (any thread).
   template <class Fn>

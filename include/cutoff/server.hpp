@@ -49,6 +49,8 @@ class Server final : public AdminSource {
   void drain();
   void stop();
   void reload();
+  // SIGUSR1: every worker moves to the access log file opened again.
+  void reopen_access_log();
 
   // AdminSource, on the control thread.
   bool ready() const override { return !draining_; }
