@@ -180,8 +180,16 @@ void Server::reopen_access_log() {
   std::shared_ptr<LineOutput> output = access_log_.reopen();
   if (!output) return;
   // Each worker writes what it holds to the old file, then moves on its
-  // own thread; the old file is closed when the last one has moved.
-  for_each_worker([output](Worker& w) { w.access_log().set_output(output); });
+  // own thread; the old file is closed when the last one has moved, and
+  // that is logged, so that rotation scripts (and tests) know when
+  // nothing more goes to the old file.
+  auto remaining = std::make_shared<size_t>(workers_.size());
+  for_each_worker([this, output, remaining](Worker& w) {
+    w.access_log().set_output(output);
+    control_tasks_->post([remaining] {
+      if (--*remaining == 0) spdlog::info("access log reopened by every worker");
+    });
+  });
 }
 
 std::vector<const Metrics*> Server::worker_metrics() const {
