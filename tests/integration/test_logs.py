@@ -1,6 +1,7 @@
 """Logs that never block cutoff (SPEC section 7c): a stdout or stderr that
 nobody reads costs log lines, dropped whole and counted in
-cutoff_log_lines_dropped_total, never the proxy's time.
+cutoff_log_lines_dropped_total, never the proxy's time. And with every
+worker writing its own lines, SIGUSR1 still moves them all to the new file.
 
 cutoff's stdout (the access log) or stderr (diagnostics) is a pipe that the
 test reads only when it chooses. First it reads nothing while parallel
@@ -12,9 +13,13 @@ from then on all arrive.
 """
 
 import fcntl
+import json
 import os
 import re
 import select
+import shutil
+import signal
+import tempfile
 import threading
 import time
 import unittest
@@ -265,6 +270,46 @@ class StalledLogTest(CutoffTestCase):
             self.assertRegex(line, f"^{DIAGNOSTIC_LINE_RE.pattern}$")
             if "connection_refused" in line:
                 self.assertTrue(line.endswith(f"(route {route})"), line)
+
+
+class ReopenTest(CutoffTestCase):
+    NEEDS_CUTOFF = False
+    TIME_LIMIT = 20.0
+
+    def test_sigusr1_moves_every_worker(self):
+        tmp = tempfile.mkdtemp(prefix="cutoff-logs-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "access.json")
+        c = self.dedicated_cutoff({"workers": 2, "access_log": {"format": "json", "path": path}})
+        up = self.loop_server("ok")
+
+        def lines(p):
+            with open(p) as f:
+                text = f.read()
+            self.assertTrue(text == "" or text.endswith("\n"), text[-300:])
+            return [json.loads(line) for line in text.splitlines()]
+
+        def drive_and_wait(phase, p):
+            clients = LoopClients(c.addr, self.url(up, f"/ok?phase={phase}"), 8, 50)
+            clients.run(time.monotonic() + 15 * SCALE)
+            deadline = time.monotonic() + 3 * SCALE
+            while len(lines(p)) < 400:
+                self.assertLess(time.monotonic(), deadline, f"400 lines in {p}")
+                time.sleep(0.02)
+
+        drive_and_wait(1, path)
+        rotated = path + ".1"
+        os.rename(path, rotated)
+        mark = len(c.stderr_text())
+        c.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 2 * SCALE
+        while "access log reopened by every worker" not in c.stderr_text()[mark:]:
+            self.assertLess(time.monotonic(), deadline, "no `access log reopened` line")
+            time.sleep(0.01)
+        drive_and_wait(2, path)
+        old, new = lines(rotated), lines(path)
+        self.assertEqual([e["target"][-8:] for e in old], ["?phase=1"] * 400)
+        self.assertEqual([e["target"][-8:] for e in new], ["?phase=2"] * 400)
 
 
 if __name__ == "__main__":
