@@ -1,63 +1,25 @@
 #include "cutoff/access_log.hpp"
 
-#include <fcntl.h>
-#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <array>
-#include <cerrno>
-#include <cstring>
+#include <chrono>
 #include <iterator>
-#include <mutex>
+
+#include "cutoff/log_output.hpp"
 
 namespace cutoff {
 
-// Collects formatted lines and writes them in one write(2) when the buffer
-// fills or on flush (periodic, and at exit).
-class BufferedFdSink final : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  BufferedFdSink(int fd, bool owned) : fd_(fd), owned_(owned) {}
-  // Writes what is buffered to the old descriptor, then switches to `fd`.
-  void replace_fd(int fd) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    flush_();
-    if (owned_) ::close(fd_);
-    fd_ = fd;
-    owned_ = true;
-  }
-  ~BufferedFdSink() override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    flush_();
-    if (owned_) ::close(fd_);
-  }
-
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    formatter_->format(msg, buffer_);
-    if (buffer_.size() >= kFlushAt) flush_();
-  }
-  void flush_() override {
-    const char* p = buffer_.data();
-    size_t left = buffer_.size();
-    while (left > 0) {
-      ssize_t n = ::write(fd_, p, left);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;  // a log destination that fails drops lines, never blocks the proxy
-      p += n;
-      left -= static_cast<size_t>(n);
-    }
-    buffer_.clear();
-  }
-
- private:
-  static constexpr size_t kFlushAt = 32 * 1024;
-  int fd_;
-  bool owned_;
-  spdlog::memory_buf_t buffer_;
-};
-
 namespace {
+
+// A worker's lines wait in its buffer while the destination is full; past
+// this many bytes, new lines are dropped. It absorbs a reader that falls
+// behind for a moment, not one that has stopped.
+constexpr size_t kBufferLimit = 128 * 1024;
+// One write(2) per this many bytes of lines, besides the periodic flush.
+constexpr size_t kWriteAt = 32 * 1024;
+constexpr int64_t kDropWarningIntervalMs = 60 * 1000;
 
 void append_ms(std::string& out, int64_t ms) {
   if (ms == kNoTime) {
@@ -177,56 +139,86 @@ void format_access_json(std::string& out, const ExchangeRecord& r) {
                  outcome_token(r.outcome));
 }
 
-AccessLog::AccessLog(const AccessLogConfig& config) : format_(config.format), path_(config.path) {
-  int fd = STDOUT_FILENO;
-  bool owned = false;
-  if (config.path != "-") {
-    fd = ::open(config.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      throw spdlog::spdlog_ex("cannot open access log " + config.path + ": " +
-                              std::strerror(errno));
-    }
-    owned = true;
+AccessLog::AccessLog(const AccessLogConfig& config)
+    : format_(config.format), path_(config.path), drops_(kDropWarningIntervalMs) {
+  if (path_ == "-") {
+    std::string note;
+    output_ = FdOutput::inherited(STDOUT_FILENO, &note);
+    if (!note.empty()) spdlog::warn("access log: {}", note);
+    return;
   }
-  sink_ = std::make_shared<BufferedFdSink>(fd, owned);
-  logger_ = std::make_shared<spdlog::logger>("access", sink_);
-  // JSON lines get their time as the first field: the pattern opens the
-  // object and write() passes the record without its own opening brace.
-  logger_->set_pattern(format_ == LogFormat::json ? "{\"time\":\"%Y-%m-%dT%H:%M:%S.%e%z\",%v"
-                                                  : "%Y-%m-%dT%H:%M:%S.%e%z %v");
-  logger_->set_level(spdlog::level::info);
-  logger_->flush_on(spdlog::level::off);
+  std::string error;
+  output_ = FdOutput::open_file(path_, &error);
+  if (!output_) throw spdlog::spdlog_ex("cannot open access log " + path_ + ": " + error);
 }
 
-AccessLog::~AccessLog() {
+std::shared_ptr<LineOutput> AccessLog::reopen() {
+  if (path_ == "-") return nullptr;
+  std::string error;
+  std::shared_ptr<LineOutput> output = FdOutput::open_file(path_, &error);
+  if (!output) {
+    spdlog::error("cannot reopen access log {}: {}", path_, error);
+    return nullptr;
+  }
+  output_ = output;
+  return output;
+}
+
+AccessLogWriter::AccessLogWriter(AccessLog& log, Counter* dropped)
+    : log_(log),
+      dropped_(dropped),
+      // JSON lines get their time as the first field: the pattern opens the
+      // object and write() passes the record without its own opening brace.
+      formatter_(log.format() == LogFormat::json ? "{\"time\":\"%Y-%m-%dT%H:%M:%S.%e%z\",%v"
+                                                 : "%Y-%m-%dT%H:%M:%S.%e%z %v",
+                 spdlog::pattern_time_type::local, "\n"),
+      buffer_(log.output(), kBufferLimit, kWriteAt) {}
+
+AccessLogWriter::~AccessLogWriter() {
   flush();
 }
 
-void AccessLog::reopen() {
-  if (path_ == "-") return;
-  int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    spdlog::error("cannot reopen access log {}: {}", path_, std::strerror(errno));
-    return;
-  }
-  sink_->replace_fd(fd);
-}
-
-void AccessLog::write(const ExchangeRecord& record) {
-  thread_local std::string line;
-  line.clear();
-  if (format_ == LogFormat::json) {
-    format_access_json(line, record);
+void AccessLogWriter::write(const ExchangeRecord& record) {
+  line_.clear();
+  if (log_.format() == LogFormat::json) {
+    format_access_json(line_, record);
   } else {
-    format_access_text(line, record);
+    format_access_text(line_, record);
   }
-  std::string_view text(line);
-  if (format_ == LogFormat::json) text.remove_prefix(1);
-  logger_->info(text);
+  std::string_view text(line_);
+  if (log_.format() == LogFormat::json) text.remove_prefix(1);
+  spdlog::details::log_msg msg("access", spdlog::level::info,
+                               spdlog::string_view_t(text.data(), text.size()));
+  formatted_.clear();
+  formatter_.format(msg, formatted_);
+  buffer_.append(std::string_view(formatted_.data(), formatted_.size()));
+  count_dropped();
 }
 
-void AccessLog::flush() {
-  logger_->flush();
+void AccessLogWriter::flush() {
+  buffer_.flush();
+  count_dropped();
+  int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch())
+                       .count();
+  if (int64_t lines = log_.drops().take_due(now_ms)) {
+    spdlog::warn(
+        "access log: dropped {} line(s) since the last warning: the destination does not take "
+        "them (cutoff_log_lines_dropped_total)",
+        lines);
+  }
+}
+
+void AccessLogWriter::set_output(std::shared_ptr<LineOutput> output) {
+  buffer_.set_output(std::move(output));
+  count_dropped();
+}
+
+void AccessLogWriter::count_dropped() {
+  int64_t lines = buffer_.take_dropped();
+  if (lines == 0) return;
+  dropped_->add(lines);
+  log_.drops().add(lines);
 }
 
 }  // namespace cutoff

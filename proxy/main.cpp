@@ -1,7 +1,6 @@
 // cutoff: an HTTP forward proxy that never lets a client hang.
 
 #include <signal.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <uv.h>
 
@@ -13,6 +12,8 @@
 
 #include "cutoff/access_log.hpp"
 #include "cutoff/config.hpp"
+#include "cutoff/diagnostics_log.hpp"
+#include "cutoff/metrics.hpp"
 #include "cutoff/server.hpp"
 
 namespace {
@@ -124,10 +125,15 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  auto logger = spdlog::stderr_logger_mt("cutoff");
+  // What no worker counts: the diagnostics log's dropped lines. Shared with
+  // the logger, which may outlive the server.
+  auto process_metrics = std::make_shared<cutoff::Metrics>();
+  std::string note;
+  auto logger = cutoff::make_diagnostics_logger(process_metrics, &note);
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(config->log_level));
+  if (!note.empty()) spdlog::warn("diagnostics: {}", note);
   // Writes to a vanished peer must fail with EPIPE, not kill the process.
   signal(SIGPIPE, SIG_IGN);
 
@@ -142,6 +148,7 @@ int main(int argc, char** argv) {
   auto reload = [options = *options]() { return load(options, /*running=*/true); };
   cutoff::Server server(std::make_shared<const cutoff::Config>(std::move(*config)), *access_log,
                         reload);
+  server.add_process_metrics(process_metrics);
   std::string bound;
   int rc = server.listen(&bound);
   if (rc != 0) {

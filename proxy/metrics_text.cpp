@@ -36,6 +36,7 @@ struct Totals {
   int64_t closes_reset = 0;
   int64_t bytes_up = 0;
   int64_t bytes_down = 0;
+  int64_t log_lines_dropped = 0;
 };
 
 void add_route(RouteSum& sum, const RouteMetrics& route) {
@@ -66,6 +67,7 @@ Totals add_up(const std::vector<const Metrics*>& workers) {
     totals.closes_reset += metrics->closes_reset.get();
     totals.bytes_up += metrics->bytes_up.get();
     totals.bytes_down += metrics->bytes_down.get();
+    totals.log_lines_dropped += metrics->log_lines_dropped.get();
   }
   return totals;
 }
@@ -205,6 +207,13 @@ void render_bytes(std::string& out, const Totals& totals) {
   append_sample(out, kName, {"direction", "down"}, totals.bytes_down);
 }
 
+void render_logs(std::string& out, const Totals& totals) {
+  render_single(out, "cutoff_log_lines_dropped_total", "counter",
+                "Log lines (access log and diagnostics) dropped whole because their "
+                "destination did not take them.",
+                totals.log_lines_dropped);
+}
+
 }  // namespace
 
 void append_label_value(std::string& out, std::string_view value) {
@@ -233,6 +242,7 @@ void render_prometheus(std::string& out, const std::vector<const Metrics*>& work
   render_upstream_errors(out, totals);
   render_connections(out, totals);
   render_bytes(out, totals);
+  render_logs(out, totals);
 }
 
 }  // namespace cutoff

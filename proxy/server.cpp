@@ -9,6 +9,11 @@
 #include "cutoff/socket_address.hpp"
 
 namespace cutoff {
+namespace {
+
+constexpr uint64_t kLogFlushMs = 100;
+
+}  // namespace
 
 unsigned worker_count(const Config& config) {
   if (config.workers > 0) return config.workers;
@@ -36,6 +41,7 @@ Server::~Server() {
   workers_.clear();
   admin_.reset();
   signals_.clear();
+  log_flush_timer_.reset();
   keepalive_.reset();
   control_tasks_.reset();
   uv_run(&control_loop_, UV_RUN_DEFAULT);
@@ -79,6 +85,10 @@ void Server::run() {
     uv_signal_start(handle, on_signal, signum);
     uv_unref(uv_handle_of(handle));  // signals alone do not keep cutoff running
   }
+  log_flush_timer_ = make_uv<uv_timer_t>();
+  uv_timer_init(&control_loop_, log_flush_timer_.get());
+  uv_timer_start(log_flush_timer_.get(), on_log_flush_timer, kLogFlushMs, kLogFlushMs);
+  uv_unref(uv_handle_of(log_flush_timer_.get()));
   workers_running_ = workers_.size();
   for (auto& worker : workers_) {
     Worker* w = worker.get();
@@ -105,7 +115,7 @@ void Server::on_signal(uv_signal_t* handle, int signum) {
       return self->reload();
     case SIGUSR1:
       spdlog::info("received SIGUSR1, reopening the access log");
-      return self->access_log_.reopen();
+      return self->reopen_access_log();
     default:
       if (self->draining_) {
         spdlog::info("received {} again, stopping now", strsignal(signum));
@@ -115,6 +125,10 @@ void Server::on_signal(uv_signal_t* handle, int signum) {
                    self->config_->drain_timeout.to_string());
       return self->drain();
   }
+}
+
+void Server::on_log_flush_timer(uv_timer_t*) {
+  spdlog::default_logger_raw()->flush();
 }
 
 void Server::for_each_worker(std::function<void(Worker&)> action) {
@@ -168,9 +182,26 @@ void Server::reload() {
   spdlog::info("configuration reloaded");
 }
 
+void Server::reopen_access_log() {
+  std::shared_ptr<LineOutput> output = access_log_.reopen();
+  if (!output) return;
+  // Each worker writes what it holds to the old file, then moves on its
+  // own thread; the old file is closed when the last one has moved, and
+  // that is logged, so that rotation scripts (and tests) know when
+  // nothing more goes to the old file.
+  auto remaining = std::make_shared<size_t>(workers_.size());
+  for_each_worker([this, output, remaining](Worker& w) {
+    w.access_log().set_output(output);
+    control_tasks_->post([remaining] {
+      if (--*remaining == 0) spdlog::info("access log reopened by every worker");
+    });
+  });
+}
+
 std::vector<const Metrics*> Server::worker_metrics() const {
   std::vector<const Metrics*> all;
   for (const auto& worker : workers_) all.push_back(&worker->metrics());
+  if (process_metrics_) all.push_back(process_metrics_.get());
   return all;
 }
 

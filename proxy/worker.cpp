@@ -29,9 +29,9 @@ uv_loop_t* Worker::init_loop(uv_loop_t* loop) {
 
 Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log)
     : config_(std::move(config)),
-      access_log_(access_log),
       pool_(init_loop(&loop_), &metrics_),
       closings_(&loop_, &metrics_.closes_reset),
+      access_log_(access_log, &metrics_.log_lines_dropped),
       tasks_(std::make_unique<TaskQueue>(&loop_)) {
   resolver_ = std::make_unique<CaresResolver>(&loop_, config_->dns.servers);
   closings_.on_empty([this] { stop_if_drained(); });

@@ -14,7 +14,8 @@ class AdminSource {
  public:
   // /readyz: listening with a loaded config and not draining.
   virtual bool ready() const = 0;
-  // /metrics: every worker's metrics, to be added up.
+  // /metrics: every worker's metrics, and the process's own, to be added
+  // up.
   virtual std::vector<const Metrics*> worker_metrics() const = 0;
   // /connections: gathers one JSON object per open exchange or tunnel from
   // every worker (each on its own thread) and calls `done` on the control

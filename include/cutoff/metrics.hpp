@@ -63,6 +63,7 @@ class Metrics {
   Counter client_connections_refused;                 // over max_client_connections
   Counter upstream_idle;                              // gauge: pooled idle upstream connections
   Counter closes_reset;  // graceful closes that ended in an RST (a peer stopped reading or closing)
+  Counter log_lines_dropped;  // log lines a stalled destination did not take
 
   // Calls fn(name, metrics) for each route seen so far (any thread).
   template <class Fn>

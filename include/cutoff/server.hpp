@@ -39,6 +39,10 @@ class Server final : public AdminSource {
   // Starts the admin endpoint on [admin] address unless it is "off"; *bound
   // is left empty then. Returns 0 or a libuv error.
   int listen_admin(std::string* bound);
+  // Metrics counted outside the workers, shown in /metrics with theirs.
+  void add_process_metrics(std::shared_ptr<const Metrics> metrics) {
+    process_metrics_ = std::move(metrics);
+  }
   uv_loop_t* control_loop() { return &control_loop_; }
   size_t worker_count() const { return workers_.size(); }
   // Runs the workers and the control loop until every worker has stopped
@@ -49,6 +53,8 @@ class Server final : public AdminSource {
   void drain();
   void stop();
   void reload();
+  // SIGUSR1: every worker moves to the access log file opened again.
+  void reopen_access_log();
 
   // AdminSource, on the control thread.
   bool ready() const override { return !draining_; }
@@ -57,6 +63,7 @@ class Server final : public AdminSource {
 
  private:
   static void on_signal(uv_signal_t* handle, int signum);
+  static void on_log_flush_timer(uv_timer_t* timer);
   void on_worker_finished();
   void for_each_worker(std::function<void(Worker&)> action);
 
@@ -65,6 +72,7 @@ class Server final : public AdminSource {
   Reloader reloader_;
   uv_loop_t control_loop_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::shared_ptr<const Metrics> process_metrics_;
   std::vector<std::thread> threads_;
   std::atomic<int64_t> client_count_{0};
   std::unique_ptr<TaskQueue> control_tasks_;
@@ -72,6 +80,10 @@ class Server final : public AdminSource {
   // last one finishes.
   UvPtr<uv_async_t> keepalive_;
   std::vector<UvPtr<uv_signal_t>> signals_;
+  // Armed by run(), repeating, closed with the server; it does not keep the
+  // loop alive. Each expiry writes what the diagnostics log holds because
+  // stderr was full at its last try.
+  UvPtr<uv_timer_t> log_flush_timer_;
   std::unique_ptr<AdminServer> admin_;
   size_t workers_running_ = 0;
   bool draining_ = false;

@@ -75,7 +75,9 @@ class Worker {
   ReadBuffer* read_buffer() { return &read_buffer_; }
   Resolver& resolver() { return *resolver_; }
   void set_resolver(std::unique_ptr<Resolver> resolver) { resolver_ = std::move(resolver); }
-  AccessLog& access_log() { return access_log_; }
+  // This worker's own access log writer (loop thread only; SIGUSR1's
+  // reopen reaches it through post()).
+  AccessLogWriter& access_log() { return access_log_; }
   // A buffer for composing heads and answers; send() copies what it keeps,
   // so it is free again as soon as the send returns.
   std::string& scratch() { return scratch_; }
@@ -99,7 +101,6 @@ class Worker {
 
   uv_loop_t loop_;
   std::shared_ptr<const Config> config_;
-  AccessLog& access_log_;
   std::unique_ptr<Resolver> resolver_;
   ReadBuffer read_buffer_;
   UpstreamPool pool_;
@@ -115,6 +116,7 @@ class Worker {
   // is gone; its expiry tears down whatever is still running.
   UvPtr<uv_timer_t> drain_timer_;
   Metrics metrics_;
+  AccessLogWriter access_log_;  // counts its dropped lines in metrics_
   std::unique_ptr<TaskQueue> tasks_;
   std::atomic<int64_t> own_client_count_{0};
   std::atomic<int64_t>* client_count_ = &own_client_count_;

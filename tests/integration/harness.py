@@ -299,10 +299,7 @@ class Cutoff:
         if not self.binary or not os.path.exists(self.binary):
             raise FileNotFoundError(f"cutoff binary not found ({self.binary!r}); set CUTOFF_BIN")
         cfg = self.write_config()
-        self.stdout_path = os.path.join(self.dir, "stdout.log")
-        self.stderr_path = os.path.join(self.dir, "stderr.log")
-        out = open(self.stdout_path, "wb")
-        err = open(self.stderr_path, "wb")
+        out, err = self.open_outputs()
         argv = [self.binary, "--config", cfg, "--listen", "127.0.0.1:0"] + self.extra_args
         self.proc = subprocess.Popen(_pdeathsig_prefix() + argv, stdin=subprocess.DEVNULL,
                                      stdout=out, stderr=err)
@@ -325,6 +322,13 @@ class Cutoff:
             time.sleep(0.01)
         self.baseline_fds = self.settled_fd_count()
         return self
+
+    def open_outputs(self):
+        """The files that become cutoff's stdout and stderr (closed here once
+        cutoff has them)."""
+        self.stdout_path = os.path.join(self.dir, "stdout.log")
+        self.stderr_path = os.path.join(self.dir, "stderr.log")
+        return open(self.stdout_path, "wb"), open(self.stderr_path, "wb")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

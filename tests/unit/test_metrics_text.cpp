@@ -63,6 +63,8 @@ struct TwoWorkers {
     a.bytes_down.add(1000);
     b.bytes_down.add(2345);
     b.client_connections_refused.add(9);
+    a.log_lines_dropped.add(12);
+    b.log_lines_dropped.add(30);
   }
 };
 
@@ -134,6 +136,8 @@ TEST_CASE("gauges and byte counters are summed", "[metrics_text]") {
   CHECK(has_line(text, "# TYPE cutoff_bytes_total counter"));
   CHECK(has_line(text, "cutoff_bytes_total{direction=\"up\"} 123"));
   CHECK(has_line(text, "cutoff_bytes_total{direction=\"down\"} 3345"));
+  CHECK(has_line(text, "# TYPE cutoff_log_lines_dropped_total counter"));
+  CHECK(has_line(text, "cutoff_log_lines_dropped_total 42"));
 }
 
 TEST_CASE("with no traffic every family still has its HELP and TYPE", "[metrics_text]") {
@@ -143,12 +147,13 @@ TEST_CASE("with no traffic every family still has its HELP and TYPE", "[metrics_
        {"cutoff_requests_total", "cutoff_request_duration_seconds", "cutoff_timeouts_total",
         "cutoff_upstream_errors_total", "cutoff_client_connections", "cutoff_tunnels",
         "cutoff_upstream_idle_connections", "cutoff_client_connections_refused_total",
-        "cutoff_bytes_total"}) {
+        "cutoff_bytes_total", "cutoff_log_lines_dropped_total"}) {
     INFO(family);
     CHECK(count_prefix(text, std::string("# HELP ") + family + " ") == 1);
     CHECK(count_prefix(text, std::string("# TYPE ") + family + " ") == 1);
   }
   CHECK(has_line(text, "cutoff_client_connections 0"));
+  CHECK(has_line(text, "cutoff_log_lines_dropped_total 0"));
   CHECK(count_prefix(text, "cutoff_requests_total{") == 0);
   CHECK(text.back() == '\n');
 }
