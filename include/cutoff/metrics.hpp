@@ -61,6 +61,7 @@ class Metrics {
   Counter bytes_up;                                   // client -> upstream
   Counter bytes_down;                                 // upstream -> client
   Counter client_connections_refused;                 // over max_client_connections
+  Counter accept_pauses;                              // a listener paused accepting (EMFILE, ...)
   Counter upstream_idle;                              // gauge: pooled idle upstream connections
 
   // Calls fn(name, metrics) for each route seen so far (any thread).
