@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <string_view>
 #include <utility>
 
@@ -16,7 +17,10 @@ namespace cutoff {
 
 namespace {
 
-constexpr int kBacklog = 128;
+// Room for a burst of connections the loop has not accepted yet: with a
+// full listen queue the kernel drops SYNs, and a client (a probe among them)
+// waits a second for its retransmission.
+constexpr int kBacklog = 1024;
 
 enum class Resource { healthz, readyz, metrics, connections, unknown };
 
@@ -63,6 +67,14 @@ class AdminServer::Connection final : public SocketEvents,
   void on_drained(TcpSocket& socket, int status) override;
   void on_shutdown(TcpSocket& socket, int status) override;
 
+  // Waiting on the client alone: for the rest of its request head, or for
+  // its FIN after the answer. Such a connection can be closed to make room.
+  bool waiting_on_client() const { return state_ == State::reading || state_ == State::lingering; }
+  uint64_t accepted_at() const { return accepted_at_; }
+  // Closes the connection to make room for a new one (FIN: the client has
+  // either its whole answer or nothing it asked for yet).
+  void evict() { end(/*reset=*/false); }
+
  private:
   enum class State {
     reading,    // waiting for a whole request head
@@ -87,11 +99,13 @@ class AdminServer::Connection final : public SocketEvents,
   AdminServer& server_;
   TcpSocket socket_;
   HttpParser parser_;
-  // Armed at accept with the server's deadline and never re-armed: it
-  // bounds the connection's whole life. Disarmed (closed) when the
-  // connection ends. Expiry closes the connection: with a FIN while nothing
-  // is queued, with an RST once a response or a linger is under way.
+  // Armed at accept with the head deadline; re-armed when the request head
+  // is whole with what is left of the connection's deadline, which bounds
+  // its whole life from accept. Disarmed (closed) when the connection ends.
+  // Expiry closes the connection: with a FIN while nothing is queued, with
+  // an RST once a response or a linger is under way.
   UvPtr<uv_timer_t> deadline_;
+  uint64_t accepted_at_ = 0;  // loop time
   State state_ = State::reading;
   size_t received_ = 0;     // request bytes seen before the head was whole
   bool head_only_ = false;  // a HEAD request: headers without the body
@@ -104,10 +118,11 @@ int AdminServer::Connection::accept(uv_stream_t* listener) {
   rc = uv_accept(listener, socket_.stream());
   if (rc == 0) rc = socket_.start_reading();
   if (rc != 0) return rc;
+  accepted_at_ = uv_now(server_.loop_);
   deadline_ = make_uv<uv_timer_t>();
   uv_timer_init(server_.loop_, deadline_.get());
   deadline_->data = this;
-  uv_timer_start(deadline_.get(), on_deadline, server_.deadline_.ms(), 0);
+  uv_timer_start(deadline_.get(), on_deadline, server_.head_deadline_.ms(), 0);
   return 0;
 }
 
@@ -139,6 +154,10 @@ void AdminServer::Connection::on_data(TcpSocket&, const char* data, size_t len) 
 }
 
 void AdminServer::Connection::handle_request() {
+  // The head is whole: from here the connection's own deadline applies.
+  uint64_t age = uv_now(server_.loop_) - accepted_at_;
+  uint64_t left = server_.deadline_.ms() > age ? server_.deadline_.ms() - age : 0;
+  uv_timer_start(deadline_.get(), on_deadline, left, 0);
   const MessageHead& head = parser_.head();
   Resource resource = find_resource(request_path(head.target()));
   head_only_ = head.method() == "HEAD";
@@ -279,7 +298,9 @@ AdminServer::AdminServer(uv_loop_t* loop, AdminSource& source, Duration deadline
     : loop_(loop),
       source_(source),
       deadline_(deadline.is_off() ? kDefaultDeadline : deadline),
-      read_buffer_(std::make_unique<ReadBuffer>()) {}
+      head_deadline_(Duration::millis(std::min(kHeadDeadline.ms(), deadline_.ms()))),
+      read_buffer_(std::make_unique<ReadBuffer>()),
+      listener_(loop, "admin", [this](uv_stream_t* listener) { accept_one(listener); }) {}
 
 AdminServer::~AdminServer() {
   close();
@@ -288,26 +309,14 @@ AdminServer::~AdminServer() {
 int AdminServer::listen(const std::string& address, std::string* bound) {
   sockaddr_storage local{}, actual{};
   int rc = resolve_listen_address(address, &local);
+  if (rc == 0) rc = listener_.listen(local, /*reuse_port=*/false, kBacklog, &actual);
   if (rc != 0) return rc;
-  listener_ = make_uv<uv_tcp_t>();
-  uv_tcp_init_ex(loop_, listener_.get(), local.ss_family);
-  listener_->data = this;
-  rc = uv_tcp_bind(listener_.get(), reinterpret_cast<const sockaddr*>(&local), 0);
-  if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_.get()), kBacklog, on_connection);
-  }
-  if (rc != 0) {
-    listener_.reset();
-    return rc;
-  }
-  int len = sizeof actual;
-  uv_tcp_getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&actual), &len);
   if (bound != nullptr) *bound = format_address(actual);
   return 0;
 }
 
 void AdminServer::close() {
-  listener_.reset();
+  listener_.close();
   // Destroying a connection closes its socket and its timer; an answer
   // still on its way finds its weak reference expired.
   connections_.clear();
@@ -315,14 +324,8 @@ void AdminServer::close() {
   reaper_.reset();
 }
 
-void AdminServer::on_connection(uv_stream_t* listener, int status) {
-  if (status < 0) return;  // libuv keeps listening; the next connection may succeed
-  static_cast<AdminServer*>(listener->data)->accept_one();
-}
-
-void AdminServer::accept_one() {
-  auto* listener = reinterpret_cast<uv_stream_t*>(listener_.get());
-  if (connections_.size() >= kMaxConnections) {
+void AdminServer::accept_one(uv_stream_t* listener) {
+  if (connections_.size() >= kMaxConnections && !make_room()) {
     // Accept and close at once: leaving it in the backlog would make libuv
     // report it again and again.
     TcpSocket refused;
@@ -334,6 +337,22 @@ void AdminServer::accept_one() {
   auto connection = std::make_shared<Connection>(*this);
   if (connection->accept(listener) != 0) return;
   connections_.push_back(std::move(connection));
+}
+
+bool AdminServer::make_room() {
+  // A full table of clients that each sent half a request (or never close
+  // after their answer) must not keep a health probe out: the one that has
+  // waited longest makes room. Connections being answered are left alone.
+  Connection* oldest = nullptr;
+  for (const auto& connection : connections_) {
+    if (!connection->waiting_on_client()) continue;
+    if (oldest == nullptr || connection->accepted_at() < oldest->accepted_at()) {
+      oldest = connection.get();
+    }
+  }
+  if (oldest == nullptr) return false;
+  oldest->evict();  // finish() takes it out of connections_
+  return true;
 }
 
 void AdminServer::finish(Connection* connection) {

@@ -81,6 +81,8 @@ constexpr const char* kDefaultAllowClients[] = {"127.0.0.0/8", "::1/128", "10.0.
 
 // Linux takes TCP keepalive idle and interval in whole seconds, 1..32767.
 constexpr uint64_t kMaxKeepaliveSeconds = 32767;
+// TCP_USER_TIMEOUT takes milliseconds in an int: at most about 596h.
+constexpr uint64_t kMaxUserTimeoutMs = std::numeric_limits<int>::max();
 constexpr unsigned kMaxWorkers = 1024;
 
 bool contains(KeyList list, std::string_view key) {
@@ -610,10 +612,17 @@ bool Loader::load_setting(std::string_view key, const toml::node& node, const st
   };
   const std::string path = prefix + std::string(key);
   for (const DurationKey& d : kDurations) {
-    if (d.name == key) {
-      get_duration(node, path, d.allow_off, &(settings->*d.field));
+    if (d.name != key) continue;
+    Duration value;
+    if (!get_duration(node, path, d.allow_off, &value)) return true;
+    if (key == "tcp_user_timeout" && !value.is_off() && value.ms() > kMaxUserTimeoutMs) {
+      error(node.source(), path + ": " + quoted(value.to_string()) +
+                               " is longer than the kernel takes for TCP_USER_TIMEOUT (at most " +
+                               std::to_string(kMaxUserTimeoutMs) + "ms, about 596h)");
       return true;
     }
+    settings->*d.field = value;
+    return true;
   }
   if (key == "teardown") {
     std::string v;

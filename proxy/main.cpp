@@ -12,6 +12,7 @@
 
 #include "cutoff/access_log.hpp"
 #include "cutoff/config.hpp"
+#include "cutoff/descriptors.hpp"
 #include "cutoff/diagnostics_log.hpp"
 #include "cutoff/metrics.hpp"
 #include "cutoff/server.hpp"
@@ -144,23 +145,43 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", e.what());
     return 1;
   }
+  cutoff::DescriptorLimit limit = cutoff::raise_descriptor_limit();
+  if (limit.error != 0) {
+    spdlog::warn("descriptor limit (RLIMIT_NOFILE) {}: cannot raise it: {}", limit.now,
+                 uv_strerror(limit.error));
+  } else if (limit.now != limit.before) {
+    spdlog::info("descriptor limit (RLIMIT_NOFILE) raised from {} to {}", limit.before, limit.now);
+  } else {
+    spdlog::info("descriptor limit (RLIMIT_NOFILE) {}", limit.now);
+  }
+  const std::string listen_address = config->listen.address;
+  const std::string admin_address = config->admin.address;
   // SIGHUP reads the file again; errors are logged and the old config stays.
   auto reload = [options = *options]() { return load(options, /*running=*/true); };
   cutoff::Server server(std::make_shared<const cutoff::Config>(std::move(*config)), *access_log,
                         reload);
+  auto cannot_start = [&server](int error) {
+    unsigned n = server.workers_wanted();
+    spdlog::critical("cannot start {} worker{}: {}", n, n == 1 ? "" : "s",
+                     cutoff::describe_error(error));
+    return 1;
+  };
+  if (server.init_error() != 0) return cannot_start(server.init_error());
   server.add_process_metrics(process_metrics);
   std::string bound;
   int rc = server.listen(&bound);
+  // Each worker's listener takes descriptors too: when they run out here,
+  // the number of workers is what does not fit.
+  if (cutoff::out_of_descriptors(rc)) return cannot_start(rc);
   if (rc != 0) {
-    spdlog::critical("cannot listen on {}: {}", options->listen.value_or("the [listen] address"),
-                     uv_strerror(rc));
+    spdlog::critical("cannot listen on {}: {}", listen_address, uv_strerror(rc));
     return 1;
   }
   spdlog::info("listening on {} with {} worker(s)", bound, server.worker_count());
   std::string admin_bound;
   rc = server.listen_admin(&admin_bound);
   if (rc != 0) {
-    spdlog::critical("cannot serve the admin endpoint: {}", uv_strerror(rc));
+    spdlog::critical("cannot listen on {} (admin): {}", admin_address, cutoff::describe_error(rc));
     return 1;
   }
   if (!admin_bound.empty()) spdlog::info("admin listening on {}", admin_bound);

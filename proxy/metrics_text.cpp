@@ -31,6 +31,7 @@ struct Totals {
   std::array<int64_t, kProxyErrors> upstream_errors{};
   int64_t client_connections = 0;
   int64_t client_connections_refused = 0;
+  int64_t accept_pauses = 0;
   int64_t tunnels = 0;
   int64_t upstream_idle = 0;
   int64_t closes_reset = 0;
@@ -62,6 +63,7 @@ Totals add_up(const std::vector<const Metrics*>& workers) {
     }
     totals.client_connections += metrics->client_connections.get();
     totals.client_connections_refused += metrics->client_connections_refused.get();
+    totals.accept_pauses += metrics->accept_pauses.get();
     totals.tunnels += metrics->tunnels.get();
     totals.upstream_idle += metrics->upstream_idle.get();
     totals.closes_reset += metrics->closes_reset.get();
@@ -189,6 +191,10 @@ void render_connections(std::string& out, const Totals& totals) {
   render_single(out, "cutoff_client_connections_refused_total", "counter",
                 "Client connections closed at once because max_client_connections was reached.",
                 totals.client_connections_refused);
+  render_single(out, "cutoff_accept_pauses_total", "counter",
+                "Times a proxy listener stopped accepting for a moment because accept failed "
+                "(out of file descriptors, usually).",
+                totals.accept_pauses);
   render_single(out, "cutoff_tunnels", "gauge", "Open CONNECT and Upgrade tunnels.",
                 totals.tunnels);
   render_single(out, "cutoff_upstream_idle_connections", "gauge",

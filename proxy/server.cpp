@@ -4,8 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <string.h>
 
-#include <cassert>
-
+#include "cutoff/listener.hpp"
 #include "cutoff/socket_address.hpp"
 
 namespace cutoff {
@@ -23,13 +22,20 @@ unsigned worker_count(const Config& config) {
 
 Server::Server(std::shared_ptr<const Config> config, AccessLog& access_log, Reloader reloader)
     : config_(std::move(config)), access_log_(access_log), reloader_(std::move(reloader)) {
-  int rc = uv_loop_init(&control_loop_);
-  assert(rc == 0);
-  (void)rc;
+  init_error_ = uv_loop_init(&control_loop_);
+  if (init_error_ != 0) return;
+  control_loop_open_ = true;
   control_tasks_ = std::make_unique<TaskQueue>(&control_loop_);
   unsigned count = cutoff::worker_count(*config_);
   for (unsigned i = 0; i < count; ++i) {
-    workers_.push_back(std::make_unique<Worker>(config_, access_log_));
+    auto worker = std::make_unique<Worker>(config_, access_log_);
+    if (worker->init_error() != 0) {
+      // Most likely the descriptor limit; the workers made so far go too.
+      init_error_ = worker->init_error();
+      workers_.clear();
+      return;
+    }
+    workers_.push_back(std::move(worker));
     workers_.back()->share_client_count(&client_count_);
   }
 }
@@ -44,6 +50,7 @@ Server::~Server() {
   log_flush_timer_.reset();
   keepalive_.reset();
   control_tasks_.reset();
+  if (!control_loop_open_) return;
   uv_run(&control_loop_, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&control_loop_);
   if (rc != 0) spdlog::error("control loop closed with handles still open: {}", uv_strerror(rc));
@@ -52,6 +59,13 @@ Server::~Server() {
 int Server::listen(std::string* bound) {
   sockaddr_storage address{};
   int rc = resolve_listen_address(config_->listen.address, &address);
+  if (rc != 0) return rc;
+  // The workers' SO_REUSEPORT listeners would join those of another cutoff
+  // on the same address (of the same user) without a word, and the kernel
+  // would split the traffic between the two. A bind without SO_REUSEPORT
+  // fails where anyone listens already; this catches that before the
+  // workers bind, for one worker as for many.
+  rc = probe_bind(address);
   if (rc != 0) return rc;
   bool shared = workers_.size() > 1;
   for (auto& worker : workers_) {

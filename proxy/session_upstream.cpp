@@ -3,7 +3,9 @@
 // the one retry that is safe.
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cassert>
 #include <cstring>
 
@@ -18,6 +20,17 @@ constexpr std::string_view kConnectEstablished = "HTTP/1.1 200 Connection Establ
 
 unsigned whole_seconds(Duration d) {
   return static_cast<unsigned>(std::max<uint64_t>(1, (d.ms() + 999) / 1000));
+}
+
+// The kernel refusing tcp_keepalive or tcp_user_timeout is a property of the
+// host (an old kernel, a sandbox), the same for every connection: said once.
+void warn_socket_options(int error) {
+  static std::atomic<bool> warned{false};
+  if (warned.exchange(true)) return;
+  spdlog::warn(
+      "upstream sockets run without tcp_keepalive or tcp_user_timeout: the kernel "
+      "refused them ({})",
+      uv_strerror(error));
 }
 
 }  // namespace
@@ -136,14 +149,16 @@ void Session::on_connect(TcpSocket&, int status) {
 void Session::on_upstream_connected() {
   ex_->record.connect_ms = since(phase_started_at_);
   const RouteSettings& r = route();
+  int rc = 0;
   if (r.tcp_keepalive.enabled) {
-    upstream_.set_keepalive(whole_seconds(r.tcp_keepalive.idle),
-                            whole_seconds(r.tcp_keepalive.interval),
-                            static_cast<unsigned>(r.tcp_keepalive.count));
+    rc = upstream_.set_keepalive(whole_seconds(r.tcp_keepalive.idle),
+                                 whole_seconds(r.tcp_keepalive.interval),
+                                 static_cast<unsigned>(r.tcp_keepalive.count));
   }
-  if (!r.tcp_user_timeout.is_off()) {
-    upstream_.set_user_timeout(static_cast<unsigned>(r.tcp_user_timeout.ms()));
+  if (rc == 0 && !r.tcp_user_timeout.is_off()) {
+    rc = upstream_.set_user_timeout(static_cast<unsigned>(r.tcp_user_timeout.ms()));
   }
+  if (rc != 0) warn_socket_options(rc);
   if (ex_->is_connect) {
     send_to_client(kConnectEstablished.data(), kConnectEstablished.size());
     ex_->record.status = 200;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <cassert>
+#include <cerrno>
 
 namespace cutoff {
 
@@ -94,20 +95,29 @@ int TcpSocket::flush_backlog() {
   return uv_write(&core.write_req, stream(), &buf, 1, on_write);
 }
 
-void TcpSocket::set_keepalive(unsigned idle_s, unsigned interval_s, unsigned count) {
-  uv_tcp_keepalive(&core_->tcp, 1, idle_s);
+int TcpSocket::set_keepalive(unsigned idle_s, unsigned interval_s, unsigned count) {
+  int rc = uv_tcp_keepalive(&core_->tcp, 1, idle_s);
+  if (rc != 0) return rc;
   uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&core_->tcp), &fd) != 0) return;
+  rc = uv_fileno(reinterpret_cast<uv_handle_t*>(&core_->tcp), &fd);
+  if (rc != 0) return rc;
   int interval = static_cast<int>(interval_s);
   int probes = static_cast<int>(count);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+  if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval) != 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes) != 0) {
+    return uv_translate_sys_error(errno);
+  }
+  return 0;
 }
 
-void TcpSocket::set_user_timeout(unsigned ms) {
+int TcpSocket::set_user_timeout(unsigned ms) {
   uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&core_->tcp), &fd) != 0) return;
-  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+  int rc = uv_fileno(reinterpret_cast<uv_handle_t*>(&core_->tcp), &fd);
+  if (rc != 0) return rc;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms) != 0) {
+    return uv_translate_sys_error(errno);
+  }
+  return 0;
 }
 
 size_t TcpSocket::unacknowledged() const {

@@ -19,20 +19,19 @@ constexpr uint64_t kAccessLogFlushMs = 100;
 
 }  // namespace
 
-// The loop is initialised before any member that registers with it.
-uv_loop_t* Worker::init_loop(uv_loop_t* loop) {
-  int rc = uv_loop_init(loop);
-  assert(rc == 0);
-  (void)rc;
-  return loop;
-}
-
 Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log)
     : config_(std::move(config)),
-      pool_(init_loop(&loop_), &metrics_),
+      pool_(&loop_, &metrics_),
       closings_(&loop_, &metrics_.closes_reset),
-      access_log_(access_log, &metrics_.log_lines_dropped),
-      tasks_(std::make_unique<TaskQueue>(&loop_)) {
+      listener_(&loop_, "proxy", [this](uv_stream_t* server) { accept_one(server); }),
+      access_log_(access_log, &metrics_.log_lines_dropped) {
+  // The loop needs descriptors of its own (epoll, an eventfd, a signal
+  // pipe): with too many workers for the descriptor limit this is where it
+  // shows. Nothing else is set up then; the owner reads init_error().
+  init_error_ = uv_loop_init(&loop_);
+  if (init_error_ != 0) return;
+  tasks_ = std::make_unique<TaskQueue>(&loop_);
+  listener_.count_pauses(&metrics_.accept_pauses);
   resolver_ = std::make_unique<CaresResolver>(&loop_, config_->dns.servers);
   closings_.on_empty([this] { stop_if_drained(); });
   reaper_ = make_uv<uv_check_t>();
@@ -55,6 +54,7 @@ Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log)
 }
 
 Worker::~Worker() {
+  if (init_error_ != 0) return;  // nothing was opened
   stop();
   retired_.clear();
   resolver_.reset();  // a resolver may own handles of this loop
@@ -78,28 +78,7 @@ int Worker::listen(std::string* bound) {
 }
 
 int Worker::listen(const sockaddr_storage& address, bool reuse_port, sockaddr_storage* bound) {
-  listener_ = make_uv<uv_tcp_t>();
-  uv_tcp_init_ex(&loop_, listener_.get(), address.ss_family);
-  listener_->data = this;
-  if (reuse_port) {
-    // libuv 1.44 has no flag for it: set it on the socket before bind.
-    uv_os_fd_t fd;
-    int on = 1;
-    if (uv_fileno(uv_handle_of(listener_.get()), &fd) == 0) {
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
-    }
-  }
-  int rc = uv_tcp_bind(listener_.get(), reinterpret_cast<const sockaddr*>(&address), 0);
-  if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_.get()), kBacklog, on_connection);
-  }
-  if (rc != 0) {
-    listener_.reset();
-    return rc;
-  }
-  int len = sizeof *bound;
-  uv_tcp_getsockname(listener_.get(), reinterpret_cast<sockaddr*>(bound), &len);
-  return 0;
+  return listener_.listen(address, reuse_port, kBacklog, bound);
 }
 
 void Worker::run() {
@@ -110,7 +89,7 @@ void Worker::run() {
 void Worker::stop() {
   if (stopping_) return;
   stopping_ = true;
-  listener_.reset();
+  listener_.close();
   drain_timer_.reset();
   uv_timer_stop(flush_timer_.get());
   // terminate() retires each session, moving it out of sessions_.
@@ -124,7 +103,7 @@ void Worker::stop() {
 void Worker::drain(Duration timeout) {
   if (draining_ || stopping_) return;
   draining_ = true;
-  listener_.reset();
+  listener_.close();
   pool_.clear();
   // drain() may retire sessions: step past each before asking it.
   for (auto it = sessions_.begin(); it != sessions_.end();) (it++)->drain();
@@ -176,17 +155,7 @@ void Worker::stop_if_drained() {
   if (draining_ && !stopping_ && sessions_.empty() && closings_.size() == 0) stop();
 }
 
-void Worker::on_connection(uv_stream_t* server, int status) {
-  auto* self = static_cast<Worker*>(server->data);
-  if (status < 0) {
-    spdlog::warn("accept failed: {}", uv_strerror(status));
-    return;
-  }
-  self->accept_one();
-}
-
-void Worker::accept_one() {
-  auto* server = reinterpret_cast<uv_stream_t*>(listener_.get());
+void Worker::accept_one(uv_stream_t* server) {
   if (client_count_->load(std::memory_order_relaxed) >=
       static_cast<int64_t>(config_->listen.max_client_connections)) {
     // Over the cap: accept and close at once, so the client learns it now

@@ -7,7 +7,11 @@
 // rest of the input is discarded until the client's FIN. One deadline covers
 // a connection's whole life, from accept to close, so a client that connects
 // and sends nothing, or never reads its answer, or never closes, cannot hold
-// a connection for longer than that.
+// a connection for longer than that; a shorter one covers the request head,
+// which a probe sends at once. When every connection slot is taken, the
+// connection that has waited longest on its client (for the rest of its
+// head, or for its FIN after the answer) is closed to make room, so that
+// clients holding connections open cannot keep /healthz from answering.
 
 #include <uv.h>
 
@@ -18,6 +22,7 @@
 
 #include "cutoff/admin_source.hpp"
 #include "cutoff/duration.hpp"
+#include "cutoff/listener.hpp"
 #include "cutoff/tcp_socket.hpp"
 #include "cutoff/uv_handle.hpp"
 
@@ -26,9 +31,13 @@ namespace cutoff {
 class AdminServer {
  public:
   static constexpr Duration kDefaultDeadline = Duration::seconds(5);
+  // The whole request head must arrive within this of accept (or within
+  // the connection's deadline when that is shorter).
+  static constexpr Duration kHeadDeadline = Duration::seconds(1);
   // A request head larger than this is refused with 431.
   static constexpr size_t kMaxRequest = 8 * 1024;
-  // Connections over this many are accepted and closed at once.
+  // Open connections at most. Over it the oldest connection waiting on its
+  // client is closed; when none is, the new one is accepted and closed.
   static constexpr size_t kMaxConnections = 256;
 
   // `deadline` bounds each admin connection from accept to close.
@@ -50,8 +59,9 @@ class AdminServer {
  private:
   class Connection;
 
-  static void on_connection(uv_stream_t* listener, int status);
-  void accept_one();
+  void accept_one(uv_stream_t* listener);
+  // Evicts the oldest connection waiting on its client; false if none is.
+  bool make_room();
   // Deferred deletion: a connection is never destroyed inside one of its own
   // callbacks; it is moved to finished_ and freed on the next loop turn.
   void finish(Connection* connection);
@@ -60,8 +70,9 @@ class AdminServer {
   uv_loop_t* loop_;
   AdminSource& source_;
   Duration deadline_;
+  Duration head_deadline_;
   std::unique_ptr<ReadBuffer> read_buffer_;  // shared by every admin connection on the loop
-  UvPtr<uv_tcp_t> listener_;
+  Listener listener_;
   // Shared so that an asynchronous /connections answer can hold a weak
   // reference and find out whether its connection still exists.
   std::vector<std::shared_ptr<Connection>> connections_;

@@ -61,6 +61,7 @@ class Metrics {
   Counter bytes_up;                                   // client -> upstream
   Counter bytes_down;                                 // upstream -> client
   Counter client_connections_refused;                 // over max_client_connections
+  Counter accept_pauses;                              // a listener paused accepting (EMFILE, ...)
   Counter upstream_idle;                              // gauge: pooled idle upstream connections
   Counter closes_reset;  // graceful closes that ended in an RST (a peer stopped reading or closing)
   Counter log_lines_dropped;  // log lines a stalled destination did not take

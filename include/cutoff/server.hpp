@@ -24,6 +24,9 @@
 
 namespace cutoff {
 
+// The number of workers a config asks for: `workers`, or one per CPU.
+unsigned worker_count(const Config& config);
+
 class Server final : public AdminSource {
  public:
   // `reload` loads the config again (SIGHUP); nullopt keeps the running one.
@@ -34,7 +37,14 @@ class Server final : public AdminSource {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
+  // 0, or the libuv error that kept the control loop or a worker's loop
+  // from starting (UV_EMFILE: not enough descriptors for that many
+  // workers). Nothing else may be called then.
+  int init_error() const { return init_error_; }
+  // The workers asked for, whether or not they could start.
+  unsigned workers_wanted() const { return cutoff::worker_count(*config_); }
   // Binds every worker's listener; *bound is the address clients use.
+  // UV_EADDRINUSE when anything else listens on the address already.
   int listen(std::string* bound);
   // Starts the admin endpoint on [admin] address unless it is "off"; *bound
   // is left empty then. Returns 0 or a libuv error.
@@ -86,10 +96,9 @@ class Server final : public AdminSource {
   UvPtr<uv_timer_t> log_flush_timer_;
   std::unique_ptr<AdminServer> admin_;
   size_t workers_running_ = 0;
+  int init_error_ = 0;
+  bool control_loop_open_ = false;
   bool draining_ = false;
 };
-
-// The number of workers a config asks for: `workers`, or one per CPU.
-unsigned worker_count(const Config& config);
 
 }  // namespace cutoff

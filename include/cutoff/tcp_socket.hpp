@@ -86,9 +86,11 @@ class TcpSocket {
 
   // TCP keepalive probes (SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT, in whole
   // seconds) and TCP_USER_TIMEOUT, so a vanished peer is noticed by the
-  // kernel even between cutoff's own deadlines.
-  void set_keepalive(unsigned idle_s, unsigned interval_s, unsigned count);
-  void set_user_timeout(unsigned ms);
+  // kernel even between cutoff's own deadlines. Each returns 0 or the libuv
+  // error of the first option the kernel refused, for the caller to log;
+  // the connection itself stays usable either way.
+  int set_keepalive(unsigned idle_s, unsigned interval_s, unsigned count);
+  int set_user_timeout(unsigned ms);
 
   // Queues a FIN behind pending writes; on_shutdown reports it. Once only:
   // later calls return 0 and do nothing.

@@ -15,6 +15,7 @@
 #include "cutoff/closing.hpp"
 #include "cutoff/config.hpp"
 #include "cutoff/exchange_state.hpp"
+#include "cutoff/listener.hpp"
 #include "cutoff/metrics.hpp"
 #include "cutoff/resolver.hpp"
 #include "cutoff/task_queue.hpp"
@@ -35,6 +36,10 @@ class Worker {
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
+  // 0, or the libuv error that kept the event loop from starting (UV_EMFILE
+  // when the process is out of descriptors); such a worker can only be
+  // destroyed.
+  int init_error() const { return init_error_; }
 
   // Binds and listens; returns 0 or a libuv error. With `reuse_port`
   // several workers listen on the same address (SO_REUSEPORT) and the
@@ -90,22 +95,21 @@ class Worker {
   void retire(Session* session);
 
  private:
-  static uv_loop_t* init_loop(uv_loop_t* loop);
-  static void on_connection(uv_stream_t* server, int status);
   static void on_check(uv_check_t* check);
   static void on_prepare(uv_prepare_t* prepare);
   static void on_flush_timer(uv_timer_t* timer);
   static void on_drain_timeout(uv_timer_t* timer);
-  void accept_one();
+  void accept_one(uv_stream_t* server);
   void stop_if_drained();
 
   uv_loop_t loop_;
+  int init_error_ = 0;
   std::shared_ptr<const Config> config_;
   std::unique_ptr<Resolver> resolver_;
   ReadBuffer read_buffer_;
   UpstreamPool pool_;
   ClosingSet closings_;
-  UvPtr<uv_tcp_t> listener_;
+  Listener listener_;
   UvPtr<uv_check_t> reaper_;  // frees retired sessions after each loop turn
   // Debug and test builds: before the loop blocks, every live session must
   // be waiting under an armed deadline, or the process aborts naming the

@@ -3,7 +3,8 @@
 - Cutoff: starts the binary with a temp TOML config (every duration scaled by
   CUTOFF_TIME_SCALE), waits for `listening on HOST:PORT`, exposes the proxy
   address, the access log (polled: it may be flushed late), the fd count and
-  stop() (SIGTERM, SIGKILL after 5 s as a last resort, recorded in .killed).
+  stop() (SIGTERM, SIGKILL after 5 s as a last resort, recorded in .killed);
+  nofile=(soft, hard) starts it under that RLIMIT_NOFILE.
 - Client: a raw socket that sends bytes and parses responses, recording how
   the connection ended (FIN, RST, or still open) and when.
 - CutoffTestCase: unittest base with a per-class cutoff, a per-test hard time
@@ -35,6 +36,7 @@ import faulthandler
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -261,6 +263,13 @@ def _pdeathsig_prefix():
     return []
 
 
+def nofile_setter(nofile):
+    """A preexec_fn that gives the child RLIMIT_NOFILE (soft, hard), or None."""
+    if nofile is None:
+        return None
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+
+
 def run_tool(argv, timeout, env=None, input=None):
     """Runs a client tool (curl, wget...) with a hard timeout; CompletedProcess."""
     stdin = None if input is not None else subprocess.DEVNULL
@@ -272,11 +281,12 @@ class Cutoff:
     """One cutoff process with its own temp config, stdout and stderr files."""
 
     def __init__(self, config: dict | None = None, routes=(), binary: str | None = None,
-                 extra_args=()):
+                 extra_args=(), nofile: tuple[int, int] | None = None):
         self.config = merge(DEFAULT_CONFIG, config or {})
         self.routes = [dict(r) for r in routes]
         self.binary = binary or find_binary()
         self.extra_args = list(extra_args)
+        self.nofile = nofile  # (soft, hard) RLIMIT_NOFILE to start with, or inherited
         self.proc = None
         self.addr = None
         self.killed = False
@@ -302,7 +312,7 @@ class Cutoff:
         out, err = self.open_outputs()
         argv = [self.binary, "--config", cfg, "--listen", "127.0.0.1:0"] + self.extra_args
         self.proc = subprocess.Popen(_pdeathsig_prefix() + argv, stdin=subprocess.DEVNULL,
-                                     stdout=out, stderr=err)
+                                     stdout=out, stderr=err, preexec_fn=nofile_setter(self.nofile))
         out.close()
         err.close()
         _ALL.add(self)
@@ -329,6 +339,18 @@ class Cutoff:
         self.stdout_path = os.path.join(self.dir, "stdout.log")
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         return open(self.stdout_path, "wb"), open(self.stderr_path, "wb")
+
+    def run_to_exit(self, timeout: float = 10.0) -> subprocess.CompletedProcess:
+        """Runs cutoff with this config when it must refuse to start: waits
+        for it to exit (killed after `timeout` s, scaled, raising
+        TimeoutExpired); stdout and stderr as text."""
+        if not self.binary or not os.path.exists(self.binary):
+            raise FileNotFoundError(f"cutoff binary not found ({self.binary!r}); set CUTOFF_BIN")
+        cfg = self.write_config()
+        argv = [self.binary, "--config", cfg, "--listen", "127.0.0.1:0"] + self.extra_args
+        return subprocess.run(_pdeathsig_prefix() + argv, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout * SCALE,
+                              preexec_fn=nofile_setter(self.nofile))
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -1085,9 +1107,10 @@ class CutoffTestCase(unittest.TestCase):
         self.addCleanup(srv.stop)
         return srv
 
-    def dedicated_cutoff(self, config=None, routes=()) -> Cutoff:
-        """A cutoff just for this test (config merged over the defaults)."""
-        c = Cutoff(config, routes).start()
+    def dedicated_cutoff(self, config=None, routes=(), **kw) -> Cutoff:
+        """A cutoff just for this test (config merged over the defaults);
+        keyword arguments go to Cutoff (extra_args, nofile)."""
+        c = Cutoff(config, routes, **kw).start()
         if not hasattr(self, "_extra_cutoffs"):
             self._extra_cutoffs = []
         self._extra_cutoffs.append(c)

@@ -494,6 +494,21 @@ TEST_CASE("route settings values are checked", "[config][errors]") {
             "route[0].teardown: \"soft\" is not one of");
 }
 
+TEST_CASE("tcp_user_timeout fits the kernel's TCP_USER_TIMEOUT", "[config][errors]") {
+  // The kernel takes milliseconds in an int: 2147483647ms, about 596h.
+  CHECK(parse_ok("[defaults]\ntcp_user_timeout = \"2147483647ms\"\n").defaults.tcp_user_timeout ==
+        Duration::millis(2147483647));
+  CHECK(parse_ok("[defaults]\ntcp_user_timeout = \"596h\"\n").defaults.tcp_user_timeout ==
+        Duration::seconds(596 * 3600));
+  CHECK(parse_ok("[defaults]\ntcp_user_timeout = \"off\"\n").defaults.tcp_user_timeout.is_off());
+  one_error("[defaults]\ntcp_user_timeout = \"2147483648ms\"\n", 2, 20,
+            "defaults.tcp_user_timeout: \"2147483648ms\" is longer than the kernel takes for "
+            "TCP_USER_TIMEOUT (at most 2147483647ms, about 596h)");
+  one_error("[defaults]\ntcp_user_timeout = \"597h\"\n", 2, 20, "at most 2147483647ms");
+  one_error("[[route]]\nname = \"r\"\nmatch = {}\ntcp_user_timeout = \"700h\"\n", 4, 20,
+            "route[0].tcp_user_timeout: \"700h\" is longer than");
+}
+
 TEST_CASE("tcp_keepalive", "[config]") {
   Config c = parse_ok("[defaults]\ntcp_keepalive = \"off\"\n");
   CHECK_FALSE(c.defaults.tcp_keepalive.enabled);

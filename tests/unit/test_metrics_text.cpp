@@ -65,6 +65,8 @@ struct TwoWorkers {
     b.client_connections_refused.add(9);
     a.log_lines_dropped.add(12);
     b.log_lines_dropped.add(30);
+    a.accept_pauses.add(2);
+    b.accept_pauses.add(1);
   }
 };
 
@@ -133,6 +135,8 @@ TEST_CASE("gauges and byte counters are summed", "[metrics_text]") {
   CHECK(has_line(text, "cutoff_upstream_idle_connections 7"));
   CHECK(has_line(text, "# TYPE cutoff_client_connections_refused_total counter"));
   CHECK(has_line(text, "cutoff_client_connections_refused_total 9"));
+  CHECK(has_line(text, "# TYPE cutoff_accept_pauses_total counter"));
+  CHECK(has_line(text, "cutoff_accept_pauses_total 3"));
   CHECK(has_line(text, "# TYPE cutoff_bytes_total counter"));
   CHECK(has_line(text, "cutoff_bytes_total{direction=\"up\"} 123"));
   CHECK(has_line(text, "cutoff_bytes_total{direction=\"down\"} 3345"));
@@ -147,7 +151,7 @@ TEST_CASE("with no traffic every family still has its HELP and TYPE", "[metrics_
        {"cutoff_requests_total", "cutoff_request_duration_seconds", "cutoff_timeouts_total",
         "cutoff_upstream_errors_total", "cutoff_client_connections", "cutoff_tunnels",
         "cutoff_upstream_idle_connections", "cutoff_client_connections_refused_total",
-        "cutoff_bytes_total", "cutoff_log_lines_dropped_total"}) {
+        "cutoff_accept_pauses_total", "cutoff_bytes_total", "cutoff_log_lines_dropped_total"}) {
     INFO(family);
     CHECK(count_prefix(text, std::string("# HELP ") + family + " ") == 1);
     CHECK(count_prefix(text, std::string("# TYPE ") + family + " ") == 1);
