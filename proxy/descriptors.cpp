@@ -1,8 +1,11 @@
 #include "cutoff/descriptors.hpp"
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace cutoff {
@@ -23,6 +26,18 @@ DescriptorLimit raise_descriptor_limit() {
   }
   result.now = static_cast<uint64_t>(limit.rlim_cur);
   return result;
+}
+
+DescriptorReserve::DescriptorReserve(int count) {
+  while (count_ < std::min(count, kMax)) {
+    int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) break;
+    fds_[count_++] = fd;
+  }
+}
+
+void DescriptorReserve::release() {
+  while (count_ > 0) ::close(fds_[--count_]);
 }
 
 uint64_t descriptor_limit() {

@@ -158,9 +158,11 @@ int main(int argc, char** argv) {
   const std::string admin_address = config->admin.address;
   // SIGHUP reads the file again; errors are logged and the old config stays.
   auto reload = [options = *options]() { return load(options, /*running=*/true); };
+  cutoff::DescriptorReserve reserve(2);
   cutoff::Server server(std::make_shared<const cutoff::Config>(std::move(*config)), *access_log,
                         reload);
-  auto cannot_start = [&server](int error) {
+  auto cannot_start = [&server, &reserve](int error) {
+    reserve.release();
     unsigned n = server.workers_wanted();
     spdlog::critical("cannot start {} worker{}: {}", n, n == 1 ? "" : "s",
                      cutoff::describe_error(error));

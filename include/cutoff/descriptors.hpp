@@ -23,6 +23,24 @@ DescriptorLimit raise_descriptor_limit();
 // The current soft RLIMIT_NOFILE (0 if it cannot be read).
 uint64_t descriptor_limit();
 
+// A few descriptors held back for the way out. When start-up fails for
+// want of descriptors, release() gives them back, so that tearing the
+// workers down (closing loops, a last log line, a sanitizer's own checks)
+// is not starved as well.
+class DescriptorReserve {
+ public:
+  explicit DescriptorReserve(int count);
+  ~DescriptorReserve() { release(); }
+  DescriptorReserve(const DescriptorReserve&) = delete;
+  DescriptorReserve& operator=(const DescriptorReserve&) = delete;
+  void release();
+
+ private:
+  static constexpr int kMax = 4;
+  int fds_[kMax];
+  int count_ = 0;
+};
+
 // True for UV_EMFILE and UV_ENFILE.
 bool out_of_descriptors(int error);
 
