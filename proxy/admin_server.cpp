@@ -64,25 +64,22 @@ class AdminServer::Connection final : public SocketEvents,
   void on_data(TcpSocket& socket, const char* data, size_t len) override;
   void on_read_end(TcpSocket& socket, int status) override;
   void on_connect(TcpSocket&, int) override {}
-  void on_drained(TcpSocket& socket, int status) override;
-  void on_shutdown(TcpSocket& socket, int status) override;
+  void on_drained(TcpSocket&, int) override {}  // nothing is sent before the answer
+  void on_shutdown(TcpSocket&, int) override {}
 
-  // Waiting on the client alone: for the rest of its request head, or for
-  // its FIN after the answer. Such a connection can be closed to make room.
-  bool waiting_on_client() const { return state_ == State::reading || state_ == State::lingering; }
+  // Waiting on the client alone, for the rest of its request head: such a
+  // connection can be closed to make room.
+  bool waiting_on_client() const { return state_ == State::reading; }
   uint64_t accepted_at() const { return accepted_at_; }
   // Closes the connection to make room for a new one (FIN: the client has
-  // either its whole answer or nothing it asked for yet).
+  // nothing it asked for yet).
   void evict() { end(/*reset=*/false); }
 
  private:
   enum class State {
     reading,    // waiting for a whole request head
     answering,  // waiting for the AdminSource's /connections snapshot
-    writing,    // the response is queued in the socket
-    shutting,   // the FIN is queued behind the response
-    lingering,  // FIN sent; discarding input until the client's FIN
-    done,       // closed; waiting to be freed on the next loop turn
+    done,       // answered (the socket is in the server's ClosingSet) or closed
   };
 
   void handle_request();
@@ -90,7 +87,6 @@ class AdminServer::Connection final : public SocketEvents,
   void on_snapshot(std::string objects);
   void respond(int status, std::string_view content_type, std::string_view body,
                std::string_view extra_headers = {});
-  void start_shutdown();
   // Closes the socket (RST when `reset`, else FIN) and hands the connection
   // to the server for deferred deletion.
   void end(bool reset);
@@ -101,9 +97,8 @@ class AdminServer::Connection final : public SocketEvents,
   HttpParser parser_;
   // Armed at accept with the head deadline; re-armed when the request head
   // is whole with what is left of the connection's deadline, which bounds
-  // its whole life from accept. Disarmed (closed) when the connection ends.
-  // Expiry closes the connection: with a FIN while nothing is queued, with
-  // an RST once a response or a linger is under way.
+  // it from accept to its answer. Disarmed (closed) when the connection
+  // ends. Expiry closes the connection with a FIN: nothing was sent yet.
   UvPtr<uv_timer_t> deadline_;
   uint64_t accepted_at_ = 0;  // loop time
   State state_ = State::reading;
@@ -226,34 +221,13 @@ void AdminServer::Connection::respond(int status, std::string_view content_type,
   out.append("\r\nCache-Control: no-store\r\n").append(extra_headers);
   out.append("Connection: close\r\n\r\n");
   if (!head_only_) out.append(body);
-  state_ = State::writing;
-  if (socket_.send(out.data(), out.size()) != 0) {
-    end(/*reset=*/true);
-    return;
-  }
-  if (socket_.queued() == 0) start_shutdown();  // else on_drained does
-}
-
-void AdminServer::Connection::on_drained(TcpSocket&, int status) {
-  if (status < 0) {
-    end(/*reset=*/true);
-    return;
-  }
-  if (state_ == State::writing && socket_.queued() == 0) start_shutdown();
-}
-
-void AdminServer::Connection::start_shutdown() {
-  state_ = State::shutting;
-  if (socket_.shutdown_write() != 0) end(/*reset=*/true);
-}
-
-void AdminServer::Connection::on_shutdown(TcpSocket&, int status) {
-  if (state_ != State::shutting) return;
-  if (status < 0 || peer_done_) {
-    end(/*reset=*/status < 0);
-    return;
-  }
-  state_ = State::lingering;
+  // The answer is flushed, FIN follows, and the client's FIN is awaited by
+  // the server's ClosingSet, as for proxied connections; a write error
+  // surfaces there.
+  socket_.send(out.data(), out.size());
+  server_.closings_.close(std::move(socket_), server_.deadline_, server_.head_deadline_,
+                          peer_done_);
+  end(/*reset=*/false);
 }
 
 void AdminServer::Connection::on_read_end(TcpSocket&, int status) {
@@ -262,16 +236,8 @@ void AdminServer::Connection::on_read_end(TcpSocket&, int status) {
     end(/*reset=*/true);  // reset by the client: nobody reads an answer
     return;
   }
-  switch (state_) {
-    case State::reading:
-    case State::lingering:
-      end(/*reset=*/false);
-      return;
-    default:
-      // A client may half-close after its request and still read the
-      // answer; the answer goes out and on_shutdown closes.
-      return;
-  }
+  // A client may half-close after its request and still read the answer.
+  if (state_ == State::reading) end(/*reset=*/false);
 }
 
 void AdminServer::Connection::end(bool reset) {
@@ -287,11 +253,8 @@ void AdminServer::Connection::end(bool reset) {
 }
 
 void AdminServer::Connection::on_deadline(uv_timer_t* timer) {
-  auto* self = static_cast<Connection*>(timer->data);
-  // Before the answer the client only waits (FIN); after it, whatever is
-  // still queued or lingering is abandoned (RST), as with linger_timeout.
-  bool answered = self->state_ != State::reading && self->state_ != State::answering;
-  self->end(/*reset=*/answered);
+  // The client has not been answered yet: it only waits, and gets a FIN.
+  static_cast<Connection*>(timer->data)->end(/*reset=*/false);
 }
 
 AdminServer::AdminServer(uv_loop_t* loop, AdminSource& source, Duration deadline)
@@ -300,6 +263,7 @@ AdminServer::AdminServer(uv_loop_t* loop, AdminSource& source, Duration deadline
       deadline_(deadline.is_off() ? kDefaultDeadline : deadline),
       head_deadline_(Duration::millis(std::min(kHeadDeadline.ms(), deadline_.ms()))),
       read_buffer_(std::make_unique<ReadBuffer>()),
+      closings_(loop),
       listener_(loop, "admin", [this](uv_stream_t* listener) { accept_one(listener); }) {}
 
 AdminServer::~AdminServer() {
@@ -321,6 +285,8 @@ void AdminServer::close() {
   // still on its way finds its weak reference expired.
   connections_.clear();
   finished_.clear();
+  closings_.abort_all();
+  closings_.reap();
   reaper_.reset();
 }
 
@@ -373,7 +339,9 @@ void AdminServer::finish(Connection* connection) {
 void AdminServer::on_reap(uv_timer_t* timer) {
   // Every finished connection has closed its socket and timer; what is left
   // is memory, freed outside of any of its callbacks.
-  static_cast<AdminServer*>(timer->data)->finished_.clear();
+  auto* self = static_cast<AdminServer*>(timer->data);
+  self->finished_.clear();
+  self->closings_.reap();
 }
 
 }  // namespace cutoff

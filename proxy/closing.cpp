@@ -70,6 +70,7 @@ void Closing::end(bool reset) {
 }
 
 void ClosingSet::close(TcpSocket socket, Duration flush_idle, Duration linger, bool peer_fin_in) {
+  reap();  // never called from a Closing's own callback
   if (!socket) return;
   closing_.emplace_back(*this, loop_);
   Closing& closing = closing_.back();

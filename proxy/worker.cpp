@@ -62,6 +62,7 @@ Worker::~Worker() {
   reaper_.reset();
   invariant_.reset();
   flush_timer_.reset();
+  closings_.reap();  // stop() reset them all
   // Let every close callback run, then the loop must be empty.
   uv_run(&loop_, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&loop_);
@@ -95,7 +96,6 @@ void Worker::stop() {
   // terminate() retires each session, moving it out of sessions_.
   while (!sessions_.empty()) sessions_.front().terminate();
   closings_.abort_all();
-  closings_.reap();
   pool_.clear();
   access_log_.flush();
 }

@@ -3,15 +3,15 @@
 // over HTTP/1.1, on the control thread's loop.
 //
 // Every admin connection carries one request and is closed after its
-// response (Connection: close): a FIN once the response is flushed, then the
-// rest of the input is discarded until the client's FIN. One deadline covers
-// a connection's whole life, from accept to close, so a client that connects
-// and sends nothing, or never reads its answer, or never closes, cannot hold
-// a connection for longer than that; a shorter one covers the request head,
-// which a probe sends at once. When every connection slot is taken, the
-// connection that has waited longest on its client (for the rest of its
-// head, or for its FIN after the answer) is closed to make room, so that
-// clients holding connections open cannot keep /healthz from answering.
+// response (Connection: close) by a ClosingSet (closing.hpp), as proxied
+// connections are: the response is flushed (a client that stops reading is
+// reset after `deadline`), a FIN follows, and the rest of the input is
+// discarded until the client's FIN (for the head deadline at most). A short
+// deadline covers the request head, which a probe sends at once, and
+// `deadline` the time from accept to the answer. When every connection slot
+// is taken, the connection that has waited longest for the rest of its head
+// is closed to make room, so that clients holding connections open cannot
+// keep /healthz from answering.
 
 #include <uv.h>
 
@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cutoff/admin_source.hpp"
+#include "cutoff/closing.hpp"
 #include "cutoff/duration.hpp"
 #include "cutoff/listener.hpp"
 #include "cutoff/tcp_socket.hpp"
@@ -72,6 +73,7 @@ class AdminServer {
   Duration deadline_;
   Duration head_deadline_;
   std::unique_ptr<ReadBuffer> read_buffer_;  // shared by every admin connection on the loop
+  ClosingSet closings_;                      // answered connections on their way out
   Listener listener_;
   // Shared so that an asynchronous /connections answer can hold a weak
   // reference and find out whether its connection still exists.

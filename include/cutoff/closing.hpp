@@ -102,7 +102,8 @@ class ClosingSet {
   void abort_all();
   // Called whenever the set becomes empty.
   void on_empty(std::function<void()> callback) { on_empty_ = std::move(callback); }
-  // Frees finished entries; the owner calls it outside their callbacks.
+  // Frees finished entries (close() does too); the owner calls it outside
+  // their callbacks.
   void reap() { finished_.clear(); }
 
  private:
