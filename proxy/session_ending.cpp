@@ -45,10 +45,6 @@ void Session::fail(Outcome outcome, ProxyError error, int status, std::string_vi
                    std::string_view extra_headers) {
   flush_to_client();
   ex_->record.outcome = outcome;
-  if (ex_->lookup != nullptr) {
-    worker_.resolver().cancel(ex_->lookup);
-    ex_->lookup = nullptr;
-  }
   teardown_upstream();
   if (ex_->response_started) {
     // The client already has part of a response: reset it, so that a
@@ -72,10 +68,6 @@ void Session::fail(Outcome outcome, ProxyError error, int status, std::string_vi
 // its exchange ended.
 void Session::client_gone() {
   ex_->record.outcome = Outcome::client_aborted();
-  if (ex_->lookup != nullptr) {
-    worker_.resolver().cancel(ex_->lookup);
-    ex_->lookup = nullptr;
-  }
   teardown_upstream();
   client_.close();
   log_exchange();
@@ -93,6 +85,7 @@ void Session::begin_closing() {
   end();
 }
 
+// Whatever the exchange still waits for (a lookup included) is dropped.
 void Session::end() {
   if (ex_ && ex_->lookup != nullptr) {
     worker_.resolver().cancel(ex_->lookup);

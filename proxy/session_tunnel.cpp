@@ -17,6 +17,8 @@ void Session::start_tunnel(const char* upstream_bytes, size_t len) {
     ex_->record.up_bytes += ex_->stash.size();
     ex_->stash.clear();
   }
+  // A client that half-closed before the tunnel was up: its FIN goes on now.
+  if (client_eof_) upstream_.shutdown_write();
   keep_reading_client();
   upstream_.start_reading();
 }
