@@ -258,6 +258,22 @@ class ClosingTest(CutoffTestCase):
     def test_tunnel_closed_by_upstream_first(self):
         self.check_tunnel_close(client_first=False)
 
+    @time_limit(10)
+    def test_client_fin_right_after_connect_reaches_the_upstream(self):
+        # The FIN arrives while cutoff is still connecting: it is passed on
+        # once the tunnel is up, not held until tunnel_idle_timeout.
+        up = self.raw_upstream(("park",))
+        cl = self.client()
+        cl.send(f"CONNECT 127.0.0.1:{up.port} HTTP/1.1\r\nHost: 127.0.0.1:{up.port}\r\n\r\n"
+                .encode())
+        cl.shutdown_write()
+        t0 = time.monotonic()
+        self.assertEqual(cl.read_response("CONNECT").status, 200)
+        self.assertEqual(cl.wait_end(), "fin")
+        self.assertTrue(up.wait_all_closed(1.0 * SCALE))
+        self.assertEqual(up.conn(0).end, "fin", up.conn(0))
+        self.assertLess(up.conn(0).end_time - t0, QUICK, "the FIN waited for a deadline")
+
 
 class DrainTest(CutoffTestCase):
     """Each test has its own cutoff, since each ends it."""
