@@ -107,6 +107,7 @@ class Worker {
   std::shared_ptr<const Config> config_;
   std::unique_ptr<Resolver> resolver_;
   ReadBuffer read_buffer_;
+  Metrics metrics_;  // before the members that count into it
   UpstreamPool pool_;
   ClosingSet closings_;
   Listener listener_;
@@ -119,7 +120,6 @@ class Worker {
   // Armed by drain() with drain_timeout; stopped when the last connection
   // is gone; its expiry tears down whatever is still running.
   UvPtr<uv_timer_t> drain_timer_;
-  Metrics metrics_;
   AccessLogWriter access_log_;  // counts its dropped lines in metrics_
   std::unique_ptr<TaskQueue> tasks_;
   std::atomic<int64_t> own_client_count_{0};
