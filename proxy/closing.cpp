@@ -1,6 +1,9 @@
 #include "cutoff/closing.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <iterator>
 
 namespace cutoff {
 
@@ -9,6 +12,7 @@ void Closing::start(TcpSocket socket, Duration flush_idle, Duration linger, bool
   socket_.set_events(this);
   flush_idle_ = flush_idle;
   linger_ = linger;
+  started_at_ = uv_now(loop_);
   peer_fin_in_ = peer_fin_in;
   if (socket_.shutdown_write() != 0) {
     // No FIN can be queued (the connection is already broken): nothing we
@@ -69,19 +73,44 @@ void Closing::end(bool reset) {
   set_.finished(*this, reset);  // last: this entry is now on the finished list
 }
 
-void ClosingSet::close(TcpSocket socket, Duration flush_idle, Duration linger, bool peer_fin_in) {
+void Closing::describe(std::string& out, int worker_index, uint64_t now) const {
+  auto it = std::back_inserter(out);
+  uint64_t left = deadline_.remaining();
+  fmt::format_to(it,
+                 "{{\"id\":{},\"worker\":{},\"client\":\"{}\",\"phase\":\"closing\","
+                 "\"age_ms\":{},\"phase_ms\":{},\"deadline\":\"{}\",\"deadline_left_ms\":{}}}",
+                 client->id, worker_index, client->name, now - client->accepted_at,
+                 now - started_at_, timeout_token(deadline_.due_name()),
+                 left == DeadlinePlan::kNever ? 0 : left);
+}
+
+void ClosingSet::close(TcpSocket socket, Duration flush_idle, Duration linger, bool peer_fin_in,
+                       std::optional<ClientTag> client) {
   reap();  // never called from a Closing's own callback
-  if (!socket) return;
+  if (!socket) {
+    if (client && on_client_closed_) on_client_closed_();
+    return;
+  }
   closing_.emplace_back(*this, loop_);
   Closing& closing = closing_.back();
   closing.self = std::prev(closing_.end());
+  closing.client = std::move(client);
   closing.start(std::move(socket), flush_idle, linger, peer_fin_in);
 }
 
 void ClosingSet::finished(Closing& closing, bool reset) {
   if (reset && resets_ != nullptr) resets_->add();
   finished_.splice(finished_.end(), closing_, closing.self);
+  if (closing.client && on_client_closed_) on_client_closed_();
   if (closing_.empty() && on_empty_) on_empty_();
+}
+
+void ClosingSet::describe(std::string& out, int worker_index, uint64_t now) const {
+  for (const Closing& closing : closing_) {
+    if (!closing.client) continue;
+    if (!out.empty()) out.push_back(',');
+    closing.describe(out, worker_index, now);
+  }
 }
 
 bool ClosingSet::all_armed() const {

@@ -142,21 +142,14 @@ void Session::on_client_end(int status) {
     case Phase::tunnelling:
       if (fin) return tunnel_half_close(client_);
       return end_tunnel(Outcome::client_aborted());
-    case Phase::resolving:
-    case Phase::connecting:
-      // Whether the request is whole is known once its stashed body is fed
-      // (send_request_head); a reset is an abort at once.
-      if (!fin) return client_gone();
-      return;
-    case Phase::awaiting_response:
-    case Phase::streaming:
-      if (fin && ex_->request_done) return;
-      return client_gone();
-    case Phase::reading_head:
-    case Phase::sending_request:
-      return client_gone();  // a FIN inside a request is an abort
     case Phase::ended:
       return;
+    default:
+      // The request is whole (its body was parsed as it came, even before
+      // the upstream was there): the exchange goes on. A FIN inside a
+      // request, or a reset, is an abort.
+      if (fin && ex_->request_done) return;
+      return client_gone();
   }
 }
 
@@ -221,7 +214,8 @@ void Session::on_shutdown(TcpSocket&, int status) {
 // --- helpers -------------------------------------------------------------------
 
 void Session::keep_reading_client() {
-  if (!client_ || client_eof_ || (ex_ && ex_->stash.size() >= kHighWater)) return;
+  if (!client_ || client_eof_) return;
+  if (ex_ && (ex_->stash.size() >= kHighWater || ex_->body_ahead.size() >= kHighWater)) return;
   if (upstream_ && upstream_.queued() >= kHighWater) return;
   client_.start_reading();
 }

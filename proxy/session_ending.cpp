@@ -80,19 +80,24 @@ void Session::client_gone() {
 // than a reset caused by unread data.
 void Session::begin_closing() {
   Duration flush_idle = ex_ ? route().idle_timeout : config().defaults.idle_timeout;
-  worker_.closings().close(std::move(client_), flush_idle, config().linger_timeout, client_eof_);
+  hand_over_client(flush_idle);
   if (upstream_) upstream_.close();
-  end();
+  end(/*client_handed_over=*/true);
+}
+
+void Session::hand_over_client(Duration flush_idle) {
+  worker_.closings().close(std::move(client_), flush_idle, config().linger_timeout, client_eof_,
+                           ClientTag{id_, client_name_, accepted_at_});
 }
 
 // Whatever the exchange still waits for (a lookup included) is dropped.
-void Session::end() {
+void Session::end(bool client_handed_over) {
   if (ex_ && ex_->lookup != nullptr) {
     worker_.resolver().cancel(ex_->lookup);
     ex_->lookup = nullptr;
   }
   enter(Phase::ended);
-  worker_.retire(this);
+  worker_.retire(this, /*client_closed=*/!client_handed_over);
 }
 
 // Between exchanges a connection can go now; one in the middle of an

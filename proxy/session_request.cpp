@@ -97,14 +97,13 @@ void Session::on_client_bytes(const char* data, size_t len) {
       deadline_.touch();
       upstream_.send(data, len);
       return pause_if_backlogged(upstream_, client_);
+    case Phase::resolving:
+    case Phase::connecting:
     case Phase::sending_request:
     case Phase::awaiting_response:
     case Phase::streaming:
       if (!ex_->request_done) return forward_request_body(data, len);
-      return stash(data, len);  // a pipelined request: it waits its turn
-    case Phase::resolving:
-    case Phase::connecting:
-      return stash(data, len);  // body bytes before the upstream is there
+      return stash(data, len);  // a pipelined request (or tunnel bytes): it waits its turn
     case Phase::ended:
       return;
   }
@@ -140,6 +139,8 @@ void Session::on_request_head() {
   ex_->is_upgrade = !ex_->is_connect && ex_->request_parser.upgrade_requested();
   ex_->request_keep_alive = ex_->request_parser.keep_alive();
   ex_->replayable = !ex_->is_connect && !ex_->is_upgrade && replayable(ex_->request_parser);
+  // What follows a CONNECT or an Upgrade head is tunnel data, never parsed.
+  ex_->request_done = ex_->is_connect || ex_->is_upgrade;
 
   TargetError error = ex_->is_connect ? parse_authority(head.target(), &ex_->target)
                                       : parse_absolute_target(head.target(), &ex_->target);
@@ -186,8 +187,20 @@ void Session::on_request_head() {
         403, ProxyError::http_request_denied,
         fmt::format("CONNECT to port {} is not allowed (listen.connect_ports)", ex_->target.port));
   }
+  if (!ex_->request_done && !take_request_body_so_far()) return;
   if (!ex_->is_connect && take_pooled_upstream()) return send_request_head();
   open_upstream();
+}
+
+// The body bytes that came with the head are parsed now, before any
+// upstream is chosen: a body that breaks, or a client that stops inside it,
+// never reaches an upstream. False: the request was refused.
+bool Session::take_request_body_so_far() {
+  std::string bytes;
+  bytes.swap(ex_->stash);
+  forward_request_body(bytes.empty() ? "" : bytes.data(), bytes.size());
+  reclaim_stash(bytes);
+  return phase_ != Phase::ended;
 }
 
 // Routes see the canonical host (parsed so) and, when a route matches on
@@ -230,19 +243,27 @@ RouteQuery Session::route_query() const {
   return query;
 }
 
+// Parses body bytes and sends them on, or holds them until the head has
+// gone to the upstream.
 void Session::forward_request_body(const char* data, size_t len) {
   size_t used = 0;
   HttpParser::Event event = ex_->request_parser.feed(data, len, &used);
   // llhttp may count the byte that broke the body as read (an overflowing
   // chunk size digit): nothing of a feed that failed is forwarded.
   if (used > 0 && event != HttpParser::Event::error) {
-    upstream_.send(data, used);
-    ex_->record.up_bytes += used;
-    deadline_.touch();
+    if (head_sent()) {
+      upstream_.send(data, used);
+      ex_->record.up_bytes += used;
+      deadline_.touch();
+    } else {
+      ex_->body_ahead.append(data, used);
+      if (ex_->body_ahead.size() >= kHighWater) client_.stop_reading();
+    }
   }
   switch (event) {
     case HttpParser::Event::need_more:
-      return pause_if_backlogged(upstream_, client_);
+      if (head_sent()) pause_if_backlogged(upstream_, client_);
+      return;
     case HttpParser::Event::message_complete:
       stash(data + used, len - used);
       return on_request_complete();

@@ -32,10 +32,10 @@ void Session::tunnel_half_close(TcpSocket& from) {
   if (!(client_eof_ && upstream_eof_)) return;
   ex_->record.outcome = Outcome::ok();
   log_exchange();
-  Duration linger = config().linger_timeout;
-  worker_.closings().close(std::move(upstream_), route().tunnel_idle_timeout, linger, true);
-  worker_.closings().close(std::move(client_), route().tunnel_idle_timeout, linger, true);
-  end();
+  worker_.closings().close(std::move(upstream_), route().tunnel_idle_timeout,
+                           config().linger_timeout, /*peer_fin_in=*/true);
+  hand_over_client(route().tunnel_idle_timeout);
+  end(/*client_handed_over=*/true);
 }
 
 // A deadline or a broken side ends the tunnel: the upstream goes as the

@@ -179,20 +179,13 @@ void Session::send_request_head() {
   upstream_.start_reading();
   ex_->response_parser.reset();
   ex_->response_parser.set_skip_body(ex_->request_parser.method() == HTTP_HEAD);
-  if (ex_->is_upgrade || ex_->request_done) {
-    // An Upgrade request has no body; a retried request had none either.
-    ex_->request_done = true;
-    return enter(Phase::awaiting_response);
+  // The body bytes parsed while the upstream was being reached go first.
+  if (!ex_->body_ahead.empty()) {
+    upstream_.send(ex_->body_ahead.data(), ex_->body_ahead.size());
+    ex_->record.up_bytes += ex_->body_ahead.size();
+    ex_->body_ahead.clear();
   }
-  enter(Phase::sending_request);
-  // Body bytes that arrived with the head (or while connecting) go first;
-  // with no body at all this completes the request at once.
-  std::string body;
-  body.swap(ex_->stash);
-  forward_request_body(body.empty() ? "" : body.data(), body.size());
-  reclaim_stash(body);
-  // A client that half-closed before its body was whole aborted it.
-  if (phase_ == Phase::sending_request && client_eof_) return client_gone();
+  enter(ex_->request_done ? Phase::awaiting_response : Phase::sending_request);
   keep_reading_client();
 }
 

@@ -34,6 +34,7 @@ Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log)
   listener_.count_pauses(&metrics_.accept_pauses);
   resolver_ = std::make_unique<CaresResolver>(&loop_, config_->dns.servers);
   closings_.on_empty([this] { stop_if_drained(); });
+  closings_.on_client_closed([this] { release_client(); });
   reaper_ = make_uv<uv_check_t>();
   uv_check_init(&loop_, reaper_.get());
   reaper_->data = this;
@@ -124,8 +125,10 @@ void Worker::on_drain_timeout(uv_timer_t* timer) {
   auto* self = static_cast<Worker*>(timer->data);
   spdlog::warn("drain_timeout: tearing down {} connection(s)", self->sessions_.size());
   Expiry expiry{TimeoutName::drain_timeout, self->drain_timeout_};
-  for (auto it = self->sessions_.begin(); it != self->sessions_.end();) (it++)->expire(expiry);
+  // First the connections that were already closing, then the exchanges:
+  // the answers these produce (504s) get their own flush and linger.
   self->closings_.abort_flushing();
+  for (auto it = self->sessions_.begin(); it != self->sessions_.end();) (it++)->expire(expiry);
   self->stop_if_drained();
 }
 
@@ -140,15 +143,20 @@ void Worker::return_exchange(std::unique_ptr<ExchangeState> exchange) {
   // The parsers keep their buffers' capacity, which is the point; the rest
   // is reset when the state is lent again.
   exchange->stash.clear();
+  exchange->body_ahead.clear();
   exchange->config.reset();  // a spare exchange pins no config
   spare_exchanges_.push_back(std::move(exchange));
 }
 
-void Worker::retire(Session* session) {
+void Worker::retire(Session* session, bool client_closed) {
   retired_.splice(retired_.end(), sessions_, session->self());
+  if (client_closed) release_client();
+  stop_if_drained();
+}
+
+void Worker::release_client() {
   client_count_->fetch_sub(1, std::memory_order_relaxed);
   metrics_.client_connections.add(-1);
-  stop_if_drained();
 }
 
 void Worker::stop_if_drained() {
@@ -169,7 +177,7 @@ void Worker::accept_one(uv_stream_t* server) {
   metrics_.client_connections.add();
   sessions_.emplace_back(*this);
   auto it = std::prev(sessions_.end());
-  if (!it->accept(server, it)) retire(&*it);
+  if (!it->accept(server, it)) retire(&*it, /*client_closed=*/true);
 }
 
 void Worker::describe_connections(std::string& out, int worker_index) {
@@ -178,6 +186,7 @@ void Worker::describe_connections(std::string& out, int worker_index) {
     if (!out.empty()) out.push_back(',');
     session.describe(out, worker_index, now);
   }
+  closings_.describe(out, worker_index, now);
 }
 
 void Worker::on_check(uv_check_t* check) {

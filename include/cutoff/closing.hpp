@@ -33,6 +33,8 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <optional>
+#include <string>
 
 #include "cutoff/deadline.hpp"
 #include "cutoff/duration.hpp"
@@ -42,6 +44,14 @@
 namespace cutoff {
 
 class ClosingSet;
+
+// A client connection on its way out is still a client connection: it
+// counts against max_client_connections and shows in /connections.
+struct ClientTag {
+  uint64_t id = 0;
+  std::string name;          // "ip:port"
+  uint64_t accepted_at = 0;  // loop time
+};
 
 class Closing final : SocketEvents, DeadlineListener {
  public:
@@ -55,7 +65,10 @@ class Closing final : SocketEvents, DeadlineListener {
   void reset() { end(/*reset=*/true); }
   bool flushing() const { return !lingering_; }
   bool deadline_armed() const { return deadline_.armed(); }
+  // Appends this connection as a /connections JSON object (clients only).
+  void describe(std::string& out, int worker_index, uint64_t now) const;
   std::list<Closing>::iterator self;
+  std::optional<ClientTag> client;
 
  private:
   void on_data(TcpSocket&, const char*, size_t) override {}  // dropped
@@ -75,6 +88,7 @@ class Closing final : SocketEvents, DeadlineListener {
   Duration flush_idle_;
   Duration linger_;
   size_t unacknowledged_ = 0;   // at the last look
+  uint64_t started_at_ = 0;     // loop time
   uint64_t progressed_at_ = 0;  // loop time the flush last moved
   uint64_t poll_ = 1;           // ms until the next look
   bool peer_fin_in_ = false;
@@ -91,8 +105,15 @@ class ClosingSet {
 
   // Takes `socket` through flushing and lingering (see above). `flush_idle`
   // bounds a flush that stops moving; `linger` the wait for the peer's FIN.
-  void close(TcpSocket socket, Duration flush_idle, Duration linger, bool peer_fin_in = false);
+  // `client`: the connection is a client's (see ClientTag).
+  void close(TcpSocket socket, Duration flush_idle, Duration linger, bool peer_fin_in = false,
+             std::optional<ClientTag> client = std::nullopt);
   size_t size() const { return closing_.size(); }
+  // Called when a client connection (one closed with a ClientTag) is gone.
+  void on_client_closed(std::function<void()> callback) { on_client_closed_ = std::move(callback); }
+  // /connections: one JSON object per closing client connection, each
+  // preceded by a comma unless `out` is empty.
+  void describe(std::string& out, int worker_index, uint64_t now) const;
   // SPEC §4's invariant: every closing connection waits under a deadline.
   bool all_armed() const;
   // Resets the connections still flushing (drain_timeout: their peers stopped
@@ -115,6 +136,7 @@ class ClosingSet {
   std::list<Closing> closing_;
   std::list<Closing> finished_;
   std::function<void()> on_empty_;
+  std::function<void()> on_client_closed_;
 };
 
 }  // namespace cutoff

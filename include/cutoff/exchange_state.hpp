@@ -49,9 +49,12 @@ struct ExchangeState {
   bool retried = false;
   bool upstream_dirty = false;  // bytes after a complete response: never reuse
   bool logged = false;
-  // Client bytes read ahead of where the exchange can take them: body bytes
-  // before the upstream is connected, or a pipelined next request.
+  // Client bytes read ahead of where the exchange can take them: a pipelined
+  // next request, or tunnel bytes before the tunnel is up. Never parsed.
   std::string stash;
+  // Request body bytes already parsed (validated), waiting for the upstream
+  // to be connected and the head sent.
+  std::string body_ahead;
 };
 
 }  // namespace cutoff

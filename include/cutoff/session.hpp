@@ -93,7 +93,13 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void try_next_address();
   void on_upstream_connected();
   void send_request_head();
+  bool take_request_body_so_far();
   void forward_request_body(const char* data, size_t len);
+  // The request head has gone to the upstream: body bytes follow it there.
+  bool head_sent() const {
+    return phase_ == Phase::sending_request || phase_ == Phase::awaiting_response ||
+           phase_ == Phase::streaming;
+  }
   void on_request_complete();
   void on_upstream_bytes(const char* data, size_t len);
   void relay_response(const char* data, size_t len);
@@ -118,9 +124,12 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void teardown_upstream();
   // Hands the client connection to the worker's ClosingSet and ends.
   void begin_closing();
+  void hand_over_client(Duration flush_idle);
   void end_tunnel(Outcome outcome);
   // The terminal step: nothing is left to wait for; the worker frees us.
-  void end();
+  // `client_handed_over`: the client connection went to the ClosingSet,
+  // which counts it until it is closed.
+  void end(bool client_handed_over = false);
   void log_exchange();
   void count_exchange();
 

@@ -92,7 +92,9 @@ class Worker {
   void return_exchange(std::unique_ptr<ExchangeState> exchange);
 
   // Frees a session on the next loop turn, never inside its own callback.
-  void retire(Session* session);
+  // `client_closed`: its client connection is closed, rather than handed to
+  // closings() (which then tells when it is gone).
+  void retire(Session* session, bool client_closed);
 
  private:
   static void on_check(uv_check_t* check);
@@ -101,6 +103,7 @@ class Worker {
   static void on_drain_timeout(uv_timer_t* timer);
   void accept_one(uv_stream_t* server);
   void stop_if_drained();
+  void release_client();  // one client connection fewer
 
   uv_loop_t loop_;
   int init_error_ = 0;

@@ -19,12 +19,14 @@ side: what bytes it gets, when, and how its connection ends.
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
+import struct
 import time
 
 from fakeupstream import pattern
-from harness import SCALE, SLACK, CutoffTestCase, build_request, ms, time_limit
+from harness import SCALE, SLACK, CutoffTestCase, admin_get, build_request, ms, time_limit
 
 LINGER = ms(200)  # harness default linger_timeout
 IDLE = ms(300)  # harness default idle_timeout
@@ -275,6 +277,68 @@ class ClosingTest(CutoffTestCase):
         self.assertLess(up.conn(0).end_time - t0, QUICK, "the FIN waited for a deadline")
 
 
+    @time_limit(10)
+    def test_client_fin_before_101_reaches_the_upstream(self):
+        up = self.raw_upstream(("head", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n"
+                                        b"Connection: Upgrade\r\n\r\n", "park"))
+        cl = self.client()
+        cl.send(build_request("GET", self.url(up, "/ws"),
+                              [("Upgrade", "echo"), ("Connection", "Upgrade")]))
+        cl.shutdown_write()
+        t0 = time.monotonic()
+        self.assertEqual(cl.read_response().status, 101)
+        self.assertEqual(cl.wait_end(), "fin")
+        self.assertTrue(up.wait_all_closed(1.0 * SCALE))
+        self.assertEqual(up.conn(0).end, "fin", up.conn(0))
+        self.assertLess(up.conn(0).end_time - t0, QUICK, "the FIN waited for a deadline")
+
+    @time_limit(10)
+    def test_client_fin_inside_a_body_while_connecting_is_an_abort_at_once(self):
+        # The body is parsed as it comes, even before the upstream is there:
+        # a FIN inside it ends the exchange now, and nothing is sent on.
+        fb = self.full_backlog()
+        cl = self.client()
+        cl.send(build_request("POST", f"http://127.0.0.1:{fb.port}/up",
+                              [("Content-Length", "1000")]) + b"y" * 400)
+        t0 = time.monotonic()
+        cl.shutdown_write()
+        self.assertEqual(cl.wait_end(), "fin")
+        self.assertEqual(bytes(cl.buf), b"", "an aborted request gets no answer")
+        self.assertLess(time.monotonic() - t0, QUICK, "the abort waited for connect_timeout")
+        entry = self.cutoff.wait_access(target="/up")
+        self.assertEqual(entry["outcome"], "client_abort", entry)
+
+    @time_limit(15)
+    def test_closing_connections_count_against_max_client_connections(self):
+        up = self.upstream()
+        c = self.dedicated_cutoff({"listen": {"max_client_connections": 2},
+                                   "defaults": {"idle_timeout": "3s"},
+                                   "admin": {"address": "127.0.0.1:0"}})
+        size = 2 * 1024 * 1024
+        readers = [SlowReader(c.addr) for _ in range(2)]
+        for r in readers:
+            self.addCleanup(r.close)
+            r.send(build_request("GET", self.url(up, f"/ok?size={size}"),
+                                 [("Connection", "close")]))
+        # Both responses are complete on cutoff's side (logged); what is left
+        # waits for clients that do not read: their connections are closing.
+        c.wait_access(target=f"/ok?size={size}", count=2)
+        conns = json.loads(admin_get(c, "/connections").body)["connections"]
+        self.assertEqual(sorted(x["phase"] for x in conns), ["closing", "closing"], conns)
+        extra = self.client(c)
+        self.assertEqual(extra.wait_end(), "fin", "a third client was served over the cap")
+        self.assertEqual(bytes(extra.buf), b"")
+        for r in readers:
+            r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            r.close()
+        deadline = time.monotonic() + 2 * SCALE
+        while True:  # the reset connections leave; the cap admits again
+            resp, _, _ = self.exchange("GET", self.url(up, "/ok"), cutoff=c)
+            if resp.status == 200:
+                break
+            self.assertLess(time.monotonic(), deadline)
+
+
 class DrainTest(CutoffTestCase):
     """Each test has its own cutoff, since each ends it."""
 
@@ -308,6 +372,22 @@ class DrainTest(CutoffTestCase):
         self.assertEqual(resp.status, 200, resp)
         self.assertTrue(resp.has_token("Connection", "close"), resp.headers)
         self.assertEqual(cl.wait_end(), "fin")
+        self.assertEqual(c.proc.wait(5 * SCALE), 0)
+
+    @time_limit(10)
+    def test_drain_timeout_answers_end_with_fin(self):
+        up = self.upstream()
+        c = self.dedicated_cutoff({"drain_timeout": "400ms",
+                                   "defaults": {"response_header_timeout": "5s"}})
+        clients = [self.client(c) for _ in range(3)]
+        for cl in clients:
+            cl.request("GET", self.url(up, "/hang"))
+        up.wait_connections(3, 2 * SCALE)
+        c.proc.send_signal(signal.SIGTERM)
+        for cl in clients:
+            resp = cl.read_response()
+            self.assertGenerated(resp, 504, "http_response_timeout")
+            self.assertEqual(cl.wait_end(), "fin", "a drain_timeout answer must end with FIN")
         self.assertEqual(c.proc.wait(5 * SCALE), 0)
 
 
