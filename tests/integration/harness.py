@@ -282,6 +282,7 @@ class Cutoff:
 
     def __init__(self, config: dict | None = None, routes=(), binary: str | None = None,
                  extra_args=(), nofile: tuple[int, int] | None = None):
+        self.access_floor = 0  # wait_access() ignores the entries before it
         self.config = merge(DEFAULT_CONFIG, config or {})
         self.routes = [dict(r) for r in routes]
         self.binary = binary or find_binary()
@@ -441,12 +442,16 @@ class Cutoff:
         return [e for e in map(parse_access_line, self.stdout_text().splitlines()) if e]
 
     def wait_access(self, pred=None, timeout: float = 1.5, target: str | None = None,
-                    count: int = 1):
+                    count: int = 1, since: int = 0):
         """Polls the access log until `count` entries match; returns the last
-        (count=1) or the list. `target` matches a substring of the target."""
+        (count=1) or the list. `target` matches a substring of the target.
+        `since`: only entries after the first `since` (a len(access_entries())
+        taken earlier), so that a reused port cannot match an older line;
+        never before `access_floor`, where the current test began."""
         deadline = time.monotonic() + timeout * SCALE
+        since = max(since, self.access_floor)
         while True:
-            found = [e for e in self.access_entries()
+            found = [e for e in self.access_entries()[since:]
                      if (target is None or target in e["target"]) and (pred is None or pred(e))]
             if len(found) >= count:
                 return found[-1] if count == 1 else found
@@ -1017,6 +1022,9 @@ class CutoffTestCase(unittest.TestCase):
             # A test that leaked fds failed already; measure from where we are.
             ok, n = c.wait_fds_back_to(c.baseline_fds, 0.5 * SCALE)
             self.fd_baseline = c.baseline_fds if ok else n
+            # Upstream ports come back in later tests: a line an earlier
+            # test left must not answer this test's wait_access().
+            c.access_floor = len(c.access_entries())
 
     def tearDown(self):
         for cl in self._clients:

@@ -99,7 +99,8 @@ class EmfileTwoWorkersTest(LimitsTestCase):
         """A two-worker cutoff under FD_LIMIT descriptors, warmed up: UBSan's
         vptr check probes memory with a pipe(2) the first time it meets each
         virtual call, which fails at the fd limit and reports a bogus error;
-        one of each exchange the test makes fills its cache beforehand."""
+        one of each exchange and ending the test makes (a closing
+        connection's deadline among them) fills its cache beforehand."""
         up = self.upstream()
         c = self.dedicated_cutoff(self.CONFIG, self.ROUTES, nofile=(self.FD_LIMIT, self.FD_LIMIT))
         r, cl, _ = self.exchange("GET", self.url(up, "/ok"), cutoff=c)
@@ -109,6 +110,12 @@ class EmfileTwoWorkersTest(LimitsTestCase):
         self.assertEqual(r.status, 504)
         cl.close()
         self.client(c).close()
+        # A client that keeps its socket after a Connection: close answer:
+        # the closing connection's linger_timeout fires.
+        lingering = self.client(c)
+        lingering.request("GET", self.url(up, "/ok"), [("Connection", "close")])
+        self.assertEqual(lingering.read_response().status, 200)
+        self.assertEqual(lingering.wait_end(), "fin")
         self.assertEqual(admin_get(c, "/metrics").status, 200)
         ok, n = c.wait_fds_back_to(c.baseline_fds, self.SETTLE * SCALE)
         self.assertTrue(ok, f"cutoff fds {n} not back to {c.baseline_fds} after the warm-up")
