@@ -1,7 +1,13 @@
 #pragma once
 // One client connection and the exchanges it carries: the proxy's state
 // machine. Every phase, the one deadline that guards it, and what happens when
-// that deadline fires are in this class (see Phase and Session::enter()).
+// that deadline fires are in this class (see Phase, and Session::enter() and
+// on_deadline() in session.cpp). The work of the phases is split by concern:
+// session_request.cpp (the client's side of an exchange),
+// session_upstream.cpp (reaching the upstream, the one safe retry),
+// session_response.cpp, session_tunnel.cpp, session_ending.cpp (failures,
+// and handing the connection to the worker's ClosingSet) and
+// session_report.cpp (access log, metrics, /connections).
 
 #include <uv.h>
 
