@@ -95,7 +95,6 @@ class TcpSocket {
   // Queues a FIN behind pending writes; on_shutdown reports it. Once only:
   // later calls return 0 and do nothing.
   int shutdown_write();
-  bool fin_queued() const { return core_ && core_->fin_queued; }
   // Our FIN has left: everything queued before it was flushed.
   bool fin_sent() const { return core_ && core_->fin_sent; }
   // Graceful close: FIN if the kernel has nothing unread, and drops anything
