@@ -441,6 +441,18 @@ class Cutoff:
     def access_entries(self) -> list[dict]:
         return [e for e in map(parse_access_line, self.stdout_text().splitlines()) if e]
 
+    def reload(self, timeout: float = 3.0):
+        """Writes the config (self.config, self.routes) and sends SIGHUP;
+        returns once `configuration reloaded` is on stderr (timeout scaled)."""
+        self.write_config()
+        mark = len(self.stderr_text())
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout * SCALE
+        while "configuration reloaded" not in self.stderr_text()[mark:]:
+            if time.monotonic() > deadline:
+                raise AssertionError("no `configuration reloaded` on stderr after SIGHUP")
+            time.sleep(0.01)
+
     def wait_access(self, pred=None, timeout: float = 1.5, target: str | None = None,
                     count: int = 1, since: int = 0):
         """Polls the access log until `count` entries match; returns the last
@@ -956,6 +968,18 @@ class Dribble:
         self._sock.close()
 
 
+def wait_until(fn, what, timeout=2.0, interval=0.01):
+    """Polls fn() until it is true (timeout in seconds, scaled)."""
+    deadline = time.monotonic() + timeout * SCALE
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
 class CutoffTestCase(unittest.TestCase):
     """Base class: one cutoff per class (CONFIG / ROUTES merged over the
     defaults), per-test hard time limit (TIME_LIMIT seconds, scaled), and the
@@ -1055,6 +1079,10 @@ class CutoffTestCase(unittest.TestCase):
         reports = [r for r in (x.blame_report() for x in cutoffs) if r]
         if reports:
             self.fail("cutoff made a sanitizer report:\n" + "\n\n".join(reports))
+
+    def wait_for(self, fn, what, timeout=2.0, interval=0.01):
+        """Polls fn() until it is true, or fails the test (timeout scaled)."""
+        return wait_until(fn, what, timeout, interval)
 
     def _failed_so_far(self) -> bool:
         result = getattr(getattr(self, "_outcome", None), "result", None)

@@ -412,13 +412,8 @@ class ClientAclTest(CutoffTestCase):
         cl.request("GET", self.url(up, "/ok"))
         self.assertEqual(cl.read_response().status, 200)
         c.config["listen"]["allow_clients"] = ["10.0.0.0/8"]
-        c.write_config()
-        mark = len(c.stderr_text())
-        c.proc.send_signal(signal.SIGHUP)
+        c.reload()
         deadline = time.monotonic() + 3 * SCALE
-        while "configuration reloaded" not in c.stderr_text()[mark:]:
-            self.assertLess(time.monotonic(), deadline, "no `configuration reloaded` on stderr")
-            time.sleep(0.01)
         # The worker takes the new config with its next exchange: this one.
         while True:
             cl.request("GET", self.url(up, "/ok"))

@@ -17,7 +17,7 @@ import time
 import unittest
 
 from harness import (ADMIN_ON, SCALE, SLACK, Cutoff, CutoffTestCase, admin_addr, admin_get, merge,
-                     ms, time_limit)
+                     ms, time_limit, wait_until)
 
 CRITICAL_RE = re.compile(r"^\S+ critical (.*)$", re.MULTILINE)
 SANITIZER_RE = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|Assertion .* failed")
@@ -46,18 +46,6 @@ def need_hard_nofile(test, n):
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if hard != resource.RLIM_INFINITY and hard < n:
         test.skipTest(f"the hard RLIMIT_NOFILE here is {hard}, the test needs {n}")
-
-
-def wait_until(fn, what, timeout=2.0, interval=0.01):
-    """Polls fn() until it is true (timeout in seconds, scaled)."""
-    deadline = time.monotonic() + timeout * SCALE
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 class LimitsTestCase(CutoffTestCase):

@@ -159,16 +159,6 @@ class StalledLogTest(CutoffTestCase):
         self.assertIsNotNone(m, "no cutoff_log_lines_dropped_total in /metrics")
         return int(m.group(1))
 
-    def wait_for(self, fn, what, timeout):
-        deadline = time.monotonic() + timeout * SCALE
-        while True:
-            v = fn()
-            if v:
-                return v
-            if time.monotonic() > deadline:
-                self.fail(f"timed out waiting for {what}")
-            time.sleep(0.02)
-
     def assertServing(self, c, target):
         """A new connection is accepted and answered in time, and so is
         /healthz."""

@@ -112,16 +112,6 @@ class OpsTestCase(CutoffTestCase):
                 self.fail(f"/metrics never showed {what}; last scrape:\n{m.text}")
             time.sleep(0.02)
 
-    def wait_for(self, fn, what, timeout=2.0, interval=0.01):
-        deadline = time.monotonic() + timeout * SCALE
-        while True:
-            v = fn()
-            if v:
-                return v
-            if time.monotonic() > deadline:
-                self.fail(f"timed out waiting for {what}")
-            time.sleep(interval)
-
     def assertHistogram(self, m, route):
         """cutoff_request_duration_seconds{route}: cumulative buckets, +Inf == _count."""
         buckets = sorted(((float(lb["le"]), v) for lb, v in

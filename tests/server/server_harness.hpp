@@ -53,9 +53,10 @@ inline AddressList addresses(std::initializer_list<std::pair<const char*, uint16
   return out;
 }
 
-// A port on 127.0.0.1 with nothing listening: connecting is refused.
-inline uint16_t closed_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+// A port on 127.0.0.1 with nothing listening: connecting (SOCK_STREAM) or
+// sending a datagram to it (SOCK_DGRAM) is refused.
+inline uint16_t closed_port(int type = SOCK_STREAM) {
+  int fd = socket(AF_INET, type, 0);
   sockaddr_in a = ipv4("127.0.0.1", 0);
   bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   socklen_t len = sizeof a;
@@ -295,7 +296,6 @@ class ProxyUnderTest {
   void linger(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
  private:
-
   AccessLog log_;
   std::unique_ptr<Worker> worker_;
   ScriptedResolver* resolver_ = nullptr;

@@ -63,17 +63,6 @@ class SilentServer {
   uint16_t port_ = 0;
 };
 
-// A UDP port on 127.0.0.1 where nothing listens: queries are refused.
-uint16_t refusing_port() {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a = ipv4("127.0.0.1", 0);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 // A loop for one test. The resolver's handles do not keep a loop running
 // (a session's deadline does that), so run_until() keeps it alive with a
 // timer of its own, which also bounds the wait.
@@ -214,7 +203,7 @@ TEST_CASE("a cancelled lookup is never heard of; the last cancel closes the sock
 TEST_CASE("a server that refuses fails the lookup at once, as a temporary failure",
           "[server][dns][cares]") {
   Loop loop;
-  CaresResolver resolver(loop.get(), at(refusing_port()));
+  CaresResolver resolver(loop.get(), at(closed_port(SOCK_DGRAM)));
   Heard heard;
   auto start = std::chrono::steady_clock::now();
   REQUIRE(resolver.resolve("refused.cutoff.test", 80, &heard) != nullptr);
