@@ -129,6 +129,7 @@ const llhttp_settings_t* HttpParser::settings() {
     init.on_header_field = on_header_field;
     init.on_header_field_complete = on_header_field_complete;
     init.on_header_value = on_header_value;
+    init.on_version_complete = on_version_complete;
     init.on_headers_complete = on_headers_complete;
     init.on_body = on_body;
     init.on_message_complete = on_message_complete;
@@ -366,16 +367,21 @@ int HttpParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   return 0;
 }
 
+// A request's start line is whole: from here on its method is known, so a
+// head that stalls in its fields can still be named in the log.
+int HttpParser::on_version_complete(llhttp_t* p) {
+  if (p->type == HTTP_REQUEST) {
+    self(p).head_.method_ = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
+  }
+  return 0;
+}
+
 int HttpParser::on_headers_complete(llhttp_t* p) {
   HttpParser& self = HttpParser::self(p);
   MessageHead& head = self.head_;
   head.major_ = p->http_major;
   head.minor_ = p->http_minor;
-  if (p->type == HTTP_REQUEST) {
-    head.method_ = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
-  } else {
-    head.status_ = p->status_code;
-  }
+  if (p->type == HTTP_RESPONSE) head.status_ = p->status_code;
   self.head_done_ = true;
   return self.settle_head();
 }

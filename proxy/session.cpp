@@ -97,9 +97,7 @@ void Session::on_deadline(const Expiry& expiry) {
     case Phase::idle:
       return begin_closing();  // a quiet keep-alive connection: FIN, then linger
     case Phase::reading_head:
-      return fail(
-          Outcome::timed_out(expiry.name), ProxyError::http_request_error, 408,
-          fmt::format("the request head did not arrive within {}", expiry.value.to_string()));
+      return fail_request_head_timeout(expiry);
     case Phase::resolving:
     case Phase::connecting:
     case Phase::sending_request:

@@ -13,6 +13,15 @@ namespace cutoff {
 void Session::fail_timeout(const Expiry& expiry) {
   std::string value = expiry.value.to_string();
   std::string_view name = timeout_token(expiry.name);
+  if (expiry.name == TimeoutName::drain_timeout) {
+    // The shutdown ended it, not the phase's own deadline: say how long the
+    // exchange really ran, which may be far more or less than drain_timeout.
+    return fail(Outcome::timed_out(expiry.name), ProxyError::http_response_timeout, 504,
+                fmt::format("cutoff is shutting down: the exchange with {} had run for {} ms "
+                            "({}) when drain_timeout ({}) ended it (route {})",
+                            describe_target(), since(ex_->started_at), phase_name(phase_), value,
+                            ex_->route.name));
+  }
   switch (phase_) {
     case Phase::resolving:
       return fail(Outcome::timed_out(expiry.name), ProxyError::dns_timeout, 504,
@@ -31,6 +40,25 @@ void Session::fail_timeout(const Expiry& expiry) {
                   fmt::format("{} did not answer within {} ({}, route {})", describe_target(),
                               value, name, ex_->route.name));
   }
+}
+
+// request_header_timeout (or the drain) ended a head still on its way. When
+// its start line had arrived, the access log names the request: which one
+// stalled is what the reader of the log wants to know.
+void Session::fail_request_head_timeout(const Expiry& expiry) {
+  const MessageHead& head = ex_->request_parser.head();
+  if (!head.method().empty()) {
+    ex_->record.method = head.method();
+    ex_->record.target = head.target();
+  }
+  std::string sentence =
+      expiry.name == TimeoutName::drain_timeout
+          ? fmt::format(
+                "cutoff is shutting down: the request head was still incomplete after {} ms "
+                "when drain_timeout ({}) ended it",
+                since(ex_->started_at), expiry.value.to_string())
+          : fmt::format("the request head did not arrive within {}", expiry.value.to_string());
+  fail(Outcome::timed_out(expiry.name), ProxyError::http_request_error, 408, sentence);
 }
 
 void Session::fail_upstream(ProxyError error, std::string_view sentence) {

@@ -2,6 +2,7 @@
 // whether and where it may go, and forwarding its body.
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
@@ -16,6 +17,12 @@ namespace {
 constexpr std::string_view kOriginFormAnswer =
     "cutoff is a forward proxy: send absolute-form requests by pointing the client at it "
     "(HTTP_PROXY=http://<proxy address>/ and HTTPS_PROXY likewise).";
+
+// A TLS record of type handshake (22) with major version 3: what a client
+// sends first when its proxy URL says https://. No HTTP method starts so.
+bool starts_tls_handshake(const char* data, size_t len) {
+  return len >= 1 && data[0] == 0x16 && (len == 1 || data[1] == 0x03);
+}
 
 // Safe to send again on a fresh connection: an idempotent method (RFC 9110
 // §9.2.2) and no body at all. Decided on the head: a body's length counts
@@ -89,6 +96,7 @@ void Session::on_client_bytes(const char* data, size_t len) {
     case Phase::idle:
       begin_exchange();
       enter(Phase::reading_head);
+      if (starts_tls_handshake(data, len)) return refuse_tls_handshake();
       [[fallthrough]];
     case Phase::reading_head:
       return parse_request_head(data, len);
@@ -107,6 +115,18 @@ void Session::on_client_bytes(const char* data, size_t len) {
     case Phase::ended:
       return;
   }
+}
+
+// The client's TLS stack will not show it our answer, so the log says what
+// to change as well.
+void Session::refuse_tls_handshake() {
+  spdlog::warn(
+      "{}: a TLS handshake arrived on the proxy port: the client's proxy URL must "
+      "start with http://, not https://",
+      client_name_);
+  reject(400, ProxyError::http_request_error,
+         "cutoff's proxy port speaks plain HTTP: use an http:// proxy URL "
+         "(HTTPS_PROXY=http://<proxy address>), also for https:// destinations");
 }
 
 void Session::parse_request_head(const char* data, size_t len) {
@@ -167,7 +187,9 @@ void Session::on_request_head() {
   // narrows allow_clients applies to open keep-alive connections too.
   if (!client_allowed()) {
     return reject(403, ProxyError::http_request_denied,
-                  fmt::format("client {} is not allowed to use this proxy", client_name_));
+                  fmt::format("client {} is not allowed to use this proxy "
+                              "(listen.allow_clients)",
+                              client_name_));
   }
   if (!listen.proxy_auth.empty() && !has_credentials(head, listen.proxy_auth)) {
     return fail(Outcome::failed(ProxyError::http_request_denied), ProxyError::http_request_denied,

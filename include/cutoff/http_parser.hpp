@@ -49,6 +49,7 @@ class MessageHead {
   };
 
   void clear();
+  // A request's method, as soon as its start line is whole; empty before.
   std::string_view method() const { return method_; }
   std::string_view target() const { return view(target_); }
   int status() const { return status_; }
@@ -156,6 +157,7 @@ class HttpParser {
   static int on_header_field(llhttp_t* p, const char* at, size_t len);
   static int on_header_field_complete(llhttp_t* p);
   static int on_header_value(llhttp_t* p, const char* at, size_t len);
+  static int on_version_complete(llhttp_t* p);
   static int on_headers_complete(llhttp_t* p);
   static int on_body(llhttp_t* p, const char* at, size_t len);
   static int on_message_complete(llhttp_t* p);

@@ -89,6 +89,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void begin_exchange();
   void on_client_bytes(const char* data, size_t len);
   void parse_request_head(const char* data, size_t len);
+  void refuse_tls_handshake();
   void on_request_head();
   bool client_allowed() const;  // listen.allow_clients, under the current config
   bool choose_route();
@@ -123,6 +124,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void fail(Outcome outcome, ProxyError error, int status, std::string_view sentence,
             std::string_view extra_headers = {});
   void fail_timeout(const Expiry& expiry);
+  void fail_request_head_timeout(const Expiry& expiry);
   void fail_upstream(ProxyError error, std::string_view sentence);
   void reject(int status, ProxyError error, std::string_view sentence);
   void client_gone();

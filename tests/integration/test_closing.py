@@ -423,7 +423,8 @@ class ClientAclTest(CutoffTestCase):
             self.assertEqual(resp.status, 200, resp)
             self.assertLess(time.monotonic(), deadline, "the reload never applied")
         self.assertGenerated(resp, 403, "http_request_denied")
-        self.assertDetails(resp, also=["127.0.0.1"])  # names the refused client
+        # Names the refused client and the setting that refused it.
+        self.assertDetails(resp, also=["127.0.0.1", "listen.allow_clients"])
         self.assertEqual(cl.wait_end(), "fin")
         self.assertEqual(up.connection_count(), 1, "the refused request reached the upstream")
 
