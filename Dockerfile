@@ -1,4 +1,5 @@
 # cutoff as a sidecar container: docker build -t cutoff . && docker run -p 3128:3128 cutoff
+# (the CI profile: docker run -p 3128:3128 cutoff --config /etc/cutoff/ci.toml)
 # (conf/docker-compose.yml and conf/kubernetes.yaml show it next to a test job).
 
 FROM debian:bookworm-slim AS build
@@ -19,13 +20,17 @@ RUN apt-get update \
  && useradd --system --no-create-home --shell /usr/sbin/nologin cutoff
 COPY --from=build /src/build/cutoff /usr/local/bin/cutoff
 COPY conf/container.toml /etc/cutoff/cutoff.toml
+# The CI profile, for `--config /etc/cutoff/ci.toml`.
+COPY conf/ci.toml /etc/cutoff/ci.toml
+COPY conf/healthcheck.sh /usr/local/bin/cutoff-healthcheck
 USER cutoff
 # 3128: the proxy; 9901: the admin endpoint (/healthz, /readyz, /metrics,
 # /connections), which conf/container.toml binds on 0.0.0.0.
 EXPOSE 3128 9901
-# The slim image has no curl: bash's /dev/tcp sends the request, grep looks
-# for the 200 status line. The admin endpoint closes after its answer.
+# Healthy when the admin endpoint answers /healthz on 127.0.0.1:9901 and
+# the proxy answers on port 3128 of the container's own address (so a config
+# that listens on 127.0.0.1 only shows as unhealthy); see conf/healthcheck.sh.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9901 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '^HTTP/1.1 200 ' <&3"]
+  CMD ["/usr/local/bin/cutoff-healthcheck"]
 ENTRYPOINT ["/usr/local/bin/cutoff"]
 CMD ["--config", "/etc/cutoff/cutoff.toml"]
