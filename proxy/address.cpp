@@ -270,6 +270,12 @@ bool parse_cidr(std::string_view text, Cidr* out, std::string* error) {
   return true;
 }
 
+std::string cidr_to_string(const Cidr& net) {
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(net.v6 ? AF_INET6 : AF_INET, net.addr, text, sizeof text);
+  return std::string(text) + "/" + std::to_string(net.prefix);
+}
+
 bool cidr_contains(const Cidr& net, const uint8_t* addr, bool v6) {
   static constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
   const uint8_t* candidate = addr;

@@ -1,6 +1,7 @@
 #include "cutoff/listener.hpp"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -21,6 +22,12 @@ int probe_bind(const sockaddr_storage& address) {
   // not make the address look taken.
   int on = 1;
   int rc = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  // As uv_tcp_bind does too: [::] takes IPv4 as well, so the probe must
+  // collide with IPv4 listeners on the port, whatever the system default.
+  int v6_only = 0;
+  if (rc == 0 && address.ss_family == AF_INET6) {
+    rc = setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6_only, sizeof v6_only);
+  }
   if (rc == 0) rc = bind(fd, sa, len);
   if (rc != 0) rc = uv_translate_sys_error(errno);
   ::close(fd);

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <cstdio>
@@ -9,120 +10,124 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cutoff/access_log.hpp"
+#include "cutoff/command_line.hpp"
 #include "cutoff/config.hpp"
+#include "cutoff/config_summary.hpp"
 #include "cutoff/descriptors.hpp"
 #include "cutoff/diagnostics_log.hpp"
 #include "cutoff/metrics.hpp"
 #include "cutoff/server.hpp"
+#include "cutoff/version.hpp"
+#include "cutoff/worker_count.hpp"
+#include "cutoff/writable_file.hpp"
 
 namespace {
 
-constexpr const char* kUsage =
-    "usage: cutoff [--config FILE] [--check] [--listen HOST:PORT] [--admin HOST:PORT|off]\n"
-    "\n"
-    "  --config FILE       TOML configuration (default: built-in defaults,\n"
-    "                      listening on 127.0.0.1:3128)\n"
-    "  --check             validate the configuration and exit: 0 if valid,\n"
-    "                      1 with every error as file:line:column otherwise\n"
-    "  --listen HOST:PORT  listen here instead of [listen] address\n"
-    "                      (port 0 picks a free port, logged at start-up)\n"
-    "  --admin HOST:PORT   serve /healthz, /readyz, /metrics and /connections\n"
-    "                      here instead of [admin] address; \"off\" disables\n"
-    "  --help              this text\n";
-
-struct Options {
-  std::optional<std::string> config_path;
-  std::optional<std::string> listen;
-  std::optional<std::string> admin;
-  bool check = false;
-};
-
-// Returns nullopt (after printing why) when the command line is unusable.
-std::optional<Options> parse_options(int argc, char** argv) {
-  Options options;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&]() -> std::optional<std::string> {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "cutoff: %s needs a value\n%s", arg.c_str(), kUsage);
-        return std::nullopt;
-      }
-      return std::string(argv[++i]);
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    } else if (arg == "--check") {
-      options.check = true;
-    } else if (arg == "--config") {
-      if (!(options.config_path = value())) return std::nullopt;
-    } else if (arg == "--listen") {
-      if (!(options.listen = value())) return std::nullopt;
-    } else if (arg == "--admin") {
-      if (!(options.admin = value())) return std::nullopt;
-    } else {
-      std::fprintf(stderr, "cutoff: unknown argument %s\n%s", arg.c_str(), kUsage);
-      return std::nullopt;
-    }
-  }
-  return options;
-}
-
 // --listen and --admin win over the file, at start-up and on every reload.
-bool apply_overrides(const Options& options, cutoff::Config* config) {
-  std::string host, error;
-  uint16_t port;
-  if (options.listen) {
-    if (!cutoff::parse_host_port(*options.listen, &host, &port, &error)) {
-      std::fprintf(stderr, "cutoff: --listen %s: %s\n", options.listen->c_str(), error.c_str());
-      return false;
-    }
-    config->listen.address = *options.listen;
-  }
-  if (options.admin) {
-    if (*options.admin != "off" && !cutoff::parse_host_port(*options.admin, &host, &port, &error)) {
-      std::fprintf(stderr, "cutoff: --admin %s: %s\n", options.admin->c_str(), error.c_str());
-      return false;
-    }
-    config->admin.address = *options.admin;
-  }
-  return true;
+// Their values were checked when the command line was read.
+void apply_overrides(const cutoff::Options& options, cutoff::Config* config) {
+  if (options.listen) config->listen.address = *options.listen;
+  if (options.admin) config->admin.address = *options.admin;
 }
 
-// Loads the configuration, or reports every error (to the error log once it
-// runs, to stderr before) and returns nullopt.
-std::optional<cutoff::Config> load(const Options& options, bool running) {
+// Loads the configuration, or appends every error to *errors and returns
+// nullopt.
+std::optional<cutoff::Config> load(const cutoff::Options& options,
+                                   std::vector<std::string>* errors) {
   cutoff::Config config = cutoff::default_config();
   if (options.config_path) {
     cutoff::ConfigResult result = cutoff::load_config_file(*options.config_path);
-    if (auto* errors = std::get_if<std::vector<cutoff::ConfigError>>(&result)) {
-      for (const cutoff::ConfigError& e : *errors) {
-        if (running) {
-          spdlog::error("{}", e.to_string());
-        } else {
-          std::fprintf(stderr, "%s\n", e.to_string().c_str());
-        }
-      }
+    if (auto* found = std::get_if<std::vector<cutoff::ConfigError>>(&result)) {
+      for (const cutoff::ConfigError& e : *found) errors->push_back(e.to_string());
       return std::nullopt;
     }
     config = std::get<cutoff::Config>(std::move(result));
   }
-  if (!apply_overrides(options, &config)) return std::nullopt;
+  apply_overrides(options, &config);
   return config;
+}
+
+// Where the configuration comes from, as start-up and reload lines say it.
+std::string config_source(const cutoff::Options& options) {
+  return options.config_path ? *options.config_path : "built-in defaults";
+}
+
+// --check opens nothing, so that it cannot create or truncate the access
+// log; it only asks whether cutoff could open it.
+void check_access_log(const cutoff::Config& config, const cutoff::Options& options,
+                      std::vector<std::string>* errors) {
+  const std::string& path = config.access_log.path;
+  std::string why;
+  if (path == "-" || cutoff::could_append_to(path, &why)) return;
+  errors->push_back(
+      cutoff::ConfigError{config_source(options), 0, 0,
+                          "access_log.path \"" + path + "\" cannot be opened for appending: " + why}
+          .to_string());
+}
+
+// The first lines of the diagnostics log: the version, the configuration,
+// the workers and why that many, and every bound that applies.
+void log_startup(const cutoff::Config& config, const cutoff::Options& options) {
+  spdlog::info("cutoff {} starting (pid {})", cutoff::kVersion, getpid());
+  std::string flags;
+  if (options.listen) flags += " --listen " + *options.listen;
+  if (options.admin) flags += " --admin " + *options.admin;
+  spdlog::info("configuration: {}{}", config_source(options),
+               flags.empty() ? "" : ", overridden by" + flags);
+  cutoff::WorkerCount workers = cutoff::worker_count(config);
+  spdlog::info("workers: {} ({})", workers.count, workers.reason);
+  for (const std::string& line : cutoff::startup_lines(cutoff::summarize(config))) {
+    spdlog::info("deadlines {}", line);
+  }
+}
+
+void log_descriptor_limit() {
+  cutoff::DescriptorLimit limit = cutoff::raise_descriptor_limit();
+  if (limit.error != 0) {
+    spdlog::warn("descriptor limit (RLIMIT_NOFILE) {}: cannot raise it: {}", limit.now,
+                 uv_strerror(limit.error));
+  } else if (limit.now != limit.before) {
+    spdlog::info("descriptor limit (RLIMIT_NOFILE) raised from {} to {}", limit.before, limit.now);
+  } else {
+    spdlog::info("descriptor limit (RLIMIT_NOFILE) {}", limit.now);
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::optional<Options> options = parse_options(argc, argv);
-  if (!options) return 2;
-  std::optional<cutoff::Config> config = load(*options, /*running=*/false);
-  if (!config) return 1;
-  if (options->check) {
+  const cutoff::CommandLine command_line = cutoff::parse_command_line(argc, argv);
+  const cutoff::Options& options = command_line.options;
+  if (options.help) {
+    std::fputs(cutoff::kUsage, stdout);
+    return 0;
+  }
+  if (options.version) {
+    std::printf("cutoff %s\n", cutoff::kVersion);
+    return 0;
+  }
+  if (!command_line.usage_errors.empty()) {
+    for (const std::string& e : command_line.usage_errors)
+      std::fprintf(stderr, "cutoff: %s\n", e.c_str());
+    std::fputs(cutoff::kUsage, stderr);
+    return 2;
+  }
+  // Every error at once: the flags', the file's, and (for --check) whether
+  // the access log could be opened.
+  std::vector<std::string> errors;
+  for (const std::string& e : command_line.value_errors) errors.push_back("cutoff: " + e);
+  std::optional<cutoff::Config> config = load(options, &errors);
+  if (config && options.check) check_access_log(*config, options, &errors);
+  if (!errors.empty()) {
+    for (const std::string& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+    return 1;
+  }
+  if (options.check) {
     std::printf("%s: configuration is valid\n",
-                options->config_path ? options->config_path->c_str() : "(defaults)");
+                options.config_path ? options.config_path->c_str() : "(defaults)");
     return 0;
   }
 
@@ -134,6 +139,7 @@ int main(int argc, char** argv) {
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(config->log_level));
+  log_startup(*config, options);
   if (!note.empty()) spdlog::warn("diagnostics: {}", note);
   // Writes to a vanished peer must fail with EPIPE, not kill the process.
   signal(SIGPIPE, SIG_IGN);
@@ -145,22 +151,19 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", e.what());
     return 1;
   }
-  cutoff::DescriptorLimit limit = cutoff::raise_descriptor_limit();
-  if (limit.error != 0) {
-    spdlog::warn("descriptor limit (RLIMIT_NOFILE) {}: cannot raise it: {}", limit.now,
-                 uv_strerror(limit.error));
-  } else if (limit.now != limit.before) {
-    spdlog::info("descriptor limit (RLIMIT_NOFILE) raised from {} to {}", limit.before, limit.now);
-  } else {
-    spdlog::info("descriptor limit (RLIMIT_NOFILE) {}", limit.now);
-  }
+  log_descriptor_limit();
   const std::string listen_address = config->listen.address;
   const std::string admin_address = config->admin.address;
   // SIGHUP reads the file again; errors are logged and the old config stays.
-  auto reload = [options = *options]() { return load(options, /*running=*/true); };
+  auto reload = [options]() {
+    std::vector<std::string> reload_errors;
+    std::optional<cutoff::Config> loaded = load(options, &reload_errors);
+    for (const std::string& e : reload_errors) spdlog::error("{}", e);
+    return loaded;
+  };
   cutoff::DescriptorReserve reserve(2);
-  cutoff::Server server(std::make_shared<const cutoff::Config>(std::move(*config)), *access_log,
-                        reload);
+  cutoff::Server server(std::make_shared<const cutoff::Config>(std::move(*config)),
+                        config_source(options), *access_log, reload);
   auto cannot_start = [&server, &reserve](int error) {
     reserve.release();
     unsigned n = server.workers_wanted();

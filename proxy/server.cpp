@@ -2,8 +2,8 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <string.h>
 
+#include "cutoff/config_summary.hpp"
 #include "cutoff/listener.hpp"
 #include "cutoff/socket_address.hpp"
 
@@ -12,21 +12,48 @@ namespace {
 
 constexpr uint64_t kLogFlushMs = 100;
 
-}  // namespace
-
-unsigned worker_count(const Config& config) {
-  if (config.workers > 0) return config.workers;
-  unsigned cpus = std::thread::hardware_concurrency();
-  return cpus > 0 ? cpus : 1;
+// The signals cutoff handles, by the names people send them with (strsignal
+// would say "Terminated").
+const char* signal_name(int signum) {
+  switch (signum) {
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGUSR1:
+      return "SIGUSR1";
+    default:
+      return "a signal";
+  }
 }
 
-Server::Server(std::shared_ptr<const Config> config, AccessLog& access_log, Reloader reloader)
-    : config_(std::move(config)), access_log_(access_log), reloader_(std::move(reloader)) {
+// What is set up once, at start-up: the listeners and the workers, the
+// access log file, and each worker's c-ares channel (changing its servers
+// would need every query in flight to end first). A reloaded config keeps
+// the running values of these.
+void keep_what_needs_a_restart(const Config& running, Config* loaded) {
+  loaded->workers = running.workers;
+  loaded->listen.address = running.listen.address;
+  loaded->admin.address = running.admin.address;
+  loaded->access_log = running.access_log;
+  loaded->dns = running.dns;
+}
+
+}  // namespace
+
+Server::Server(std::shared_ptr<const Config> config, std::string config_source,
+               AccessLog& access_log, Reloader reloader)
+    : config_(std::move(config)),
+      config_source_(std::move(config_source)),
+      access_log_(access_log),
+      reloader_(std::move(reloader)) {
   init_error_ = uv_loop_init(&control_loop_);
   if (init_error_ != 0) return;
   control_loop_open_ = true;
   control_tasks_ = std::make_unique<TaskQueue>(&control_loop_);
-  unsigned count = cutoff::worker_count(*config_);
+  unsigned count = cutoff::worker_count(*config_).count;
   for (unsigned i = 0; i < count; ++i) {
     auto worker = std::make_unique<Worker>(config_, access_log_);
     if (worker->init_error() != 0) {
@@ -132,10 +159,10 @@ void Server::on_signal(uv_signal_t* handle, int signum) {
       return self->reopen_access_log();
     default:
       if (self->draining_) {
-        spdlog::info("received {} again, stopping now", strsignal(signum));
+        spdlog::info("received {} again, stopping now", signal_name(signum));
         return self->stop();
       }
-      spdlog::info("received {}, draining for up to {}", strsignal(signum),
+      spdlog::info("received {}, draining for up to {}", signal_name(signum),
                    self->config_->drain_timeout.to_string());
       return self->drain();
   }
@@ -165,35 +192,22 @@ void Server::stop() {
 void Server::reload() {
   std::optional<Config> loaded = reloader_();
   if (!loaded) {
-    spdlog::error("reload refused; the running configuration stays");
+    spdlog::error("reload refused ({} has errors); the running configuration stays",
+                  config_source_);
     return;
   }
-  // The listeners, the workers and the log destinations are set up once,
-  // at start-up.
-  if (loaded->listen.address != config_->listen.address ||
-      loaded->admin.address != config_->admin.address) {
-    spdlog::warn("listen and admin address changes take effect at the next start");
+  const ConfigSummary in_file = summarize(*loaded);
+  keep_what_needs_a_restart(*config_, &*loaded);
+  const ConfigSummary applied = summarize(*loaded);
+  for (const std::string& change : config_changes(applied, in_file)) {
+    spdlog::warn("reload {}: {} takes effect at the next start", config_source_, change);
   }
-  loaded->listen.address = config_->listen.address;
-  loaded->admin.address = config_->admin.address;
-  if (loaded->access_log.path != config_->access_log.path ||
-      loaded->access_log.format != config_->access_log.format) {
-    spdlog::warn("access_log changes take effect at the next start");
-  }
-  // Each worker's c-ares channel is set up once; changing its servers
-  // would need every query in flight to end first.
-  if (loaded->dns.servers != config_->dns.servers) {
-    spdlog::warn("a change of [dns] servers takes effect at the next start");
-  }
-  loaded->dns = config_->dns;
-  if (cutoff::worker_count(*loaded) != workers_.size()) {
-    spdlog::warn("a new number of workers takes effect at the next start");
-  }
+  std::vector<std::string> changes = config_changes(summarize(*config_), applied);
   spdlog::set_level(spdlog::level::from_str(loaded->log_level));
   config_ = std::make_shared<const Config>(std::move(*loaded));
   std::shared_ptr<const Config> config = config_;
   for_each_worker([config](Worker& w) { w.reload(config); });
-  spdlog::info("configuration reloaded");
+  spdlog::info("configuration reloaded from {}: {}", config_source_, join_changes(changes));
 }
 
 void Server::reopen_access_log() {

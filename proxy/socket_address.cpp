@@ -2,20 +2,46 @@
 
 #include <fmt/format.h>
 #include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "cutoff/address.hpp"
 #include "cutoff/resolver.hpp"
 
 namespace cutoff {
+namespace {
+
+// False only when the kernel has no IPv6 at all (booted with it disabled,
+// or built without it): then not even a socket can be made. IPv6 turned
+// off on every interface still takes a [::] socket, and it serves IPv4.
+bool host_has_ipv6() {
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno != EAFNOSUPPORT;
+  ::close(fd);
+  return true;
+}
+
+// ":port" means every local address, IPv4 and IPv6: [::], which the
+// listeners bind with IPV6_V6ONLY off (libuv's uv_tcp_bind does so unless
+// asked otherwise), so one socket takes both. Without IPv6, 0.0.0.0.
+std::string every_local_address(std::string_view address) {
+  if (host_has_ipv6()) return "::";
+  spdlog::warn("{}: this host has no IPv6; listening on IPv4 only (0.0.0.0)", address);
+  return "0.0.0.0";
+}
+
+}  // namespace
 
 int resolve_listen_address(std::string_view address, sockaddr_storage* out) {
   std::string host, error;
   uint16_t port = 0;
   if (!parse_host_port(address, &host, &port, &error)) return UV_EINVAL;
-  if (host.empty()) host = "0.0.0.0";
+  if (host.empty()) host = every_local_address(address);
   AddressList literal;
   if (parse_ip_literal(host, port, &literal)) {
     std::memcpy(out, literal.at(0), sizeof literal.entries[0]);

@@ -47,6 +47,9 @@ bool is_host_name(std::string_view canonical);
 // Parses "10.0.0.0/8", "::1/128" or a bare address (full-length prefix).
 bool parse_cidr(std::string_view text, Cidr* out, std::string* error);
 
+// "10.0.0.0/8", "::1/128": the spelling parse_cidr reads back.
+std::string cidr_to_string(const Cidr& net);
+
 // True when the address (4 or 16 bytes, network order) is inside the network.
 bool cidr_contains(const Cidr& net, const uint8_t* addr, bool v6);
 

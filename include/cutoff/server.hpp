@@ -21,18 +21,19 @@
 #include "cutoff/task_queue.hpp"
 #include "cutoff/uv_handle.hpp"
 #include "cutoff/worker.hpp"
+#include "cutoff/worker_count.hpp"
 
 namespace cutoff {
-
-// The number of workers a config asks for: `workers`, or one per CPU.
-unsigned worker_count(const Config& config);
 
 class Server final : public AdminSource {
  public:
   // `reload` loads the config again (SIGHUP); nullopt keeps the running one.
   using Reloader = std::function<std::optional<Config>()>;
 
-  Server(std::shared_ptr<const Config> config, AccessLog& access_log, Reloader reload);
+  // `config_source` names where the config came from in reload lines: the
+  // file as given, or "built-in defaults".
+  Server(std::shared_ptr<const Config> config, std::string config_source, AccessLog& access_log,
+         Reloader reload);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -42,7 +43,7 @@ class Server final : public AdminSource {
   // workers). Nothing else may be called then.
   int init_error() const { return init_error_; }
   // The workers asked for, whether or not they could start.
-  unsigned workers_wanted() const { return cutoff::worker_count(*config_); }
+  unsigned workers_wanted() const { return cutoff::worker_count(*config_).count; }
   // Binds every worker's listener; *bound is the address clients use.
   // UV_EADDRINUSE when anything else listens on the address already.
   int listen(std::string* bound);
@@ -78,6 +79,7 @@ class Server final : public AdminSource {
   void for_each_worker(std::function<void(Worker&)> action);
 
   std::shared_ptr<const Config> config_;
+  std::string config_source_;
   AccessLog& access_log_;
   Reloader reloader_;
   uv_loop_t control_loop_;

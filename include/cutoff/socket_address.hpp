@@ -10,9 +10,11 @@
 
 namespace cutoff {
 
-// "host:port" (as parse_host_port accepts it; an empty host is every local
-// address) to a socket address. Names are resolved once, blocking: this is
-// for start-up only. Returns 0 or a libuv error.
+// "host:port" (as parse_host_port accepts it) to a socket address. An empty
+// host (":port") is every local address: [::], for IPv4 and IPv6 on one
+// dual-stack socket, or 0.0.0.0 with a warning when the host has no IPv6.
+// Names are resolved once, blocking: this is for start-up only. Returns 0
+// or a libuv error.
 int resolve_listen_address(std::string_view address, sockaddr_storage* out);
 
 // Writes "ip:port" or "[v6]:port" into out (always NUL-terminated).

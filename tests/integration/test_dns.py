@@ -181,8 +181,8 @@ class DnsTest(CutoffTestCase):
             other.answer(name, "127.0.0.2")
             c.config["dns"]["servers"] = [other.address]
             c.reload(timeout=2.0)
-            self.assertIn("a change of [dns] servers takes effect at the next start",
-                          c.stderr_text())
+            self.assertRegex(c.stderr_text(),
+                             r"reload \S+: dns\.servers \S+ -> \S+ takes effect at the next start")
             r, _, _ = self.exchange("GET", f"http://{name}:{up.port}/ok", cutoff=c)
             self.assertEqual((r.status, r.body), (200, pattern(5)), r)
             self.assertEqual(other.names_asked(), [])

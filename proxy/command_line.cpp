@@ -1,0 +1,115 @@
+#include "cutoff/command_line.hpp"
+
+#include <string_view>
+
+#include "cutoff/address.hpp"
+
+namespace cutoff {
+
+const char* const kUsage =
+    "usage: cutoff [--config FILE] [--check] [--listen HOST:PORT] [--admin HOST:PORT|off]\n"
+    "       cutoff --version | --help\n"
+    "\n"
+    "  --config FILE       TOML configuration (default: built-in defaults,\n"
+    "                      listening on 127.0.0.1:3128)\n"
+    "  --check             validate the configuration and the flags and exit:\n"
+    "                      0 if valid, 1 with every error otherwise (the access\n"
+    "                      log file must be writable; nothing is created)\n"
+    "  --listen HOST:PORT  listen here instead of [listen] address\n"
+    "                      (port 0 picks a free port, logged at start-up;\n"
+    "                      \":PORT\" is every IPv4 and IPv6 address)\n"
+    "  --admin HOST:PORT   serve /healthz, /readyz, /metrics and /connections\n"
+    "                      here instead of [admin] address; \"off\" disables\n"
+    "  --version           print \"cutoff VERSION\" and exit\n"
+    "  --help              this text\n"
+    "\n"
+    "Every flag with a value also takes it as --flag=VALUE.\n";
+
+namespace {
+
+enum class Flag { config, listen, admin, check, help, version, unknown };
+
+Flag flag_named(std::string_view name) {
+  if (name == "--config") return Flag::config;
+  if (name == "--listen") return Flag::listen;
+  if (name == "--admin") return Flag::admin;
+  if (name == "--check") return Flag::check;
+  if (name == "--help" || name == "-h") return Flag::help;
+  if (name == "--version") return Flag::version;
+  return Flag::unknown;
+}
+
+bool takes_value(Flag flag) {
+  return flag == Flag::config || flag == Flag::listen || flag == Flag::admin;
+}
+
+// Checks an address flag's value; the flag stays unset when it is bad.
+void set_address(std::string_view name, std::string value, bool may_be_off,
+                 std::optional<std::string>* flag, CommandLine* out) {
+  std::string error;
+  if (!(may_be_off && value == "off") && !parse_host_port(value, nullptr, nullptr, &error)) {
+    out->value_errors.push_back(std::string(name) + " " + value + ": " + error);
+    return;
+  }
+  *flag = std::move(value);
+}
+
+void set(Flag flag, std::string_view name, std::string value, CommandLine* out) {
+  Options& o = out->options;
+  switch (flag) {
+    case Flag::config:
+      o.config_path = std::move(value);
+      return;
+    case Flag::listen:
+      return set_address(name, std::move(value), false, &o.listen, out);
+    case Flag::admin:
+      return set_address(name, std::move(value), true, &o.admin, out);
+    case Flag::check:
+      o.check = true;
+      return;
+    case Flag::help:
+      o.help = true;
+      return;
+    case Flag::version:
+      o.version = true;
+      return;
+    case Flag::unknown:
+      return;
+  }
+}
+
+}  // namespace
+
+CommandLine parse_command_line(int argc, const char* const* argv) {
+  CommandLine out;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view name = arg;
+    std::optional<std::string> value;
+    if (size_t equals = arg.find('='); arg.starts_with("--") && equals != std::string_view::npos) {
+      name = arg.substr(0, equals);
+      value = std::string(arg.substr(equals + 1));
+    }
+    Flag flag = flag_named(name);
+    if (flag == Flag::unknown) {
+      out.usage_errors.push_back("unknown argument " + std::string(arg));
+      continue;
+    }
+    if (!takes_value(flag)) {
+      if (value) out.usage_errors.push_back(std::string(name) + " takes no value");
+      set(flag, name, "", &out);
+      continue;
+    }
+    if (!value && i + 1 < argc && !std::string_view(argv[i + 1]).starts_with("--")) {
+      value = argv[++i];
+    }
+    if (!value || value->empty()) {
+      out.usage_errors.push_back(std::string(name) + " needs a value");
+      continue;
+    }
+    set(flag, name, std::move(*value), &out);
+  }
+  return out;
+}
+
+}  // namespace cutoff

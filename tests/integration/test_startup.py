@@ -1,0 +1,374 @@
+"""Start-up and reload tell the truth (SPEC section 7): `--version`, the
+first log lines (version, configuration, workers and why, every route's
+deadlines), what a SIGHUP changed, a second cutoff on an address already
+served, ":port" on IPv4 and IPv6, and `--check` reporting every error of
+the flags, the file and the access log path."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import (ADMIN_ON, DEFAULT_CONFIG, REPO, SCALE, Client, Cutoff, CutoffTestCase,
+                     _pdeathsig_prefix, admin_addr, find_binary, merge, run_tool, shown,
+                     time_limit, to_toml, wait_until)
+
+LINE_RE = re.compile(r"^\S+ (\w+) (.*)$", re.M)
+CRITICAL_RE = re.compile(r"^\S+ critical (.*)$", re.M)
+
+
+def project_version() -> str:
+    """The version CMakeLists.txt gives the project."""
+    text = (REPO / "CMakeLists.txt").read_text()
+    return re.search(r"project\(cutoff VERSION (\S+)", text).group(1)
+
+
+def log_lines(text: str) -> list[tuple[str, str]]:
+    """(level, message) of every diagnostics line."""
+    return LINE_RE.findall(text)
+
+
+def bounds_of(line: str) -> dict:
+    """The key=value pairs after the colon of a `deadlines ...:` line."""
+    return dict(kv.split("=", 1) for kv in line.split(": ", 1)[1].split())
+
+
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class StartupTestCase(CutoffTestCase):
+    NEEDS_CUTOFF = False
+
+    def setUp(self):
+        if not find_binary():
+            self.skipTest("cutoff binary not found: set CUTOFF_BIN or build build/cutoff")
+        super().setUp()
+
+    def run_binary(self, *args, timeout=10.0):
+        """Runs cutoff with these arguments to its exit; CompletedProcess (text)."""
+        p = run_tool([find_binary(), *args], timeout=timeout * SCALE)
+        return subprocess.CompletedProcess(p.args, p.returncode, p.stdout.decode(),
+                                           p.stderr.decode())
+
+    def refused_start(self, config, **kw):
+        """A cutoff that must refuse to start: exit 1, soon, with one critical
+        line (returned)."""
+        c = Cutoff(config, **kw)
+        t0 = time.monotonic()
+        try:
+            p = c.run_to_exit()
+        finally:
+            c.cleanup_dir()
+        self.assertLess(time.monotonic() - t0, 3 * SCALE, "refusing to start took too long")
+        self.assertEqual(p.returncode, 1, f"cutoff exited {p.returncode}:\n{p.stderr[-3000:]}")
+        errors = CRITICAL_RE.findall(p.stderr)
+        self.assertEqual(len(errors), 1, p.stderr[-3000:])
+        return errors[0]
+
+    def temp_file(self, name: str, text: str) -> str:
+        """Writes `text` to `name` in this test's own temp dir; the path."""
+        if not getattr(self, "_dir", None):
+            self._dir = tempfile.mkdtemp(prefix="cutoff-it-")
+            self.addCleanup(shutil.rmtree, self._dir, True)
+        path = os.path.join(self._dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+
+# ---------------------------------------------------------------------------
+# The command line
+
+class VersionTest(StartupTestCase):
+
+    def test_version_prints_the_version_and_exits_0(self):
+        p = self.run_binary("--version")
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (0, f"cutoff {project_version()}\n", ""))
+
+    def test_help_documents_version(self):
+        p = self.run_binary("--help")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("--version", p.stdout)
+        self.assertIn("--config FILE", p.stdout)
+
+
+class CheckTest(StartupTestCase):
+
+    def config_file(self, over=None, extra: str = "") -> str:
+        return self.temp_file("check.toml", to_toml(merge(DEFAULT_CONFIG, over or {})) + extra)
+
+    def test_every_unreadable_flag_is_reported(self):
+        p = self.run_binary("--check", "--bogus", "--listen", "--frob=1", "--check=yes")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        for error in ("unknown argument --bogus", "--listen needs a value",
+                      "unknown argument --frob=1", "--check takes no value"):
+            self.assertIn(f"cutoff: {error}\n", p.stderr)
+        self.assertIn("usage: cutoff", p.stderr)
+
+    def test_bad_flag_values_are_reported_with_the_files_errors(self):
+        path = self.config_file(extra="bogus_key = 1\n")
+        p = self.run_binary("--check", "--config", path, "--listen", "nope", "--admin=1.2.3.4:x")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("cutoff: --listen nope: ", p.stderr)
+        self.assertIn("cutoff: --admin 1.2.3.4:x: ", p.stderr)
+        self.assertRegex(p.stderr, re.escape(path) + r":\d+:\d+: unknown key \"bogus_key\"")
+
+    def test_config_flag_with_equals(self):
+        path = self.config_file()
+        p = self.run_binary("--check", f"--config={path}", "--listen=127.0.0.1:0")
+        self.assertEqual((p.returncode, p.stdout), (0, f"{path}: configuration is valid\n"),
+                         p.stderr)
+
+    def test_access_log_in_a_missing_directory(self):
+        base = os.path.dirname(self.config_file())
+        log = os.path.join(base, "missing", "access.log")
+        path = self.config_file({"access_log": {"path": log}})
+        p = self.run_binary("--check", "--config", path)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f'{path}: access_log.path "{log}" cannot be opened for appending', p.stderr)
+        self.assertFalse(os.path.exists(os.path.dirname(log)))
+
+    def test_access_log_that_is_a_directory(self):
+        base = os.path.dirname(self.config_file())
+        path = self.config_file({"access_log": {"path": base}})
+        p = self.run_binary("--check", "--config", path)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f'access_log.path "{base}" cannot be opened for appending: it is a directory',
+                      p.stderr)
+
+    def test_read_only_access_log(self):
+        if os.geteuid() == 0:
+            self.skipTest("root may write to a read-only file")
+        base = os.path.dirname(self.config_file())
+        log = os.path.join(base, "access.log")
+        with open(log, "w") as f:
+            f.write("kept\n")
+        os.chmod(log, stat.S_IRUSR)
+        path = self.config_file({"access_log": {"path": log}})
+        p = self.run_binary("--check", "--config", path)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f'access_log.path "{log}" cannot be opened for appending', p.stderr)
+
+    def test_a_usable_access_log_is_neither_created_nor_truncated(self):
+        base = os.path.dirname(self.config_file())
+        existing = os.path.join(base, "existing.log")
+        with open(existing, "w") as f:
+            f.write("kept\n")
+        missing = os.path.join(base, "new.log")
+        for log in (existing, missing):
+            with self.subTest(log=os.path.basename(log)):
+                path = self.config_file({"access_log": {"path": log}})
+                p = self.run_binary("--check", "--config", path)
+                self.assertEqual(p.returncode, 0, p.stderr)
+        with open(existing) as f:
+            self.assertEqual(f.read(), "kept\n")
+        self.assertFalse(os.path.exists(missing), "--check created the access log")
+
+
+# ---------------------------------------------------------------------------
+# Start-up lines
+
+ROUTES = [
+    {"name": "api", "match": {"host": "api.example.com", "port": [443, 8443]},
+     "response_header_timeout": "2s", "request_timeout": "5s"},
+    {"name": "static", "match": {"path_prefix": "/static/"}, "idle_timeout": "1s"},
+]
+
+
+class StartupLinesTest(StartupTestCase):
+
+    def test_first_lines_name_version_config_workers_and_every_deadline(self):
+        c = self.dedicated_cutoff({"workers": 2}, ROUTES)
+        lines = [message for _, message in log_lines(c.stderr_text())]
+        self.assertEqual(lines[0], f"cutoff {project_version()} starting (pid {c.pid})")
+        config = os.path.join(c.dir, "cutoff.toml")
+        self.assertEqual(lines[1], f"configuration: {config}, overridden by --listen 127.0.0.1:0")
+        self.assertEqual(lines[2], "workers: 2 (configured: workers = 2)")
+        deadlines = [line for line in lines if line.startswith("deadlines ")]
+        self.assertEqual([line.split(":", 1)[0] for line in deadlines],
+                         ["deadlines [defaults]", 'deadlines route "api"',
+                          'deadlines route "static"', "deadlines [listen]", "deadlines global"])
+        defaults, api, static, listen, overall = map(bounds_of, deadlines)
+        d = DEFAULT_CONFIG["defaults"]
+        for route in (defaults, api, static):
+            self.assertEqual(route["connect_timeout"], shown(d["connect_timeout"]))
+            self.assertEqual(route["dns_timeout"], "5s")  # the built-in default, not scaled
+            self.assertEqual(route["action"], "forward")
+        self.assertEqual(defaults["response_header_timeout"], shown(d["response_header_timeout"]))
+        self.assertEqual(defaults["request_timeout"], "off")
+        self.assertEqual(api["match"], "{host=api.example.com,port=[443,8443]}")
+        self.assertEqual(api["response_header_timeout"], shown("2s"))
+        self.assertEqual(api["request_timeout"], shown("5s"))
+        self.assertEqual(api["idle_timeout"], shown(d["idle_timeout"]))
+        self.assertEqual(static["match"], "{path_prefix=/static/}")
+        self.assertEqual(static["idle_timeout"], shown("1s"))
+        self.assertEqual(static["request_timeout"], "off")
+        listen = DEFAULT_CONFIG["listen"]
+        self.assertEqual(bounds_of(deadlines[3]),
+                         {"request_header_timeout": shown(listen["request_header_timeout"]),
+                          "client_keepalive_timeout": shown(listen["client_keepalive_timeout"])})
+        self.assertEqual(overall, {"drain_timeout": shown(DEFAULT_CONFIG["drain_timeout"]),
+                                   "linger_timeout": shown(DEFAULT_CONFIG["linger_timeout"])})
+
+    @time_limit(20)
+    def test_built_in_defaults_and_one_worker_per_cpu(self):
+        argv = [find_binary(), "--listen", "127.0.0.1:0", "--admin", "off"]
+        proc = subprocess.Popen(_pdeathsig_prefix() + argv, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            seen = []
+            deadline = time.monotonic() + 5 * SCALE
+            while not any("listening on" in line for line in seen):
+                self.assertLess(time.monotonic(), deadline, "no `listening on`:\n" + "".join(seen))
+                line = proc.stderr.readline()
+                self.assertTrue(line, "cutoff exited before listening:\n" + "".join(seen))
+                seen.append(line)
+        finally:
+            # Right after `listening on`, SIGTERM may come before the
+            # handlers are in place: the exit status is not this test's.
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=5 * SCALE)
+        messages = [message for _, message in log_lines("".join(seen))]
+        self.assertEqual(messages[1],
+                         "configuration: built-in defaults, overridden by --listen 127.0.0.1:0 "
+                         "--admin off")
+        cpus = os.cpu_count()
+        self.assertEqual(messages[2],
+                         f"workers: {cpus} (one per CPU, {cpus} CPU{'s' if cpus > 1 else ''} found)")
+        self.assertTrue(messages[3].startswith(
+            "deadlines [defaults]: action=forward dns_timeout=5s connect_timeout=5s "
+            "response_header_timeout=30s idle_timeout=1m request_timeout=off "), messages[3])
+
+
+# ---------------------------------------------------------------------------
+# Reload
+
+class ReloadLinesTest(StartupTestCase):
+
+    def reload(self, c) -> str:
+        """Sends SIGHUP for c's config as it is now; what cutoff logged for it."""
+        mark = len(c.stderr_text())
+        c.reload()
+        return c.stderr_text()[mark:]
+
+    def reloaded_line(self, text: str) -> str:
+        m = re.search(r"configuration reloaded from (.*)$", text, re.M)
+        self.assertTrue(m, text)
+        return m.group(1)
+
+    @time_limit(20)
+    def test_reload_names_each_changed_key_or_no_change(self):
+        c = self.dedicated_cutoff(routes=ROUTES[:1])
+        path = os.path.join(c.dir, "cutoff.toml")
+        self.assertEqual(self.reloaded_line(self.reload(c)), f"{path}: no change")
+        c.config["defaults"]["idle_timeout"] = "1s"
+        c.routes = ROUTES[:1] + [{"name": "new", "match": {"port": 8080}, "action": "deny"}]
+        self.assertEqual(self.reloaded_line(self.reload(c)),
+                         f"{path}: defaults.idle_timeout {shown(DEFAULT_CONFIG['defaults']['idle_timeout'])}"
+                         f' -> {shown("1s")}, route "new" added')
+        c.routes = ROUTES[:1]
+        self.assertEqual(self.reloaded_line(self.reload(c)), f'{path}: route "new" removed')
+
+    @time_limit(20)
+    def test_keys_that_need_a_restart_are_named(self):
+        c = self.dedicated_cutoff()
+        path = os.path.join(c.dir, "cutoff.toml")
+        c.config["workers"] = c.config["workers"] + 1
+        c.config["admin"] = {"address": "127.0.0.1:0"}
+        text = self.reload(c)
+        warnings = [m for level, m in log_lines(text) if level == "warning"]
+        n = c.config["workers"]
+        self.assertEqual(warnings, [
+            f"reload {path}: workers {n - 1} -> {n} takes effect at the next start",
+            f"reload {path}: admin.address off -> 127.0.0.1:0 takes effect at the next start"])
+        self.assertEqual(self.reloaded_line(text), f"{path}: no change")
+
+    @time_limit(20)
+    def test_refused_reload_logs_the_errors_and_keeps_the_old_config(self):
+        c = self.dedicated_cutoff()
+        path = os.path.join(c.dir, "cutoff.toml")
+        with open(path) as f:
+            good = f.read()
+        with open(path, "w") as f:
+            f.write(good.replace("[defaults]", "[defaults]\nconect_timeout = \"1s\""))
+        mark = len(c.stderr_text())
+        c.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload refused" in c.stderr_text()[mark:], "reload refused")
+        text = c.stderr_text()[mark:]
+        self.assertRegex(text, re.escape(path) + r":\d+:\d+: unknown key \"conect_timeout\"")
+        self.assertIn(f"reload refused ({path} has errors); the running configuration stays", text)
+        self.assertNotIn("configuration reloaded", text)
+        # The running config is the good one: reloading it changes nothing.
+        self.assertEqual(self.reloaded_line(self.reload(c)), f"{path}: no change")
+
+
+# ---------------------------------------------------------------------------
+# An address already served
+
+class SecondInstanceTest(StartupTestCase):
+
+    @time_limit(60)
+    def test_second_cutoff_on_a_served_address_exits_naming_it(self):
+        first = self.dedicated_cutoff(merge(ADMIN_ON, {"workers": 2}))
+        port, admin_port = first.port, admin_addr(first)[1]
+        for workers in (1, 2, 4):
+            with self.subTest(listener="proxy", workers=workers):
+                error = self.refused_start({"workers": workers},
+                                           extra_args=["--listen", f"127.0.0.1:{port}"])
+                self.assertEqual(error, f"cannot listen on 127.0.0.1:{port}: address already in use")
+            with self.subTest(listener="proxy, every address", workers=workers):
+                error = self.refused_start({"workers": workers}, extra_args=["--listen", f":{port}"])
+                self.assertEqual(error, f"cannot listen on :{port}: address already in use")
+            with self.subTest(listener="admin", workers=workers):
+                error = self.refused_start(merge(ADMIN_ON, {"workers": workers}),
+                                           extra_args=["--admin", f"127.0.0.1:{admin_port}"])
+                self.assertEqual(error, f"cannot listen on 127.0.0.1:{admin_port} (admin): "
+                                        "address already in use")
+        self.assertTrue(first.alive())
+
+    @time_limit(30)
+    def test_a_dual_stack_listener_keeps_its_port_from_ipv4_cutoffs(self):
+        first = self.dedicated_cutoff({"workers": 2}, extra_args=["--listen", ":0"])
+        for workers in (1, 2):
+            with self.subTest(workers=workers):
+                error = self.refused_start({"workers": workers},
+                                           extra_args=["--listen", f"127.0.0.1:{first.port}"])
+                self.assertEqual(error,
+                                 f"cannot listen on 127.0.0.1:{first.port}: address already in use")
+
+
+# ---------------------------------------------------------------------------
+# ":port"
+
+class EveryAddressTest(StartupTestCase):
+
+    def test_port_alone_listens_on_ipv4_and_ipv6(self):
+        c = self.dedicated_cutoff(extra_args=["--listen", ":0"])
+        self.assertEqual(c.addr[0], "[::]", "\":0\" is not one dual-stack socket on [::]")
+        up = self.upstream()
+        hosts = ["127.0.0.1"] + (["::1"] if has_ipv6_loopback() else [])
+        for host in hosts:
+            with self.subTest(client=host):
+                cl = Client((host, c.port))
+                self._clients.append(cl)
+                cl.request("GET", self.url(up, "/ok"))
+                self.assertEqual(cl.read_response().status, 200)
+        if len(hosts) == 1:
+            self.skipTest("no ::1 here: IPv6 half not tested")
+
+
+if __name__ == "__main__":
+    unittest.main()

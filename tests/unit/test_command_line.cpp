@@ -1,0 +1,51 @@
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "cutoff/command_line.hpp"
+
+using namespace cutoff;
+
+namespace {
+
+CommandLine parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "cutoff");
+  return parse_command_line(static_cast<int>(args.size()), args.data());
+}
+
+}  // namespace
+
+TEST_CASE("flags take their value after a space or after =") {
+  for (const auto& args : {std::vector<const char*>{"--config", "a.toml", "--listen", ":0"},
+                           std::vector<const char*>{"--config=a.toml", "--listen=:0"}}) {
+    const CommandLine cl = parse(args);
+    CHECK(cl.usage_errors.empty());
+    CHECK(cl.value_errors.empty());
+    CHECK(cl.options.config_path == "a.toml");
+    CHECK(cl.options.listen == ":0");
+  }
+  const CommandLine cl = parse({"--check", "--admin=off", "--version", "--help"});
+  CHECK(cl.options.check);
+  CHECK(cl.options.admin == "off");
+  CHECK(cl.options.version);
+  CHECK(cl.options.help);
+}
+
+TEST_CASE("every flag error is reported, not only the first") {
+  const CommandLine cl = parse({"--bogus", "--config", "--check=yes", "--listen", "nope",
+                                "--admin=127.0.0.1:x", "--config="});
+  CHECK(cl.usage_errors ==
+        std::vector<std::string>{"unknown argument --bogus", "--config needs a value",
+                                 "--check takes no value", "--config needs a value"});
+  REQUIRE(cl.value_errors.size() == 2);
+  CHECK(cl.value_errors[0].rfind("--listen nope: ", 0) == 0);
+  CHECK(cl.value_errors[1].rfind("--admin 127.0.0.1:x: ", 0) == 0);
+  CHECK_FALSE(cl.options.listen);
+  CHECK_FALSE(cl.options.admin);
+}
+
+TEST_CASE("a missing value does not swallow the next flag") {
+  const CommandLine cl = parse({"--listen", "--check"});
+  CHECK(cl.usage_errors == std::vector<std::string>{"--listen needs a value"});
+  CHECK(cl.options.check);
+}
