@@ -53,6 +53,7 @@ Server::Server(std::shared_ptr<const Config> config, std::string config_source,
   if (init_error_ != 0) return;
   control_loop_open_ = true;
   control_tasks_ = std::make_unique<TaskQueue>(&control_loop_);
+  catch_signals();
   unsigned count = cutoff::worker_count(*config_).count;
   for (unsigned i = 0; i < count; ++i) {
     auto worker = std::make_unique<Worker>(config_, access_log_);
@@ -81,6 +82,20 @@ Server::~Server() {
   uv_run(&control_loop_, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&control_loop_);
   if (rc != 0) spdlog::error("control loop closed with handles still open: {}", uv_strerror(rc));
+}
+
+// From construction on, not from run(): a SIGTERM sent as soon as the
+// "listening" line appears must drain, not kill the process with the
+// default action. Signals that arrive before run() wait in libuv's queue.
+void Server::catch_signals() {
+  for (int signum : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
+    signals_.push_back(make_uv<uv_signal_t>());
+    uv_signal_t* handle = signals_.back().get();
+    uv_signal_init(&control_loop_, handle);
+    handle->data = this;
+    uv_signal_start(handle, on_signal, signum);
+    uv_unref(uv_handle_of(handle));  // signals alone do not keep cutoff running
+  }
 }
 
 int Server::listen(std::string* bound) {
@@ -118,14 +133,6 @@ int Server::listen_admin(std::string* bound) {
 void Server::run() {
   keepalive_ = make_uv<uv_async_t>();
   uv_async_init(&control_loop_, keepalive_.get(), nullptr);
-  for (int signum : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
-    signals_.push_back(make_uv<uv_signal_t>());
-    uv_signal_t* handle = signals_.back().get();
-    uv_signal_init(&control_loop_, handle);
-    handle->data = this;
-    uv_signal_start(handle, on_signal, signum);
-    uv_unref(uv_handle_of(handle));  // signals alone do not keep cutoff running
-  }
   log_flush_timer_ = make_uv<uv_timer_t>();
   uv_timer_init(&control_loop_, log_flush_timer_.get());
   uv_timer_start(log_flush_timer_.get(), on_log_flush_timer, kLogFlushMs, kLogFlushMs);

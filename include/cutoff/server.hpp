@@ -73,6 +73,7 @@ class Server final : public AdminSource {
   void snapshot_connections(std::function<void(std::string)> done) override;
 
  private:
+  void catch_signals();
   static void on_signal(uv_signal_t* handle, int signum);
   static void on_log_flush_timer(uv_timer_t* timer);
   void on_worker_finished();
@@ -91,6 +92,7 @@ class Server final : public AdminSource {
   // Keeps the control loop running while any worker runs; closed when the
   // last one finishes.
   UvPtr<uv_async_t> keepalive_;
+  // Caught from construction on (see catch_signals()).
   std::vector<UvPtr<uv_signal_t>> signals_;
   // Armed by run(), repeating, closed with the server; it does not keep the
   // loop alive. Each expiry writes what the diagnostics log holds because

@@ -237,10 +237,11 @@ class StartupLinesTest(StartupTestCase):
                 self.assertTrue(line, "cutoff exited before listening:\n" + "".join(seen))
                 seen.append(line)
         finally:
-            # Right after `listening on`, SIGTERM may come before the
-            # handlers are in place: the exit status is not this test's.
+            # Right after `listening on`: the signal is caught from then on
+            # (it drains and exits 0, never dies of the default action).
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=5 * SCALE)
+        self.assertEqual(proc.returncode, 0, "a SIGTERM right after start-up must drain")
         messages = [message for _, message in log_lines("".join(seen))]
         self.assertEqual(messages[1],
                          "configuration: built-in defaults, overridden by --listen 127.0.0.1:0 "
