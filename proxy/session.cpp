@@ -192,7 +192,7 @@ void Session::on_drained(TcpSocket& socket, int status) {
                          fmt::format("writing to {} failed: {} (route {})", describe_target(),
                                      uv_strerror(status), ex_->route.name));
   }
-  deadline_.touch();  // bytes reached the kernel: the exchange is moving
+  deadline_.touch(0);  // bytes reached the kernel: moving, though counted when they came in
   if (client) {
     // The client caught up: read from the upstream again.
     if (upstream_ && (phase_ == Phase::streaming || phase_ == Phase::tunnelling)) {
