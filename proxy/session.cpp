@@ -79,11 +79,13 @@ void Session::enter(Phase phase) {
     case Phase::connecting:
       return deadline_.arm(TimeoutName::connect_timeout, route().connect_timeout);
     case Phase::sending_request:
-      return deadline_.arm(TimeoutName::idle_timeout, route().idle_timeout, /*idle=*/true);
+      // A body moves: a stall ends it (idle_timeout), and so does a drip
+      // that keeps it barely alive (min_rate).
+      return deadline_.arm(TimeoutName::idle_timeout, route().idle_timeout, route().min_rate);
     case Phase::awaiting_response:
       return deadline_.arm(TimeoutName::response_header_timeout, route().response_header_timeout);
     case Phase::streaming:
-      return deadline_.arm(TimeoutName::idle_timeout, route().idle_timeout, /*idle=*/true);
+      return deadline_.arm(TimeoutName::idle_timeout, route().idle_timeout, route().min_rate);
     case Phase::tunnelling:
       return deadline_.arm(TimeoutName::tunnel_idle_timeout, route().tunnel_idle_timeout,
                            /*idle=*/true);

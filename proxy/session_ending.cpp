@@ -13,6 +13,16 @@ namespace cutoff {
 void Session::fail_timeout(const Expiry& expiry) {
   std::string value = expiry.value.to_string();
   std::string_view name = timeout_token(expiry.name);
+  if (expiry.name == TimeoutName::min_rate) {
+    // Too slow rather than too late: the sentence says how slow, so that
+    // whoever reads it knows which min_rate to set on which route.
+    return fail(
+        Outcome::timed_out(expiry.name), ProxyError::http_response_timeout, 504,
+        fmt::format("the {} {} moved fewer than {} in {} (min_rate {}, route {})",
+                    phase_ == Phase::sending_request ? "request to" : "response from",
+                    describe_target(), bytes_in_words(expiry.min_bytes), value,
+                    MinRate::of(expiry.min_bytes, expiry.value).to_string(), ex_->route.name));
+  }
   switch (phase_) {
     case Phase::resolving:
       return fail(Outcome::timed_out(expiry.name), ProxyError::dns_timeout, 504,
