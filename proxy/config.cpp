@@ -45,6 +45,7 @@ constexpr std::string_view kSettingsKeys[] = {"dns_timeout",
                                               "response_header_timeout",
                                               "idle_timeout",
                                               "request_timeout",
+                                              "min_rate",
                                               "upstream_keepalive_timeout",
                                               "tunnel_idle_timeout",
                                               "tunnel_max_duration",
@@ -189,6 +190,7 @@ class Loader {
   }
 
   bool get_duration(const toml::node& node, const std::string& path, bool allow_off, Duration* out);
+  bool get_min_rate(const toml::node& node, const std::string& path, MinRate* out);
   bool get_integer(const toml::node& node, const std::string& path, int64_t lo, int64_t hi,
                    int64_t* out);
   bool get_string(const toml::node& node, const std::string& path, std::string* out);
@@ -263,6 +265,22 @@ bool Loader::get_duration(const toml::node& node, const std::string& path, bool 
   }
   std::string reason;
   const std::optional<Duration> parsed = parse_duration(value->get(), allow_off, &reason);
+  if (!parsed) {
+    error(node.source(), path + ": " + reason);
+    return false;
+  }
+  *out = *parsed;
+  return true;
+}
+
+bool Loader::get_min_rate(const toml::node& node, const std::string& path, MinRate* out) {
+  const auto* value = node.as_string();
+  if (!value) {
+    wrong_type(node, path, "a rate string like \"1KiB/30s\", or \"off\"");
+    return false;
+  }
+  std::string reason;
+  const std::optional<MinRate> parsed = parse_min_rate(value->get(), &reason);
   if (!parsed) {
     error(node.source(), path + ": " + reason);
     return false;
@@ -622,6 +640,10 @@ bool Loader::load_setting(std::string_view key, const toml::node& node, const st
       return true;
     }
     settings->*d.field = value;
+    return true;
+  }
+  if (key == "min_rate") {
+    get_min_rate(node, path, &settings->min_rate);
     return true;
   }
   if (key == "teardown") {

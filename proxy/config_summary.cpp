@@ -158,6 +158,7 @@ const Key<RouteSettings> kRouteSettingKeys[] = {
     {"idle_timeout", [](const RouteSettings& s) { return show(s.idle_timeout); }, kOnStartupLine},
     {"request_timeout", [](const RouteSettings& s) { return show(s.request_timeout); },
      kOnStartupLine},
+    {"min_rate", [](const RouteSettings& s) { return s.min_rate.to_string(); }, kOnStartupLine},
     {"upstream_keepalive_timeout",
      [](const RouteSettings& s) { return show(s.upstream_keepalive_timeout); }, kOnStartupLine},
     {"tunnel_idle_timeout", [](const RouteSettings& s) { return show(s.tunnel_idle_timeout); },

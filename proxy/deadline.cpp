@@ -10,13 +10,17 @@ uint64_t add_saturating(uint64_t now, Duration d) {
   return d.ms() > DeadlinePlan::kNever - now ? DeadlinePlan::kNever : now + d.ms();
 }
 
-void DeadlinePlan::arm_phase(TimeoutName name, Duration value, uint64_t now, bool idle) {
+void DeadlinePlan::arm_phase(TimeoutName name, Duration value, uint64_t now, bool idle,
+                             MinRate min_rate) {
   assert(!value.is_off() && "a phase always has a deadline");
   phase_name_ = name;
   phase_value_ = value;
   phase_idle_ = idle;
   last_activity_ = now;
   phase_at_ = add_saturating(now, value);
+  min_rate_ = min_rate;
+  window_end_ = add_saturating(now, min_rate.window());
+  window_bytes_ = 0;
 }
 
 void DeadlinePlan::arm_cap(TimeoutName name, Duration value, uint64_t now) {
@@ -28,6 +32,7 @@ void DeadlinePlan::arm_cap(TimeoutName name, Duration value, uint64_t now) {
 void DeadlinePlan::disarm() {
   phase_at_ = kNever;
   cap_at_ = kNever;
+  window_end_ = kNever;
 }
 
 uint64_t DeadlinePlan::phase_deadline() const {
@@ -35,24 +40,52 @@ uint64_t DeadlinePlan::phase_deadline() const {
   return phase_idle_ ? add_saturating(last_activity_, phase_value_) : phase_at_;
 }
 
-uint64_t DeadlinePlan::wake_at() const {
-  return std::min(phase_deadline(), cap_at_);
+uint64_t DeadlinePlan::rate_deadline() const {
+  if (window_end_ == kNever) return kNever;
+  // A window that already has its bytes passes; the next one, still empty,
+  // is the first that can fail.
+  return window_bytes_ >= min_rate_.bytes() ? add_saturating(window_end_, min_rate_.window())
+                                            : window_end_;
 }
 
-std::optional<Expiry> DeadlinePlan::expired(uint64_t now) const {
-  // The cap wins a tie: it is the stricter promise made to the user.
+// Windows are consecutive, not sliding: the next one starts where the last
+// ended. Should the loop wake so late that the next one has ended as well,
+// that lost time is cutoff's, not the peer's: the next window starts now.
+void DeadlinePlan::next_window(uint64_t now) {
+  window_end_ = add_saturating(window_end_, min_rate_.window());
+  if (window_end_ <= now) window_end_ = add_saturating(now, min_rate_.window());
+  window_bytes_ = 0;
+}
+
+uint64_t DeadlinePlan::wake_at() const {
+  return std::min({phase_deadline(), cap_at_, window_end_});
+}
+
+std::optional<Expiry> DeadlinePlan::expired(uint64_t now) {
+  // The cap wins a tie: it is the stricter promise made to the user. An idle
+  // phase wins over min_rate: "no byte at all" says more than "too few".
   if (cap_at_ != kNever && now >= cap_at_) return Expiry{cap_name_, cap_value_};
   uint64_t phase_at = phase_deadline();
   if (phase_at != kNever && now >= phase_at) return Expiry{phase_name_, phase_value_};
+  if (window_end_ != kNever && now >= window_end_) {
+    if (window_bytes_ < min_rate_.bytes()) {
+      return Expiry{TimeoutName::min_rate, min_rate_.window(), min_rate_.bytes()};
+    }
+    next_window(now);
+  }
   return std::nullopt;
 }
 
+// Ties are broken as expired() breaks them.
 TimeoutName DeadlinePlan::due_name() const {
-  return cap_at_ != kNever && cap_at_ <= phase_deadline() ? cap_name_ : phase_name_;
+  uint64_t phase_at = phase_deadline();
+  uint64_t rate_at = rate_deadline();
+  if (cap_at_ != kNever && cap_at_ <= std::min(phase_at, rate_at)) return cap_name_;
+  return rate_at < phase_at ? TimeoutName::min_rate : phase_name_;
 }
 
 uint64_t DeadlinePlan::remaining(uint64_t now) const {
-  uint64_t at = wake_at();
+  uint64_t at = std::min({phase_deadline(), cap_at_, rate_deadline()});
   return at == kNever ? kNever : (at > now ? at - now : 0);
 }
 
@@ -64,6 +97,11 @@ Deadline::Deadline(uv_loop_t* loop, DeadlineListener& listener)
 
 void Deadline::arm(TimeoutName name, Duration value, bool idle) {
   plan_.arm_phase(name, value, uv_now(loop_), idle);
+  schedule();
+}
+
+void Deadline::arm(TimeoutName name, Duration value, MinRate min_rate) {
+  plan_.arm_phase(name, value, uv_now(loop_), /*idle=*/true, min_rate);
   schedule();
 }
 

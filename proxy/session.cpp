@@ -79,11 +79,13 @@ void Session::enter(Phase phase) {
     case Phase::connecting:
       return deadline_.arm(TimeoutName::connect_timeout, route().connect_timeout);
     case Phase::sending_request:
-      return deadline_.arm(TimeoutName::idle_timeout, route().idle_timeout, /*idle=*/true);
+      // A body moves: a stall ends it (idle_timeout), and so does a drip
+      // that keeps it barely alive (min_rate).
+      return deadline_.arm(TimeoutName::idle_timeout, route().idle_timeout, route().min_rate);
     case Phase::awaiting_response:
       return deadline_.arm(TimeoutName::response_header_timeout, route().response_header_timeout);
     case Phase::streaming:
-      return deadline_.arm(TimeoutName::idle_timeout, route().idle_timeout, /*idle=*/true);
+      return deadline_.arm(TimeoutName::idle_timeout, route().idle_timeout, route().min_rate);
     case Phase::tunnelling:
       return deadline_.arm(TimeoutName::tunnel_idle_timeout, route().tunnel_idle_timeout,
                            /*idle=*/true);
@@ -190,7 +192,7 @@ void Session::on_drained(TcpSocket& socket, int status) {
                          fmt::format("writing to {} failed: {} (route {})", describe_target(),
                                      uv_strerror(status), ex_->route.name));
   }
-  deadline_.touch();  // bytes reached the kernel: the exchange is moving
+  deadline_.touch(0);  // bytes reached the kernel: moving, though counted when they came in
   if (client) {
     // The client caught up: read from the upstream again.
     if (upstream_ && (phase_ == Phase::streaming || phase_ == Phase::tunnelling)) {

@@ -22,6 +22,16 @@ void Session::fail_timeout(const Expiry& expiry) {
                             describe_target(), since(ex_->started_at), phase_name(phase_), value,
                             ex_->route.name));
   }
+  if (expiry.name == TimeoutName::min_rate) {
+    // Too slow rather than too late: the sentence says how slow, so that
+    // whoever reads it knows which min_rate to set on which route.
+    return fail(
+        Outcome::timed_out(expiry.name), ProxyError::http_response_timeout, 504,
+        fmt::format("the {} {} moved fewer than {} in {} (min_rate {}, route {})",
+                    phase_ == Phase::sending_request ? "request to" : "response from",
+                    describe_target(), bytes_in_words(expiry.min_bytes), value,
+                    MinRate::of(expiry.min_bytes, expiry.value).to_string(), ex_->route.name));
+  }
   switch (phase_) {
     case Phase::resolving:
       return fail(Outcome::timed_out(expiry.name), ProxyError::dns_timeout, 504,

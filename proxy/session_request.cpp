@@ -102,7 +102,7 @@ void Session::on_client_bytes(const char* data, size_t len) {
       return parse_request_head(data, len);
     case Phase::tunnelling:
       ex_->record.up_bytes += len;
-      deadline_.touch();
+      deadline_.touch(len);
       upstream_.send(data, len);
       return pause_if_backlogged(upstream_, client_);
     case Phase::resolving:
@@ -276,7 +276,7 @@ void Session::forward_request_body(const char* data, size_t len) {
     if (head_sent()) {
       upstream_.send(data, used);
       ex_->record.up_bytes += used;
-      deadline_.touch();
+      deadline_.touch(used);
     } else {
       ex_->body_ahead.append(data, used);
       if (ex_->body_ahead.size() >= kHighWater) client_.stop_reading();

@@ -17,7 +17,7 @@ void Session::on_upstream_bytes(const char* data, size_t len) {
 void Session::relay_response(const char* data, size_t len) {
   switch (phase_) {
     case Phase::tunnelling:
-      deadline_.touch();
+      deadline_.touch(len);
       send_to_client(data, len);
       return pause_if_backlogged(client_, upstream_);
     case Phase::sending_request:
@@ -38,7 +38,7 @@ void Session::relay_response(const char* data, size_t len) {
     if (body_bytes && ex_->response_started && used > 0 &&
         ex_->plan.framing != BodyFraming::dechunk) {
       send_to_client(data, used);
-      deadline_.touch();
+      deadline_.touch(used);
     }
     switch (event) {
       case HttpParser::Event::need_more:
@@ -116,7 +116,7 @@ bool Session::on_response_head() {
 
 void Session::on_body(const char* data, size_t len) {
   send_to_client(data, len);
-  deadline_.touch();
+  deadline_.touch(len);
 }
 
 void Session::on_response_complete(size_t trailing_bytes) {

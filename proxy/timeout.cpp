@@ -18,6 +18,8 @@ std::string_view timeout_token(TimeoutName name) {
       return "idle_timeout";
     case TimeoutName::request_timeout:
       return "request_timeout";
+    case TimeoutName::min_rate:
+      return "min_rate";
     case TimeoutName::upstream_keepalive_timeout:
       return "upstream_keepalive_timeout";
     case TimeoutName::tunnel_idle_timeout:

@@ -12,6 +12,7 @@
 
 #include "cutoff/address.hpp"
 #include "cutoff/duration.hpp"
+#include "cutoff/min_rate.hpp"
 
 namespace cutoff {
 
@@ -34,6 +35,10 @@ struct RouteSettings {
   Duration response_header_timeout = Duration::seconds(30);
   Duration idle_timeout = Duration::seconds(60);
   Duration request_timeout = Duration::off();
+  // While a body moves: ends a drip that idle_timeout never would (every
+  // byte restarts it) without capping a long download as request_timeout
+  // would.
+  MinRate min_rate = MinRate::of(1024, Duration::seconds(30));  // may be off
   Duration upstream_keepalive_timeout = Duration::seconds(30);
   Duration tunnel_idle_timeout = Duration::seconds(300);
   Duration tunnel_max_duration = Duration::off();

@@ -8,6 +8,12 @@
 // and reports that one's name. Idle timeouts are measured from the last byte
 // moved: `touch()` only records the time, and an early wake-up re-arms for the
 // remainder, so moving bytes never touches the timer heap.
+//
+// A phase in which a body moves may also carry a low-speed limit (min_rate):
+// consecutive windows, the first starting when the phase is armed, each of
+// which must carry a number of bytes. `touch()` adds the bytes it is given to
+// the running window; the window is judged only when the timer wakes at its
+// end, which is when the next one begins.
 
 #include <uv.h>
 
@@ -15,6 +21,7 @@
 #include <optional>
 
 #include "cutoff/duration.hpp"
+#include "cutoff/min_rate.hpp"
 #include "cutoff/timeout.hpp"
 #include "cutoff/uv_handle.hpp"
 
@@ -22,7 +29,9 @@ namespace cutoff {
 
 struct Expiry {
   TimeoutName name;
-  Duration value;
+  Duration value;  // for min_rate: its window
+  // min_rate only: the bytes that each window had to carry.
+  uint64_t min_bytes = 0;
 };
 
 // The arithmetic of a deadline, free of any event loop so that unit tests can
@@ -32,32 +41,50 @@ class DeadlinePlan {
   static constexpr uint64_t kNever = UINT64_MAX;
 
   // `idle`: expires `value` after the last touch() instead of after `now`.
-  void arm_phase(TimeoutName name, Duration value, uint64_t now, bool idle);
+  // `min_rate`: the phase's windows, the first from `now`; off for most.
+  void arm_phase(TimeoutName name, Duration value, uint64_t now, bool idle,
+                 MinRate min_rate = MinRate::off());
   // An `off` value leaves the span uncapped.
   void arm_cap(TimeoutName name, Duration value, uint64_t now);
   void clear_cap() { cap_at_ = kNever; }
   void disarm();
-  void touch(uint64_t now) { last_activity_ = now; }
+  // Bytes moved at `now`: the idle clock restarts and min_rate counts them.
+  void touch(uint64_t now, uint64_t bytes = 0) {
+    last_activity_ = now;
+    window_bytes_ += bytes;
+  }
 
   bool armed() const { return phase_at_ != kNever || cap_at_ != kNever; }
-  // When the timer must next wake up; kNever when disarmed.
+  // When the timer must next wake up (a deadline, or the end of a min_rate
+  // window); kNever when disarmed.
   uint64_t wake_at() const;
-  // What expired at `now`, or nothing if activity moved the deadline on.
-  std::optional<Expiry> expired(uint64_t now) const;
-  // Milliseconds left before the deadline fires (0 when overdue).
+  // What expired at `now`, or nothing if activity moved the deadline on. A
+  // min_rate window that has ended with enough bytes gives way to the next
+  // one here, which is why this is not const: call it when the timer wakes.
+  std::optional<Expiry> expired(uint64_t now);
+  // Milliseconds left before the deadline fires if no more bytes move
+  // (0 when overdue).
   uint64_t remaining(uint64_t now) const;
   TimeoutName phase_name() const { return phase_name_; }
-  // The timeout that fires first if nothing changes: the cap's or the phase's.
+  // The timeout that fires first if nothing changes: the cap's, the phase's
+  // or min_rate.
   TimeoutName due_name() const;
 
  private:
   uint64_t phase_deadline() const;
+  // When min_rate fires if no more bytes move; kNever when it is off.
+  uint64_t rate_deadline() const;
+  void next_window(uint64_t now);
 
   TimeoutName phase_name_ = TimeoutName::client_keepalive_timeout;
   Duration phase_value_;
   uint64_t phase_at_ = kNever;  // fixed phases: absolute expiry
   bool phase_idle_ = false;
   uint64_t last_activity_ = 0;
+
+  MinRate min_rate_;
+  uint64_t window_end_ = kNever;  // kNever: no min_rate in this phase
+  uint64_t window_bytes_ = 0;     // moved since the current window began
 
   TimeoutName cap_name_ = TimeoutName::request_timeout;
   Duration cap_value_;
@@ -86,10 +113,15 @@ class Deadline {
   Deadline(uv_loop_t* loop, DeadlineListener& listener);
 
   void arm(TimeoutName name, Duration value, bool idle = false);
+  // An idle phase in which a body moves: it ends after `value` without a
+  // byte, or at the end of a min_rate window short of its bytes.
+  void arm(TimeoutName name, Duration value, MinRate min_rate);
   void arm_cap(TimeoutName name, Duration value);
   void clear_cap();
   void disarm();
-  void touch() { plan_.touch(uv_now(loop_)); }
+  // Bytes moved (0 when what moved was already counted, e.g. a write that
+  // reached the kernel): a couple of stores, no timer update.
+  void touch(uint64_t bytes) { plan_.touch(uv_now(loop_), bytes); }
 
   bool armed() const { return plan_.armed(); }
   TimeoutName phase_name() const { return plan_.phase_name(); }

@@ -56,9 +56,9 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
     reading_head,       // request_header_timeout: from that byte to the end of the head
     resolving,          // dns_timeout: looking up the upstream's name
     connecting,         // connect_timeout: all of the upstream's addresses together
-    sending_request,    // idle_timeout: the request body moves up, no response yet
+    sending_request,    // idle_timeout, min_rate: the request body moves up, no response yet
     awaiting_response,  // response_header_timeout: request sent, response head not yet whole
-    streaming,          // idle_timeout: the response body moves down
+    streaming,          // idle_timeout, min_rate: the response body moves down
     tunnelling,         // tunnel_idle_timeout: CONNECT or Upgrade, bytes both ways
     ended,              // none: nothing left to wait for; the worker frees the session
   };

@@ -15,6 +15,7 @@ enum class TimeoutName : uint8_t {
   response_header_timeout,
   idle_timeout,
   request_timeout,
+  min_rate,  // a low-speed limit rather than a wait, but it ends an exchange the same way
   upstream_keepalive_timeout,
   tunnel_idle_timeout,
   tunnel_max_duration,

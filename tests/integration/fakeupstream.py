@@ -378,6 +378,26 @@ def b_drip(srv, conn, req):
     return req.keep_alive
 
 
+def b_paced(srv, conn, req):
+    """Head with Content-Length `size` (default 1 MiB), then `chunk` body bytes (default 64 KiB) every `interval` ms (default 25): a steady download at a known pace."""
+    read_body(conn, req)
+    size, chunk, interval = req.qint("size", 1 << 20), max(1, req.qint("chunk", 65536)), req.qms("interval", 25)
+    hs = srv.std_headers(conn, req) + [("Content-Length", str(size)),
+                                       ("Content-Type", "application/octet-stream")]
+    conn.send_all(head_bytes(200, hs))
+    body = pattern(size)
+    next_send = time.monotonic()
+    for off in range(0, size, chunk):
+        # Paced against the clock, not after each send: a slow send does not
+        # slow the average pace down.
+        while time.monotonic() < next_send:
+            conn.recv_some(next_send - time.monotonic())
+        conn.send_all(body[off:off + chunk])
+        next_send += interval
+    conn.rec.response_ends.append(time.monotonic())
+    return req.keep_alive
+
+
 def b_close(srv, conn, req):
     """Closes (FIN) right after reading the head, without answering."""
     conn.close()
@@ -469,6 +489,7 @@ BEHAVIOURS = {
     "slow-head": b_slow_head,
     "stall-mid-body": b_stall_mid_body,
     "drip": b_drip,
+    "paced": b_paced,
     "close": b_close,
     "reset": b_reset,
     "reset-mid-body": b_reset_mid_body,

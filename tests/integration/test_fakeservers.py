@@ -158,6 +158,16 @@ class FakeServersTest(CutoffTestCase):
         self.assertEqual(cl.read_response().status, 200)
         self.assertGreaterEqual(time.monotonic() - t, 0.15)
 
+    def test_paced(self):
+        up = self.upstream()
+        cl = self.direct(up)
+        t = time.monotonic()
+        cl.request("GET", "/paced?size=1000&chunk=300&interval=50", host="x")
+        r = cl.read_response()
+        self.assertEqual(r.body, pattern(1000))
+        # Four chunks, three intervals between them.
+        self.assertGreaterEqual(time.monotonic() - t, 0.15)
+
     def test_continue_and_upgrade(self):
         up = self.upstream()
         cl = self.direct(up)

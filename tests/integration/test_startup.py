@@ -209,6 +209,7 @@ class StartupLinesTest(StartupTestCase):
             self.assertEqual(route["action"], "forward")
         self.assertEqual(defaults["response_header_timeout"], shown(d["response_header_timeout"]))
         self.assertEqual(defaults["request_timeout"], "off")
+        self.assertEqual(defaults["min_rate"], "1KiB/30s")
         self.assertEqual(api["match"], "{host=api.example.com,port=[443,8443]}")
         self.assertEqual(api["response_header_timeout"], shown("2s"))
         self.assertEqual(api["request_timeout"], shown("5s"))

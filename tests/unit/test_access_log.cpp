@@ -149,6 +149,7 @@ TEST_CASE("outcome tokens", "[access_log]") {
   CHECK(outcome_token(Outcome::timed_out(TimeoutName::idle_timeout)) == "timeout:idle_timeout");
   CHECK(outcome_token(Outcome::timed_out(TimeoutName::request_timeout)) ==
         "timeout:request_timeout");
+  CHECK(outcome_token(Outcome::timed_out(TimeoutName::min_rate)) == "timeout:min_rate");
   CHECK(outcome_token(Outcome::timed_out(TimeoutName::upstream_keepalive_timeout)) ==
         "timeout:upstream_keepalive_timeout");
   CHECK(outcome_token(Outcome::timed_out(TimeoutName::tunnel_idle_timeout)) ==

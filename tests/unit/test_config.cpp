@@ -92,6 +92,7 @@ void check_spec_defaults(const Config& c) {
   CHECK(d.tcp_keepalive.interval == Duration::seconds(10));
   CHECK(d.tcp_keepalive.count == 3);
   CHECK(d.tcp_user_timeout == Duration::seconds(30));
+  CHECK(d.min_rate == MinRate::of(1024, Duration::seconds(30)));
   CHECK(c.routes.empty());
 }
 
@@ -507,6 +508,58 @@ TEST_CASE("tcp_user_timeout fits the kernel's TCP_USER_TIMEOUT", "[config][error
   one_error("[defaults]\ntcp_user_timeout = \"597h\"\n", 2, 20, "at most 2147483647ms");
   one_error("[[route]]\nname = \"r\"\nmatch = {}\ntcp_user_timeout = \"700h\"\n", 4, 20,
             "route[0].tcp_user_timeout: \"700h\" is longer than");
+}
+
+TEST_CASE("min_rate in [defaults] and routes", "[config][min_rate]") {
+  SECTION("spellings") {
+    CHECK(parse_ok("[defaults]\nmin_rate = \"100B/2s\"\n").defaults.min_rate ==
+          MinRate::of(100, Duration::seconds(2)));
+    CHECK(parse_ok("[defaults]\nmin_rate = \"64KiB/5s\"\n").defaults.min_rate ==
+          MinRate::of(64 * 1024, Duration::seconds(5)));
+    CHECK(parse_ok("[defaults]\nmin_rate = \"2MiB/1m\"\n").defaults.min_rate ==
+          MinRate::of(2 * 1024 * 1024, Duration::seconds(60)));
+    CHECK(parse_ok("[defaults]\nmin_rate = \"1GiB/1h\"\n").defaults.min_rate ==
+          MinRate::of(uint64_t{1} << 30, Duration::seconds(3600)));
+    CHECK(parse_ok("[defaults]\nmin_rate = \"off\"\n").defaults.min_rate.is_off());
+  }
+  SECTION("routes inherit [defaults] and may override it") {
+    const Config c = parse_ok(R"(
+[defaults]
+min_rate = "10KiB/10s"
+[[route]]
+name = "inherits"
+match = { host = "a.example" }
+[[route]]
+name = "own"
+match = { host = "b.example" }
+min_rate = "1B/500ms"
+[[route]]
+name = "unlimited"
+match = { host = "c.example" }
+min_rate = "off"
+)");
+    REQUIRE(c.routes.size() == 3);
+    CHECK(c.routes[0].settings.min_rate == MinRate::of(10 * 1024, Duration::seconds(10)));
+    CHECK(c.routes[1].settings.min_rate == MinRate::of(1, Duration::millis(500)));
+    CHECK(c.routes[2].settings.min_rate.is_off());
+  }
+  SECTION("bad values name file:line:column") {
+    one_error("[defaults]\nmin_rate = \"0B/30s\"\n", 2, 12,
+              "defaults.min_rate: \"0B/30s\": an amount of zero never fires");
+    one_error("[defaults]\nmin_rate = \"1KiB/0s\"\n", 2, 12,
+              "defaults.min_rate: \"1KiB/0s\": the window: \"0s\": a duration must be greater "
+              "than zero");
+    one_error("[defaults]\nmin_rate = \"100/2s\"\n", 2, 12, "the amount has no unit");
+    one_error("[defaults]\nmin_rate = \"1KB/30s\"\n", 2, 12, "unknown unit \"KB\"");
+    one_error("[defaults]\nmin_rate = \"1KiB\"\n", 2, 12, "has no window");
+    one_error("[defaults]\nmin_rate = \"1KiB/30\"\n", 2, 12, "has no unit");
+    one_error("[defaults]\nmin_rate = 1024\n", 2, 12,
+              "defaults.min_rate: expected a rate string like \"1KiB/30s\", or \"off\", got "
+              "an integer");
+    one_error("[[route]]\nname = \"r\"\nmatch = {}\nmin_rate = \"1KiB/50ms\"\n", 4, 12,
+              "route[0].min_rate: \"1KiB/50ms\": the window must be at least 100ms");
+    one_error("[defaults]\nmin_rate_ = \"1KiB/30s\"\n", 2, 1, "did you mean \"min_rate\"?");
+  }
 }
 
 TEST_CASE("tcp_keepalive", "[config]") {

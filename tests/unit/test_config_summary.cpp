@@ -78,6 +78,7 @@ TEST_CASE("the summary lists every key of the built-in defaults, in file order")
                                                      "defaults.response_header_timeout",
                                                      "defaults.idle_timeout",
                                                      "defaults.request_timeout",
+                                                     "defaults.min_rate",
                                                      "defaults.upstream_keepalive_timeout",
                                                      "defaults.tunnel_idle_timeout",
                                                      "defaults.tunnel_max_duration",
@@ -154,7 +155,8 @@ TEST_CASE("start-up lines: [defaults], each route with its match, [listen], glob
   const auto lines = startup_lines(summarize(parse_ok(kTwoRoutes)));
   const std::string bounds =
       "dns_timeout=5s connect_timeout=5s response_header_timeout={} idle_timeout={} "
-      "request_timeout=off upstream_keepalive_timeout=30s tunnel_idle_timeout=5m "
+      "request_timeout=off min_rate=1KiB/30s upstream_keepalive_timeout=30s "
+      "tunnel_idle_timeout=5m "
       "tunnel_max_duration=off tcp_keepalive={idle=30s,interval=10s,count=3} "
       "tcp_user_timeout=30s";
   auto with = [&](const std::string& response_header, const std::string& idle) {

@@ -22,7 +22,7 @@ Duration ms(uint64_t n) {
 }  // namespace
 
 TEST_CASE("a fresh plan is disarmed", "[deadline]") {
-  const DeadlinePlan plan;
+  DeadlinePlan plan;
   CHECK_FALSE(plan.armed());
   CHECK(plan.wake_at() == kNever);
   CHECK(plan.remaining(0) == kNever);
@@ -304,7 +304,7 @@ struct Toucher {
 
   static void on_tick(uv_timer_t* t) {
     auto* self = static_cast<Toucher*>(t->data);
-    self->deadline->touch();
+    self->deadline->touch(1);
     self->last_touch = uv_now(t->loop);
     self->fired_while_touching += self->listener->fired.size();
     if (--self->touches_left == 0) uv_timer_stop(t);

@@ -1,0 +1,124 @@
+"""min_rate, the low-speed limit (SPEC section 4): a body that drips is ended
+at the end of the first window short of its bytes, whichever side drips; a
+download that keeps above the rate is never cut, however long it runs.
+
+The default route's idle_timeout (5 s) is longer than its min_rate window
+(100 B in 2 s), as with the shipped defaults (60 s and 30 s), so that it is
+min_rate that ends a drip and that /connections names as due. Windows are
+scaled like every duration; amounts are not."""
+
+import hashlib
+import json
+import re
+import time
+
+from fakeupstream import pattern
+from harness import (ADMIN_ON, SCALE, CutoffTestCase, Dribble, admin_get, build_request, merge, ms,
+                     shown, tolerance)
+
+WINDOW = ms(2000)
+MIN_RATE = "100B/%dms" % round(2000 * SCALE)
+DRIP = 200 * SCALE  # ms between two bytes: 10 bytes per window, a tenth of the rate
+# The paced route: 1 MiB per 500 ms window; /paced sends 256 KiB every 25 ms,
+# five times that.
+PACED_MIN_RATE = "1MiB/%dms" % round(500 * SCALE)
+PACED_QUERY = "chunk=%d&interval=%d" % (256 * 1024, 25 * SCALE)
+BIG = 20 * 1024 * 1024
+
+TIMEOUTS_RE = re.compile(r'^cutoff_timeouts_total\{timeout="min_rate",route="default"\} (\d+)$',
+                         re.M)
+
+
+class MinRateTest(CutoffTestCase):
+    CONFIG = merge(ADMIN_ON, {"defaults": {"idle_timeout": "5s", "min_rate": MIN_RATE}})
+    ROUTES = [
+        {"name": "unlimited", "match": {"path_prefix": "/unlimited/"}, "min_rate": "off"},
+        {"name": "paced", "match": {"path_prefix": "/paced/"}, "min_rate": PACED_MIN_RATE},
+    ]
+    TIME_LIMIT = 10.0
+
+    def min_rate_timeouts(self) -> int:
+        m = TIMEOUTS_RE.search(admin_get(self.cutoff, "/metrics").body.decode())
+        return int(m.group(1)) if m else 0
+
+    def the_connection(self, phase: str) -> dict:
+        found = [c for c in json.loads(admin_get(self.cutoff, "/connections").body)["connections"]
+                 if c["phase"] == phase]
+        self.assertEqual(len(found), 1, found)
+        return found[0]
+
+    def test_dripping_response_is_reset_at_the_window_end(self):
+        up = self.upstream()
+        before = self.min_rate_timeouts()
+        cl = self.client()
+        cl.request("GET", self.url(up, "/drip?size=1000&interval=%d" % DRIP))
+        r = cl.read_head()
+        self.assertEqual(r.status, 200)
+
+        # /connections tells the truth about what is due: min_rate, at the
+        # window's end, although bytes keep coming (every one of which moves
+        # idle_timeout on).
+        asked = time.monotonic()
+        c = self.the_connection("streaming")
+        answered = time.monotonic()
+        self.assertEqual(c["deadline"], "min_rate", c)
+        left = c["deadline_left_ms"] / 1000
+        self.assertLessEqual(left, WINDOW - (asked - r.t_head) + 0.01, c)
+        self.assertGreaterEqual(left, WINDOW - (answered - r.t_head) - tolerance(WINDOW), c)
+
+        self.assertEqual(cl.wait_end(WINDOW + 1.0), "rst", "a response cut short must end in RST")
+        self.assertElapsed(cl.end_time - r.t_head, WINDOW, "client reset after", early=0.05)
+        got = bytes(cl.buf)
+        self.assertLess(len(got), 100, "the drip was faster than planned")
+        self.assertEqual(got, pattern(len(got)))
+        rec = self.assertUpstreamEnd(up, "rst")
+        self.assertElapsed(rec.end_time - rec.requests[0].t_head, WINDOW, "upstream reset after",
+                           early=0.02)
+        self.assertOutcome(f":{up.port}/drip", 200, "timeout:min_rate", "default")
+        self.assertEqual(self.min_rate_timeouts() - before, 1)
+
+    def test_dripping_request_body_gets_504_naming_min_rate(self):
+        up = self.upstream()
+        cl = self.client()
+        cl.send(build_request("POST", self.url(up, "/hang"), [("Content-Length", "1000")]))
+        t0 = time.monotonic()
+        with Dribble(cl, pattern(1000), DRIP / 1000):
+            r = cl.read_response(timeout=WINDOW + 2.0)
+        self.assertGenerated(r, 504, "http_response_timeout")
+        self.assertElapsed(r.t_head - t0, WINDOW, "504 after")
+        self.assertDetails(r, self.hostport(up), shown(2000), "default",
+                           also=(f"fewer than 100 B in {shown(2000)}",
+                                 f"min_rate 100B/{shown(2000)}"))
+        self.assertUpstreamEnd(up, "rst")
+        self.assertOutcome(f":{up.port}/hang", 504, "timeout:min_rate", "default")
+
+    def test_paced_download_above_the_rate_passes_whole(self):
+        up = self.upstream()
+        cl = self.client(timeout=10.0)
+        cl.request("GET", self.url(up, "/paced/paced?size=%d&%s" % (BIG, PACED_QUERY)))
+        r = cl.read_response(timeout=10.0)
+        self.assertEqual((r.status, r.complete), (200, True), r)
+        self.assertEqual(hashlib.sha256(r.body).hexdigest(),
+                         hashlib.sha256(pattern(BIG)).hexdigest())
+        self.assertGreater(r.t_done - r.t_head, 3 * ms(500), "the download spanned too few windows")
+        self.assertOutcome(f":{up.port}/paced/paced", 200, "ok", "paced")
+
+    def test_full_speed_download_passes_whole(self):
+        up = self.upstream()
+        cl = self.client(timeout=10.0)
+        cl.request("GET", self.url(up, "/paced/ok?size=%d" % BIG))
+        r = cl.read_response(timeout=10.0)
+        self.assertEqual((r.status, r.complete), (200, True), r)
+        self.assertEqual(hashlib.sha256(r.body).hexdigest(),
+                         hashlib.sha256(pattern(BIG)).hexdigest())
+        self.assertOutcome(f":{up.port}/paced/ok", 200, "ok", "paced")
+
+    def test_off_lets_the_drip_run_past_a_window(self):
+        up = self.upstream()
+        cl = self.client()
+        cl.request("GET", self.url(up, "/unlimited/drip?size=14&interval=%d" % DRIP))
+        r = cl.read_response(timeout=WINDOW + 3.0)
+        self.assertEqual((r.status, r.complete, r.body), (200, True, pattern(14)), r)
+        self.assertGreater(r.t_done - r.t_head, WINDOW + tolerance(WINDOW),
+                           "the drip did not outlast a window")
+        self.assertOutcome(f":{up.port}/unlimited/drip", 200, "ok", "unlimited")
