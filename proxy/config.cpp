@@ -23,11 +23,11 @@ using KeyList = std::span<const std::string_view>;
 
 // The key names of every table. They are the contract of SPEC 7a; the
 // unknown-key check and its "did you mean" suggestions come from these lists.
-constexpr std::string_view kTopKeys[] = {"workers",  "drain_timeout", "linger_timeout", "log_level",
-                                         "listen",   "admin",         "access_log",     "dns",
-                                         "defaults", "route"};
+constexpr std::string_view kTopKeys[] = {
+    "workers",    "drain_timeout", "linger_timeout", "log_level", "log_query", "listen", "admin",
+    "access_log", "dns",           "defaults",       "route"};
 constexpr std::string_view kTopScalarKeys[] = {"workers", "drain_timeout", "linger_timeout",
-                                               "log_level"};
+                                               "log_level", "log_query"};
 constexpr std::string_view kListenKeys[] = {"address",
                                             "request_header_timeout",
                                             "client_keepalive_timeout",
@@ -355,6 +355,12 @@ void Loader::load(const toml::table& root, Config* config) {
       get_duration(node, name, false, &config->linger_timeout);
     } else if (name == "log_level") {
       get_choice(node, name, kLogLevels, &config->log_level);
+    } else if (name == "log_query") {
+      if (const auto* flag = node.as_boolean()) {
+        config->log_query = flag->get();
+      } else {
+        wrong_type(node, name, "true or false");
+      }
     } else if (name == "listen") {
       load_listen(node, &config->listen);
     } else if (name == "admin") {

@@ -92,7 +92,7 @@ void Session::describe(std::string& out, int worker_index, uint64_t now) const {
     out.append(",\"method\":");
     append_json_string(out, ex_->record.method);
     out.append(",\"target\":");
-    append_json_string(out, ex_->record.target);
+    append_json_target(out, ex_->record.target);
     out.append(",\"route\":");
     append_json_string(out, ex_->record.route);
   }

@@ -132,7 +132,7 @@ void Session::parse_request_head(const char* data, size_t len) {
 void Session::on_request_head() {
   const MessageHead& head = ex_->request_parser.head();
   ex_->record.method = head.method();
-  ex_->record.target = head.target();
+  ex_->record.target = show_target(head.target(), config().log_query);
   ex_->record.http_major = head.http_major();
   ex_->record.http_minor = head.http_minor();
   ex_->is_connect = ex_->request_parser.method() == HTTP_CONNECT;

@@ -107,6 +107,10 @@ struct Config {
   Duration drain_timeout = Duration::seconds(30);
   Duration linger_timeout = Duration::seconds(2);
   std::string log_level = "info";  // trace, debug, info, warn, error, critical, off
+  // Request targets in the access log and /connections keep their query
+  // strings (query_redaction.hpp); off by default, since queries carry
+  // tokens and signatures.
+  bool log_query = false;
   ListenConfig listen;
   AdminConfig admin;
   AccessLogConfig access_log;

@@ -896,3 +896,13 @@ TEST_CASE("cidr_contains", "[config][cidr]") {
   CHECK(cidr_contains(mapped, v4("10.2.3.4").data(), false));
   CHECK_FALSE(cidr_contains(mapped, v4("11.2.3.4").data(), false));
 }
+
+TEST_CASE("log_query: off by default, a top-level boolean", "[config]") {
+  CHECK_FALSE(default_config().log_query);
+  CHECK_FALSE(parse_ok("").log_query);
+  CHECK(parse_ok("log_query = true\n").log_query);
+  CHECK_FALSE(parse_ok("log_query = false\n").log_query);
+  one_error("log_query = \"yes\"\n", 1, 13, "log_query: expected true or false, got a string");
+  ConfigError e = one_error("[access_log]\nlog_query = true\n", 2, 1, "unknown key");
+  CHECK_THAT(e.message, Catch::Contains("belongs at the top level"));
+}
