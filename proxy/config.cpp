@@ -37,7 +37,7 @@ constexpr std::string_view kListenKeys[] = {"address",
                                             "via",
                                             "server_timing",
                                             "proxy_auth"};
-constexpr std::string_view kAdminKeys[] = {"address"};
+constexpr std::string_view kAdminKeys[] = {"address", "allow_clients"};
 constexpr std::string_view kAccessLogKeys[] = {"format", "path"};
 constexpr std::string_view kDnsKeys[] = {"servers"};
 constexpr std::string_view kSettingsKeys[] = {"dns_timeout",
@@ -200,7 +200,7 @@ class Loader {
 
   void load_listen(const toml::node& node, ListenConfig* listen);
   void load_proxy_auth(const toml::node& node, ListenConfig* listen);
-  void load_allow_clients(const toml::node& node, ListenConfig* listen);
+  void load_allow_clients(const toml::node& node, const std::string& path, std::vector<Cidr>* out);
   bool load_cidr_list(const toml::node& node, const std::string& path, std::vector<Cidr>* out);
   void load_connect_ports(const toml::node& node, ListenConfig* listen);
   void load_admin(const toml::node& node, AdminConfig* admin);
@@ -425,7 +425,7 @@ void Loader::load_listen(const toml::node& node, ListenConfig* listen) {
         listen->max_client_connections = static_cast<uint32_t>(v);
       }
     } else if (name == "allow_clients") {
-      load_allow_clients(value, listen);
+      load_allow_clients(value, path, &listen->allow_clients);
     } else if (name == "connect_ports") {
       load_connect_ports(value, listen);
     } else if (name == "via") {
@@ -448,8 +448,9 @@ void Loader::load_listen(const toml::node& node, ListenConfig* listen) {
   }
 }
 
-void Loader::load_allow_clients(const toml::node& node, ListenConfig* listen) {
-  const std::string path = "listen.allow_clients";
+// listen.allow_clients or admin.allow_clients.
+void Loader::load_allow_clients(const toml::node& node, const std::string& path,
+                                std::vector<Cidr>* out) {
   const toml::array* array = node.as_array();
   if (array && array->empty()) {
     // An empty allowlist would refuse every client: almost surely a mistake.
@@ -459,7 +460,7 @@ void Loader::load_allow_clients(const toml::node& node, ListenConfig* listen) {
     return;
   }
   std::vector<Cidr> nets;
-  if (load_cidr_list(node, path, &nets)) listen->allow_clients = std::move(nets);
+  if (load_cidr_list(node, path, &nets)) *out = std::move(nets);
 }
 
 // An array of CIDR strings; false (errors reported) when it is not one.
@@ -521,6 +522,8 @@ void Loader::load_admin(const toml::node& node, AdminConfig* admin) {
   for (auto&& [key, value] : *table) {
     if (key.str() == "address") {
       get_address(value, "admin.address", true, &admin->address);
+    } else if (key.str() == "allow_clients") {
+      load_allow_clients(value, "admin.allow_clients", &admin->allow_clients);
     } else {
       unknown_key(key, "in [admin]", kAdminKeys);
     }
@@ -919,6 +922,7 @@ Config default_config() {
     Cidr net;
     [[maybe_unused]] const bool ok = parse_cidr(text, &net, nullptr);
     config.listen.allow_clients.push_back(net);
+    config.admin.allow_clients.push_back(net);
   }
   config.listen.connect_ports = {443};
   return config;

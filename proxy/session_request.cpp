@@ -52,16 +52,7 @@ bool has_credentials(const MessageHead& head, const std::vector<std::string>& to
 }  // namespace
 
 bool Session::client_allowed() const {
-  const uint8_t* bytes;
-  bool v6 = peer_.sin6_family == AF_INET6;
-  if (v6) {
-    bytes = peer_.sin6_addr.s6_addr;
-  } else {
-    bytes = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in&>(peer_).sin_addr);
-  }
-  const std::vector<Cidr>& allow = config().listen.allow_clients;
-  return std::any_of(allow.begin(), allow.end(),
-                     [&](const Cidr& net) { return cidr_contains(net, bytes, v6); });
+  return allowed_client(config().listen.allow_clients, reinterpret_cast<const sockaddr*>(&peer_));
 }
 
 void Session::begin_exchange() {

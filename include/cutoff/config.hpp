@@ -82,6 +82,10 @@ struct ListenConfig {
 
 struct AdminConfig {
   std::string address = "127.0.0.1:9901";  // "off" disables
+  // Who may connect, checked at accept under the config of the moment;
+  // others are closed before anything is read or sent. Defaults as
+  // listen.allow_clients: loopback and private ranges.
+  std::vector<Cidr> allow_clients;
 };
 
 struct AccessLogConfig {
