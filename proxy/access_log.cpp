@@ -29,10 +29,8 @@ void append_ms(std::string& out, int64_t ms) {
   }
 }
 
-}  // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
+// The characters of a JSON string, without its quotes.
+void append_json_chars(std::string& out, std::string_view s) {
   for (char c : s) {
     if (c == '"' || c == '\\') {
       out.push_back('\\');
@@ -43,6 +41,20 @@ void append_json_string(std::string& out, std::string_view s) {
       out.push_back(c);
     }
   }
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  append_json_chars(out, s);
+  out.push_back('"');
+}
+
+void append_json_target(std::string& out, const ShownTarget& target) {
+  out.push_back('"');
+  append_json_chars(out, target.kept);
+  if (target.redacted) out.append(kRedactionMarker);
   out.push_back('"');
 }
 
@@ -89,7 +101,13 @@ void format_access_text(std::string& out, const ExchangeRecord& r) {
   // A request refused before its line was parsed still gets three fields.
   std::string_view method = r.method.empty() ? "-" : r.method;
   fmt::format_to(it, "{} \"{} ", r.client, method);
-  append_text_field(out, r.target.empty() ? "-" : r.target);
+  if (r.target.empty()) {
+    out.push_back('-');
+  } else {
+    append_text_field(out, r.target.kept);
+    // The marker is plain ASCII without spaces or quotes: nothing to escape.
+    if (r.target.redacted) out.append(kRedactionMarker);
+  }
   fmt::format_to(it, " HTTP/{}.{}\" route={} status=", r.http_major, r.http_minor, r.route);
   if (r.status == 0) {
     out.push_back('-');
@@ -113,7 +131,7 @@ void format_access_json(std::string& out, const ExchangeRecord& r) {
   out.append(",\"method\":");
   append_json_string(out, r.method);
   out.append(",\"target\":");
-  append_json_string(out, r.target);
+  append_json_target(out, r.target);
   fmt::format_to(it, ",\"version\":\"{}.{}\",\"route\":", r.http_major, r.http_minor);
   append_json_string(out, r.route);
   out.append(",\"status\":");

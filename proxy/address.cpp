@@ -1,6 +1,7 @@
 #include "cutoff/address.hpp"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <charconv>
@@ -297,6 +298,20 @@ bool cidr_contains(const Cidr& net, const uint8_t* addr, bool v6) {
   if (rest == 0) return true;
   const uint8_t mask = static_cast<uint8_t>(0xFF00u >> rest);
   return (candidate[whole] & mask) == (net.addr[whole] & mask);
+}
+
+bool allowed_client(const std::vector<Cidr>& allow, const sockaddr* peer) {
+  const uint8_t* bytes;
+  bool v6 = peer->sa_family == AF_INET6;
+  if (v6) {
+    bytes = reinterpret_cast<const sockaddr_in6*>(peer)->sin6_addr.s6_addr;
+  } else if (peer->sa_family == AF_INET) {
+    bytes = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(peer)->sin_addr);
+  } else {
+    return false;
+  }
+  return std::any_of(allow.begin(), allow.end(),
+                     [&](const Cidr& net) { return cidr_contains(net, bytes, v6); });
 }
 
 }  // namespace cutoff

@@ -57,9 +57,13 @@ class AdminServer::Connection final : public SocketEvents,
  public:
   explicit Connection(AdminServer& server) : server_(server), parser_(HTTP_REQUEST) {}
 
-  // Takes the pending connection from `listener`, starts reading and arms
-  // the deadline. Returns 0 or a libuv error (the connection is then unused).
+  // Takes the pending connection from `listener`. Returns 0, UV_EACCES for
+  // a client outside admin.allow_clients, or another libuv error; the
+  // connection is then unused, and dropping it closes the socket with a
+  // FIN, nothing read or sent.
   int accept(uv_stream_t* listener);
+  // Starts reading and arms the deadline of an accepted connection.
+  void start();
 
   void on_data(TcpSocket& socket, const char* data, size_t len) override;
   void on_read_end(TcpSocket& socket, int status) override;
@@ -111,14 +115,25 @@ int AdminServer::Connection::accept(uv_stream_t* listener) {
   int rc = socket_.init(server_.loop_, server_.read_buffer_.get(), this);
   if (rc != 0) return rc;
   rc = uv_accept(listener, socket_.stream());
-  if (rc == 0) rc = socket_.start_reading();
   if (rc != 0) return rc;
+  sockaddr_storage peer{};
+  int len = sizeof peer;
+  rc = uv_tcp_getpeername(socket_.handle(), reinterpret_cast<sockaddr*>(&peer), &len);
+  if (rc != 0) return rc;
+  // Metrics and connection details are not for anyone who can reach the
+  // port: a stranger learns nothing but a FIN.
+  if (!allowed_client(server_.source_.admin_allow_clients(), reinterpret_cast<sockaddr*>(&peer))) {
+    return UV_EACCES;
+  }
+  return socket_.start_reading();
+}
+
+void AdminServer::Connection::start() {
   accepted_at_ = uv_now(server_.loop_);
   deadline_ = make_uv<uv_timer_t>();
   uv_timer_init(server_.loop_, deadline_.get());
   deadline_->data = this;
   uv_timer_start(deadline_.get(), on_deadline, server_.head_deadline_.ms(), 0);
-  return 0;
 }
 
 void AdminServer::Connection::on_data(TcpSocket&, const char* data, size_t len) {
@@ -291,17 +306,13 @@ void AdminServer::close() {
 }
 
 void AdminServer::accept_one(uv_stream_t* listener) {
-  if (connections_.size() >= kMaxConnections && !make_room()) {
-    // Accept and close at once: leaving it in the backlog would make libuv
-    // report it again and again.
-    TcpSocket refused;
-    if (refused.init(loop_, read_buffer_.get(), nullptr) == 0) {
-      uv_accept(listener, refused.stream());
-    }
-    return;  // `refused` closes here
-  }
+  // Accepted whatever follows: left in the backlog, it would be reported
+  // again and again. A refused client (outside admin.allow_clients) is
+  // closed here, before it can make a waiting connection give up its slot.
   auto connection = std::make_shared<Connection>(*this);
   if (connection->accept(listener) != 0) return;
+  if (connections_.size() >= kMaxConnections && !make_room()) return;
+  connection->start();
   connections_.push_back(std::move(connection));
 }
 

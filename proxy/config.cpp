@@ -23,11 +23,11 @@ using KeyList = std::span<const std::string_view>;
 
 // The key names of every table. They are the contract of SPEC 7a; the
 // unknown-key check and its "did you mean" suggestions come from these lists.
-constexpr std::string_view kTopKeys[] = {"workers",  "drain_timeout", "linger_timeout", "log_level",
-                                         "listen",   "admin",         "access_log",     "dns",
-                                         "defaults", "route"};
+constexpr std::string_view kTopKeys[] = {
+    "workers",    "drain_timeout", "linger_timeout", "log_level", "log_query", "listen", "admin",
+    "access_log", "dns",           "defaults",       "route"};
 constexpr std::string_view kTopScalarKeys[] = {"workers", "drain_timeout", "linger_timeout",
-                                               "log_level"};
+                                               "log_level", "log_query"};
 constexpr std::string_view kListenKeys[] = {"address",
                                             "request_header_timeout",
                                             "client_keepalive_timeout",
@@ -37,7 +37,7 @@ constexpr std::string_view kListenKeys[] = {"address",
                                             "via",
                                             "server_timing",
                                             "proxy_auth"};
-constexpr std::string_view kAdminKeys[] = {"address"};
+constexpr std::string_view kAdminKeys[] = {"address", "allow_clients"};
 constexpr std::string_view kAccessLogKeys[] = {"format", "path"};
 constexpr std::string_view kDnsKeys[] = {"servers"};
 constexpr std::string_view kSettingsKeys[] = {"dns_timeout",
@@ -202,7 +202,7 @@ class Loader {
 
   void load_listen(const toml::node& node, ListenConfig* listen);
   void load_proxy_auth(const toml::node& node, ListenConfig* listen);
-  void load_allow_clients(const toml::node& node, ListenConfig* listen);
+  void load_allow_clients(const toml::node& node, const std::string& path, std::vector<Cidr>* out);
   bool load_cidr_list(const toml::node& node, const std::string& path, std::vector<Cidr>* out);
   void load_connect_ports(const toml::node& node, ListenConfig* listen);
   void load_admin(const toml::node& node, AdminConfig* admin);
@@ -373,6 +373,12 @@ void Loader::load(const toml::table& root, Config* config) {
       get_duration(node, name, false, &config->linger_timeout);
     } else if (name == "log_level") {
       get_choice(node, name, kLogLevels, &config->log_level);
+    } else if (name == "log_query") {
+      if (const auto* flag = node.as_boolean()) {
+        config->log_query = flag->get();
+      } else {
+        wrong_type(node, name, "true or false");
+      }
     } else if (name == "listen") {
       load_listen(node, &config->listen);
     } else if (name == "admin") {
@@ -437,7 +443,7 @@ void Loader::load_listen(const toml::node& node, ListenConfig* listen) {
         listen->max_client_connections = static_cast<uint32_t>(v);
       }
     } else if (name == "allow_clients") {
-      load_allow_clients(value, listen);
+      load_allow_clients(value, path, &listen->allow_clients);
     } else if (name == "connect_ports") {
       load_connect_ports(value, listen);
     } else if (name == "via") {
@@ -460,8 +466,9 @@ void Loader::load_listen(const toml::node& node, ListenConfig* listen) {
   }
 }
 
-void Loader::load_allow_clients(const toml::node& node, ListenConfig* listen) {
-  const std::string path = "listen.allow_clients";
+// listen.allow_clients or admin.allow_clients.
+void Loader::load_allow_clients(const toml::node& node, const std::string& path,
+                                std::vector<Cidr>* out) {
   const toml::array* array = node.as_array();
   if (array && array->empty()) {
     // An empty allowlist would refuse every client: almost surely a mistake.
@@ -471,7 +478,7 @@ void Loader::load_allow_clients(const toml::node& node, ListenConfig* listen) {
     return;
   }
   std::vector<Cidr> nets;
-  if (load_cidr_list(node, path, &nets)) listen->allow_clients = std::move(nets);
+  if (load_cidr_list(node, path, &nets)) *out = std::move(nets);
 }
 
 // An array of CIDR strings; false (errors reported) when it is not one.
@@ -533,6 +540,8 @@ void Loader::load_admin(const toml::node& node, AdminConfig* admin) {
   for (auto&& [key, value] : *table) {
     if (key.str() == "address") {
       get_address(value, "admin.address", true, &admin->address);
+    } else if (key.str() == "allow_clients") {
+      load_allow_clients(value, "admin.allow_clients", &admin->allow_clients);
     } else {
       unknown_key(key, "in [admin]", kAdminKeys);
     }
@@ -935,6 +944,7 @@ Config default_config() {
     Cidr net;
     [[maybe_unused]] const bool ok = parse_cidr(text, &net, nullptr);
     config.listen.allow_clients.push_back(net);
+    config.admin.allow_clients.push_back(net);
   }
   config.listen.connect_ports = {443};
   return config;

@@ -117,6 +117,7 @@ const Key<Config> kTopKeys[] = {
     {"drain_timeout", [](const Config& c) { return show(c.drain_timeout); }, kOnStartupLine},
     {"linger_timeout", [](const Config& c) { return show(c.linger_timeout); }, kOnStartupLine},
     {"log_level", [](const Config& c) { return show(c.log_level); }},
+    {"log_query", [](const Config& c) { return show(c.log_query); }},
 };
 
 const Key<ListenConfig> kListenKeys[] = {
@@ -136,6 +137,7 @@ const Key<ListenConfig> kListenKeys[] = {
 
 const Key<AdminConfig> kAdminKeys[] = {
     {"address", [](const AdminConfig& a) { return show(a.address); }},
+    {"allow_clients", [](const AdminConfig& a) { return show(a.allow_clients); }},
 };
 
 const Key<AccessLogConfig> kAccessLogKeys[] = {

@@ -8,19 +8,23 @@
 #include <map>
 #include <string_view>
 
+#include "cutoff/access_log.hpp"
 #include "cutoff/proxy_error.hpp"
+#include "cutoff/session_phase.hpp"
 #include "cutoff/timeout.hpp"
+#include "cutoff/version.hpp"
 
 namespace cutoff {
 
 namespace {
 
-constexpr std::array<std::string_view, 6> kStatusClasses = {"none", "1xx", "2xx",
-                                                            "3xx",  "4xx", "5xx"};
+constexpr std::array<std::string_view, kStatusClasses> kStatusClassNames = {"none", "1xx", "2xx",
+                                                                            "3xx",  "4xx", "5xx"};
 
 // One route's counters added up over every worker.
 struct RouteSum {
-  std::array<int64_t, 6> requests{};
+  std::array<int64_t, kStatusClasses> requests{};
+  std::array<int64_t, kStatusClasses * kOutcomeSlots> outcomes{};  // like RouteMetrics
   std::array<int64_t, kTimeoutNames> timeouts{};
   std::array<int64_t, kLatencyBuckets.size() + 1> buckets{};  // non-cumulative, like RouteMetrics
   int64_t sum_us = 0;
@@ -33,6 +37,7 @@ struct Totals {
   int64_t client_connections_refused = 0;
   int64_t accept_pauses = 0;
   int64_t tunnels = 0;
+  std::array<int64_t, kSessionPhases> in_phase{};
   int64_t upstream_idle = 0;
   int64_t closes_reset = 0;
   int64_t bytes_up = 0;
@@ -43,6 +48,7 @@ struct Totals {
 void add_route(RouteSum& sum, const RouteMetrics& route) {
   for (size_t i = 0; i < sum.requests.size(); ++i)
     sum.requests[i] += route.requests_by_class[i].get();
+  for (size_t i = 0; i < sum.outcomes.size(); ++i) sum.outcomes[i] += route.outcomes[i].get();
   for (size_t i = 0; i < sum.timeouts.size(); ++i) sum.timeouts[i] += route.timeouts[i].get();
   for (size_t i = 0; i < sum.buckets.size(); ++i) sum.buckets[i] += route.latency_buckets[i].get();
   sum.sum_us += route.latency_sum_us.get();
@@ -65,6 +71,9 @@ Totals add_up(const std::vector<const Metrics*>& workers) {
     totals.client_connections_refused += metrics->client_connections_refused.get();
     totals.accept_pauses += metrics->accept_pauses.get();
     totals.tunnels += metrics->tunnels.get();
+    for (size_t i = 0; i < totals.in_phase.size(); ++i) {
+      totals.in_phase[i] += metrics->in_phase[i].get();
+    }
     totals.upstream_idle += metrics->upstream_idle.get();
     totals.closes_reset += metrics->closes_reset.get();
     totals.bytes_up += metrics->bytes_up.get();
@@ -125,8 +134,28 @@ void render_requests(std::string& out, const Totals& totals) {
   append_family(out, kName, "counter",
                 "Exchanges finished, by route and status class (none: no response status).");
   for (const auto& [route, sum] : totals.routes) {
-    for (size_t i = 0; i < kStatusClasses.size(); ++i) {
-      append_sample(out, kName, {"route", route, "code", kStatusClasses[i]}, sum.requests[i]);
+    for (size_t i = 0; i < kStatusClassNames.size(); ++i) {
+      append_sample(out, kName, {"route", route, "code", kStatusClassNames[i]}, sum.requests[i]);
+    }
+  }
+}
+
+// cutoff_requests_total split further by how each exchange ended, with the
+// access log's outcome tokens; only the combinations that happened.
+void render_outcomes(std::string& out, const Totals& totals) {
+  constexpr std::string_view kName = "cutoff_exchanges_total";
+  append_family(out, kName, "counter",
+                "Exchanges finished, by route, status class and outcome (as the access log "
+                "names it: ok, timeout:NAME, error:TYPE, client_abort, stopped).");
+  for (const auto& [route, sum] : totals.routes) {
+    for (size_t code = 0; code < kStatusClasses; ++code) {
+      for (size_t slot = 0; slot < kOutcomeSlots; ++slot) {
+        int64_t count = sum.outcomes[code * kOutcomeSlots + slot];
+        if (count == 0) continue;
+        std::string outcome = outcome_token(outcome_in_slot(slot));
+        append_sample(out, kName,
+                      {"route", route, "code", kStatusClassNames[code], "outcome", outcome}, count);
+      }
     }
   }
 }
@@ -197,6 +226,15 @@ void render_connections(std::string& out, const Totals& totals) {
                 totals.accept_pauses);
   render_single(out, "cutoff_tunnels", "gauge", "Open CONNECT and Upgrade tunnels.",
                 totals.tunnels);
+  constexpr std::string_view kInFlight = "cutoff_exchanges_in_flight";
+  append_family(out, kInFlight, "gauge",
+                "Exchanges and tunnels in progress, by the phase they are in (as /connections "
+                "names it).");
+  for (size_t i = 0; i < kSessionPhases; ++i) {
+    auto phase = static_cast<SessionPhase>(i);
+    if (!in_exchange(phase)) continue;
+    append_sample(out, kInFlight, {"phase", phase_name(phase)}, totals.in_phase[i]);
+  }
   render_single(out, "cutoff_upstream_idle_connections", "gauge",
                 "Idle upstream connections kept in the pools for reuse.", totals.upstream_idle);
   render_single(out, "cutoff_closes_reset_total", "counter",
@@ -242,7 +280,10 @@ void append_label_value(std::string& out, std::string_view value) {
 
 void render_prometheus(std::string& out, const std::vector<const Metrics*>& workers) {
   Totals totals = add_up(workers);
+  append_family(out, "cutoff_build_info", "gauge", "Always 1; the version running in a label.");
+  append_sample(out, "cutoff_build_info", {"version", kVersion}, 1);
   render_requests(out, totals);
+  render_outcomes(out, totals);
   render_durations(out, totals);
   render_timeouts(out, totals);
   render_upstream_errors(out, totals);

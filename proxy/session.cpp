@@ -31,11 +31,16 @@ const Config& Session::config() const {
   return ex_ ? *ex_->config : *worker_.config();
 }
 
-// Every phase change goes through here, so the tunnel gauge stays exact.
+// Every phase change goes through here, so the phase and tunnel gauges stay
+// exact. (accept() starts a session in `ended` without counting it, and
+// the destructor ends it here: `ended` nets to zero over a session's life.)
 void Session::set_phase(Phase phase) {
   if (phase == phase_) return;
-  if (phase_ == Phase::tunnelling) worker_.metrics().tunnels.add(-1);
-  if (phase == Phase::tunnelling) worker_.metrics().tunnels.add(1);
+  Metrics& metrics = worker_.metrics();
+  metrics.in_phase[static_cast<size_t>(phase_)].add(-1);
+  metrics.in_phase[static_cast<size_t>(phase)].add(1);
+  if (phase_ == Phase::tunnelling) metrics.tunnels.add(-1);
+  if (phase == Phase::tunnelling) metrics.tunnels.add(1);
   phase_ = phase;
 }
 

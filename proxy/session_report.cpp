@@ -9,30 +9,6 @@
 
 namespace cutoff {
 
-std::string_view Session::phase_name(Phase phase) {
-  switch (phase) {
-    case Phase::idle:
-      return "idle";
-    case Phase::reading_head:
-      return "reading_head";
-    case Phase::resolving:
-      return "resolving";
-    case Phase::connecting:
-      return "connecting";
-    case Phase::sending_request:
-      return "sending_request";
-    case Phase::awaiting_response:
-      return "awaiting_response";
-    case Phase::streaming:
-      return "streaming";
-    case Phase::tunnelling:
-      return "tunnelling";
-    case Phase::ended:
-      return "ended";
-  }
-  return "unknown";
-}
-
 // "Server-Timing: dns;dur=1, connect;dur=2, first_byte;dur=5" with the
 // phases this exchange went through, in milliseconds.
 std::string_view Session::server_timing(char* buf, size_t size) const {
@@ -63,6 +39,7 @@ void Session::count_exchange() {
   Metrics& metrics = worker_.metrics();
   RouteMetrics& route = metrics.route(ex_->record.route);
   metrics.record_exchange(route, ex_->record.status, (uv_hrtime() - ex_->started_hr) / 1000);
+  metrics.count_outcome(route, ex_->record.status, ex_->record.outcome);
   metrics.bytes_up.add(static_cast<int64_t>(ex_->record.up_bytes));
   metrics.bytes_down.add(static_cast<int64_t>(ex_->record.down_bytes));
   const Outcome& outcome = ex_->record.outcome;
@@ -92,7 +69,7 @@ void Session::describe(std::string& out, int worker_index, uint64_t now) const {
     out.append(",\"method\":");
     append_json_string(out, ex_->record.method);
     out.append(",\"target\":");
-    append_json_string(out, ex_->record.target);
+    append_json_target(out, ex_->record.target);
     out.append(",\"route\":");
     append_json_string(out, ex_->record.route);
   }

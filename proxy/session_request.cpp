@@ -59,16 +59,7 @@ bool has_credentials(const MessageHead& head, const std::vector<std::string>& to
 }  // namespace
 
 bool Session::client_allowed() const {
-  const uint8_t* bytes;
-  bool v6 = peer_.sin6_family == AF_INET6;
-  if (v6) {
-    bytes = peer_.sin6_addr.s6_addr;
-  } else {
-    bytes = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in&>(peer_).sin_addr);
-  }
-  const std::vector<Cidr>& allow = config().listen.allow_clients;
-  return std::any_of(allow.begin(), allow.end(),
-                     [&](const Cidr& net) { return cidr_contains(net, bytes, v6); });
+  return allowed_client(config().listen.allow_clients, reinterpret_cast<const sockaddr*>(&peer_));
 }
 
 void Session::begin_exchange() {
@@ -152,7 +143,7 @@ void Session::parse_request_head(const char* data, size_t len) {
 void Session::on_request_head() {
   const MessageHead& head = ex_->request_parser.head();
   ex_->record.method = head.method();
-  ex_->record.target = head.target();
+  ex_->record.target = show_target(head.target(), config().log_query);
   ex_->record.http_major = head.http_major();
   ex_->record.http_minor = head.http_minor();
   ex_->is_connect = ex_->request_parser.method() == HTTP_CONNECT;

@@ -79,6 +79,8 @@ void format_access_json(std::string& out, const ExchangeRecord& record);
 
 // Appends `s` as a quoted JSON string.
 void append_json_string(std::string& out, std::string_view s);
+// Appends a shown target (marker included) as one quoted JSON string.
+void append_json_target(std::string& out, const ShownTarget& target);
 
 // "ok", "timeout:<name>", "error:<token>", "client_abort" or "stopped".
 std::string outcome_token(const Outcome& outcome);

@@ -3,9 +3,12 @@
 // addresses with an optional port for name servers, and CIDR networks for
 // the client allowlist.
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cutoff {
 
@@ -52,5 +55,11 @@ std::string cidr_to_string(const Cidr& net);
 
 // True when the address (4 or 16 bytes, network order) is inside the network.
 bool cidr_contains(const Cidr& net, const uint8_t* addr, bool v6);
+
+// True when a peer's socket address (AF_INET or AF_INET6; an IPv4 client on
+// a dual-stack socket as ::ffff:a.b.c.d) is inside any of the networks: the
+// one check behind listen.allow_clients and admin.allow_clients. False for
+// any other family.
+bool allowed_client(const std::vector<Cidr>& allow, const sockaddr* peer);
 
 }  // namespace cutoff

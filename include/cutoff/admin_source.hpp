@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cutoff/address.hpp"
 #include "cutoff/metrics.hpp"
 
 namespace cutoff {
@@ -14,6 +15,9 @@ class AdminSource {
  public:
   // /readyz: listening with a loaded config and not draining.
   virtual bool ready() const = 0;
+  // [admin] allow_clients of the running config: who may connect. Asked at
+  // every accept, so a reload applies to the next admin connection.
+  virtual const std::vector<Cidr>& admin_allow_clients() const = 0;
   // /metrics: every worker's metrics, and the process's own, to be added
   // up.
   virtual std::vector<const Metrics*> worker_metrics() const = 0;

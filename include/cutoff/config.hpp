@@ -87,6 +87,10 @@ struct ListenConfig {
 
 struct AdminConfig {
   std::string address = "127.0.0.1:9901";  // "off" disables
+  // Who may connect, checked at accept under the config of the moment;
+  // others are closed before anything is read or sent. Defaults as
+  // listen.allow_clients: loopback and private ranges.
+  std::vector<Cidr> allow_clients;
 };
 
 struct AccessLogConfig {
@@ -112,6 +116,10 @@ struct Config {
   Duration drain_timeout = Duration::seconds(30);
   Duration linger_timeout = Duration::seconds(2);
   std::string log_level = "info";  // trace, debug, info, warn, error, critical, off
+  // Request targets in the access log and /connections keep their query
+  // strings (query_redaction.hpp); off by default, since queries carry
+  // tokens and signatures.
+  bool log_query = false;
   ListenConfig listen;
   AdminConfig admin;
   AccessLogConfig access_log;

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "cutoff/proxy_error.hpp"
+#include "cutoff/query_redaction.hpp"
 #include "cutoff/timeout.hpp"
 
 namespace cutoff {
@@ -31,7 +32,7 @@ inline constexpr int64_t kNoTime = -1;
 struct ExchangeRecord {
   std::string_view client;  // "ip:port"
   std::string_view method;
-  std::string_view target;
+  ShownTarget target;  // as logs show it: the query redacted unless log_query
   int http_major = 1;
   int http_minor = 1;
   std::string_view route;

@@ -16,7 +16,9 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "cutoff/exchange.hpp"
 #include "cutoff/proxy_error.hpp"
+#include "cutoff/session_phase.hpp"
 #include "cutoff/timeout.hpp"
 
 namespace cutoff {
@@ -34,13 +36,31 @@ class Counter {
 };
 
 // Upper bounds, in seconds, of the latency histogram buckets (+Inf implied).
-inline constexpr std::array<double, 12> kLatencyBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                           0.1,   0.25,   0.5,   1.0,  2.5,   10.0};
+// Past 1 s they bracket the usual timeouts (5 s DNS and connect, 30 s
+// response head, 60 s idle, 5 min tunnels), so that an exchange ended by a
+// deadline lands in a bucket of its own instead of a catch-all.
+inline constexpr std::array<double, 17> kLatencyBuckets = {0.001, 0.0025, 0.005, 0.01,  0.025, 0.05,
+                                                           0.1,   0.25,   0.5,   1.0,   2.5,   5.0,
+                                                           10.0,  30.0,   60.0,  120.0, 300.0};
 inline constexpr size_t kTimeoutNames = static_cast<size_t>(TimeoutName::drain_timeout) + 1;
 inline constexpr size_t kProxyErrors = static_cast<size_t>(ProxyError::http_request_error) + 1;
+// Status classes: 0 for no status, 1..5 for 1xx..5xx.
+inline constexpr size_t kStatusClasses = 6;
+size_t status_class(int status);
+
+// One slot per outcome the access log can name (a bounded label set): ok,
+// timeout:<name> for each timeout, error:<token> for each error,
+// client_abort, stopped.
+inline constexpr size_t kOutcomeSlots = 1 + kTimeoutNames + kProxyErrors + 2;
+size_t outcome_slot(const Outcome& outcome);
+Outcome outcome_in_slot(size_t slot);
 
 struct RouteMetrics {
-  std::array<Counter, 6> requests_by_class;  // index 0: no status; 1..5: 1xx..5xx
+  std::array<Counter, kStatusClasses> requests_by_class;  // see status_class()
+  // Exchanges by status class and outcome, at [class * kOutcomeSlots +
+  // outcome_slot]: a 200 whose body was then cut by a timeout counts as 2xx
+  // with that timeout, not as a plain 2xx.
+  std::array<Counter, kStatusClasses * kOutcomeSlots> outcomes;
   std::array<Counter, kTimeoutNames> timeouts;
   std::array<Counter, kLatencyBuckets.size() + 1> latency_buckets;  // non-cumulative; last is +Inf
   Counter latency_sum_us;
@@ -54,15 +74,21 @@ class Metrics {
 
   // Records a finished exchange (worker thread only).
   void record_exchange(RouteMetrics& route, int status, uint64_t duration_us);
+  // Counts a finished exchange by status class and outcome (worker thread
+  // only).
+  void count_outcome(RouteMetrics& route, int status, const Outcome& outcome);
 
   std::array<Counter, kProxyErrors> upstream_errors;  // connect/DNS/protocol errors by type
   Counter client_connections;                         // gauge: open client connections
   Counter tunnels;                                    // gauge: open CONNECT/Upgrade tunnels
-  Counter bytes_up;                                   // client -> upstream
-  Counter bytes_down;                                 // upstream -> client
-  Counter client_connections_refused;                 // over max_client_connections
-  Counter accept_pauses;                              // a listener paused accepting (EMFILE, ...)
-  Counter upstream_idle;                              // gauge: pooled idle upstream connections
+  // Gauges: client connections in each phase (Session::set_phase moves
+  // them). Only the phases of an exchange in flight are shown.
+  std::array<Counter, kSessionPhases> in_phase;
+  Counter bytes_up;                    // client -> upstream
+  Counter bytes_down;                  // upstream -> client
+  Counter client_connections_refused;  // over max_client_connections
+  Counter accept_pauses;               // a listener paused accepting (EMFILE, ...)
+  Counter upstream_idle;               // gauge: pooled idle upstream connections
   Counter closes_reset;  // graceful closes that ended in an RST (a peer stopped reading or closing)
   Counter log_lines_dropped;  // log lines a stalled destination did not take
 

@@ -69,6 +69,9 @@ class Server final : public AdminSource {
 
   // AdminSource, on the control thread.
   bool ready() const override { return !draining_; }
+  const std::vector<Cidr>& admin_allow_clients() const override {
+    return config_->admin.allow_clients;
+  }
   std::vector<const Metrics*> worker_metrics() const override;
   void snapshot_connections(std::function<void(std::string)> done) override;
 

@@ -1,12 +1,11 @@
 #pragma once
 // One client connection and the exchanges it carries: the proxy's state
-// machine. Every phase, the one deadline that guards it, and what happens when
-// that deadline fires are in this class (see Phase, and Session::enter() and
-// on_deadline() in session.cpp). The work of the phases is split by concern:
-// session_request.cpp (the client's side of an exchange),
-// session_upstream.cpp (reaching the upstream, the one safe retry),
-// session_response.cpp, session_tunnel.cpp, session_ending.cpp (failures,
-// and handing the connection to the worker's ClosingSet) and
+// machine. Every phase (listed with its deadline in session_phase.hpp), the
+// one deadline that guards it, and what happens when that deadline fires are
+// in this class (see Session::enter() and on_deadline() in session.cpp). The work of the phases is
+// split by concern: session_request.cpp (the client's side of an exchange), session_upstream.cpp
+// (reaching the upstream, the one safe retry), session_response.cpp, session_tunnel.cpp,
+// session_ending.cpp (failures, and handing the connection to the worker's ClosingSet) and
 // session_report.cpp (access log, metrics, /connections).
 
 #include <uv.h>
@@ -23,6 +22,7 @@
 #include "cutoff/http_rewrite.hpp"
 #include "cutoff/resolver.hpp"
 #include "cutoff/route.hpp"
+#include "cutoff/session_phase.hpp"
 #include "cutoff/tcp_socket.hpp"
 
 namespace cutoff {
@@ -47,25 +47,15 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   // Worker shutdown: end everything now.
   void terminate();
 
-  // Each phase names the deadline that guards it; enter() arms it. A
-  // connection that cutoff is done with leaves the session for the worker's
-  // ClosingSet (closing.hpp), which flushes, FINs and lingers under its own
-  // deadlines; the session then ends.
-  enum class Phase : uint8_t {
-    idle,               // client_keepalive_timeout: waiting for a request's first byte
-    reading_head,       // request_header_timeout: from that byte to the end of the head
-    resolving,          // dns_timeout: looking up the upstream's name
-    connecting,         // connect_timeout: all of the upstream's addresses together
-    sending_request,    // idle_timeout, min_rate: the request body moves up, no response yet
-    awaiting_response,  // response_header_timeout: request sent, response head not yet whole
-    streaming,          // idle_timeout, min_rate: the response body moves down
-    tunnelling,         // tunnel_idle_timeout: CONNECT or Upgrade, bytes both ways
-    ended,              // none: nothing left to wait for; the worker frees the session
-  };
+  // Each phase names the deadline that guards it (session_phase.hpp);
+  // enter() arms it. A connection that cutoff is done with leaves the
+  // session for the worker's ClosingSet (closing.hpp), which flushes, FINs
+  // and lingers under its own deadlines; the session then ends.
+  using Phase = SessionPhase;
   // request_timeout caps every phase of an exchange from its request head
   // on, and tunnel_max_duration caps a tunnel; whichever of phase and cap
   // comes first fires.
-  static std::string_view phase_name(Phase phase);
+  static std::string_view phase_name(Phase phase) { return cutoff::phase_name(phase); }
   Phase phase() const { return phase_; }
   // The invariant of SPEC §4: a live session always waits under a deadline.
   bool deadline_armed() const { return phase_ == Phase::ended || deadline_.armed(); }
@@ -168,9 +158,9 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   TcpSocket client_;
   TcpSocket upstream_;
   Deadline deadline_;
-  Phase phase_ = Phase::idle;
-  char client_name_[56] = {};  // "ip:port", for logs
-  sockaddr_in6 peer_{};        // holds a sockaddr_in or a sockaddr_in6: the client ACL's input
+  Phase phase_ = Phase::ended;  // until accept() makes the connection ours
+  char client_name_[56] = {};   // "ip:port", for logs
+  sockaddr_in6 peer_{};         // holds a sockaddr_in or a sockaddr_in6: the client ACL's input
 
   // --- the current exchange, borrowed from the worker while one runs ---
   std::unique_ptr<ExchangeState> ex_;

@@ -133,6 +133,10 @@ DEFAULT_CONFIG = {
     "workers": WORKERS,
     "linger_timeout": "200ms",
     "drain_timeout": "1s",
+    # Tests tell their exchanges apart by query string in the access log and
+    # /connections; the redaction tests (test_admin.py) delete this to see
+    # the default.
+    "log_query": True,
     "listen": {
         "address": "127.0.0.1:0",
         "request_header_timeout": "500ms",

@@ -43,9 +43,15 @@ class FakeSource final : public AdminSource {
 
   explicit FakeSource(uv_loop_t* loop) : loop_(loop) {
     metrics.record_exchange(metrics.route("default"), 200, 1500);
+    parse_cidr("127.0.0.0/8", &loopback_.emplace_back(), nullptr);
+    parse_cidr("10.0.0.0/8", &elsewhere_.emplace_back(), nullptr);
   }
 
   bool ready() const override { return ready_flag.load(); }
+  // As a reload would change it: loopback clients in, or only 10.0.0.0/8.
+  const std::vector<Cidr>& admin_allow_clients() const override {
+    return admit_loopback.load() ? loopback_ : elsewhere_;
+  }
   std::vector<const Metrics*> worker_metrics() const override { return {&metrics, &metrics}; }
 
   void snapshot_connections(std::function<void(std::string)> done) override {
@@ -77,6 +83,7 @@ class FakeSource final : public AdminSource {
   }
 
   std::atomic<bool> ready_flag{true};
+  std::atomic<bool> admit_loopback{true};
   Answer answer = Answer::at_once;
   uint64_t answer_delay_ms = 100;
   std::string objects = R"({"id":1,"phase":"connect"},{"id":2,"phase":"tunnel"})";
@@ -98,6 +105,8 @@ class FakeSource final : public AdminSource {
 
   uv_loop_t* loop_;
   std::vector<std::unique_ptr<Held>> held_;
+  std::vector<Cidr> loopback_;
+  std::vector<Cidr> elsewhere_;
 };
 
 // An AdminServer on its own loop and thread for the test's duration. Stopping
@@ -394,6 +403,41 @@ TEST_CASE("admin: closing the server with clients still connected leaves the loo
   auto now = Clock::now();
   CHECK(read_all(idle, now).text.empty());
   CHECK(read_all(waiting, now).text.empty());
+}
+
+TEST_CASE("admin: a client outside allow_clients is closed at once with nothing sent",
+          "[server][admin]") {
+  AdminUnderTest admin;
+  admin.source().admit_loopback = false;
+  Reply refused = get(admin.port(), "/metrics");
+  // Closed unread: a FIN, or an RST when the request was already in.
+  CHECK(refused.text.empty());
+  CHECK(refused.seconds < 1.0 * time_scale());  // not the head deadline: at accept
+  // The allowlist is asked at every accept: a change reaches the next client.
+  admin.source().admit_loopback = true;
+  CHECK(get(admin.port(), "/healthz").status() == 200);
+  CHECK(admin.stop() == 0);
+  CHECK(admin.open_at_stop() == 0);
+}
+
+TEST_CASE("admin: refused clients cannot push waiting ones out of their slots", "[server][admin]") {
+  AdminUnderTest admin;
+  std::vector<int> waiting;
+  for (size_t i = 0; i < AdminServer::kMaxConnections; ++i) {
+    waiting.push_back(connect_to(admin.port()));
+  }
+  // Half a request on the oldest: it would be the first evicted.
+  const std::string head_start = "GET /healthz HTTP/1.1\r\n";
+  send(waiting.front(), head_start.data(), head_start.size(), MSG_NOSIGNAL);
+  admin.source().admit_loopback = false;
+  // Accepted after the waiting ones (the listen queue is FIFO), within the
+  // waiting one's 1 s head deadline.
+  for (int i = 0; i < 4; ++i) CHECK(get(admin.port(), "/healthz").text.empty());
+  admin.source().admit_loopback = true;
+  send(waiting.front(), "\r\n", 2, MSG_NOSIGNAL);
+  CHECK(read_all(waiting.front(), Clock::now()).status() == 200);
+  for (size_t i = 1; i < waiting.size(); ++i) close(waiting[i]);
+  CHECK(admin.stop() == 0);
 }
 
 TEST_CASE("admin: a bad address is refused", "[server][admin]") {

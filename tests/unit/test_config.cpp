@@ -949,3 +949,35 @@ TEST_CASE("cidr_contains", "[config][cidr]") {
   CHECK(cidr_contains(mapped, v4("10.2.3.4").data(), false));
   CHECK_FALSE(cidr_contains(mapped, v4("11.2.3.4").data(), false));
 }
+
+TEST_CASE("admin.allow_clients: defaults as listen.allow_clients, set and checked alike",
+          "[config]") {
+  const std::vector<std::string> private_ranges = {"127.0.0.0/8", "::1/128", "10.0.0.0/8",
+                                                   "172.16.0.0/12", "192.168.0.0/16"};
+  CHECK(cidr_texts(default_config().admin.allow_clients) == private_ranges);
+  CHECK(cidr_texts(parse_ok("").admin.allow_clients) == private_ranges);
+
+  Config c = parse_ok("[admin]\nallow_clients = [\"10.1.0.0/16\", \"::1\"]\n");
+  CHECK(cidr_texts(c.admin.allow_clients) == std::vector<std::string>{"10.1.0.0/16", "::1/128"});
+  // The two lists are independent.
+  CHECK(cidr_texts(c.listen.allow_clients) == private_ranges);
+
+  ConfigError e = one_error("[admin]\nallow_clients = [\"127.0.0.0/8\", \"10.0.0.1/8\"]\n", 2, 33,
+                            "admin.allow_clients: 10.0.0.1/8 has host bits set");
+  one_error("[admin]\nallow_clients = [\"nope\"]\n", 2, 18, "admin.allow_clients");
+  one_error("[admin]\nallow_clients = \"10.0.0.0/8\"\n", 2, 17, "expected an array of CIDR");
+  one_error("[admin]\nallow_clients = []\n", 2, 17,
+            "admin.allow_clients: an empty list would refuse every client");
+  e = one_error("[admin]\nalow_clients = [\"10.0.0.0/8\"]\n", 2, 1, "in [admin]");
+  CHECK_THAT(e.message, Catch::Contains("did you mean \"allow_clients\"?"));
+}
+
+TEST_CASE("log_query: off by default, a top-level boolean", "[config]") {
+  CHECK_FALSE(default_config().log_query);
+  CHECK_FALSE(parse_ok("").log_query);
+  CHECK(parse_ok("log_query = true\n").log_query);
+  CHECK_FALSE(parse_ok("log_query = false\n").log_query);
+  one_error("log_query = \"yes\"\n", 1, 13, "log_query: expected true or false, got a string");
+  ConfigError e = one_error("[access_log]\nlog_query = true\n", 2, 1, "unknown key");
+  CHECK_THAT(e.message, Catch::Contains("belongs at the top level"));
+}

@@ -8,6 +8,7 @@
 
 #include "cutoff/metrics.hpp"
 #include "cutoff/metrics_text.hpp"
+#include "cutoff/version.hpp"
 
 using namespace cutoff;
 
@@ -151,7 +152,8 @@ TEST_CASE("with no traffic every family still has its HELP and TYPE", "[metrics_
        {"cutoff_requests_total", "cutoff_request_duration_seconds", "cutoff_timeouts_total",
         "cutoff_upstream_errors_total", "cutoff_client_connections", "cutoff_tunnels",
         "cutoff_upstream_idle_connections", "cutoff_client_connections_refused_total",
-        "cutoff_accept_pauses_total", "cutoff_bytes_total", "cutoff_log_lines_dropped_total"}) {
+        "cutoff_accept_pauses_total", "cutoff_bytes_total", "cutoff_log_lines_dropped_total",
+        "cutoff_build_info", "cutoff_exchanges_total", "cutoff_exchanges_in_flight"}) {
     INFO(family);
     CHECK(count_prefix(text, std::string("# HELP ") + family + " ") == 1);
     CHECK(count_prefix(text, std::string("# TYPE ") + family + " ") == 1);
@@ -170,4 +172,82 @@ TEST_CASE("label values are escaped", "[metrics_text]") {
   std::string escaped;
   append_label_value(escaped, "a\\b\"c\nd");
   CHECK(escaped == "a\\\\b\\\"c\\nd");
+}
+
+TEST_CASE("latency buckets past 1 s bracket the timeouts", "[metrics_text]") {
+  CHECK(kLatencyBuckets.back() == 300.0);
+  TwoWorkers w;
+  std::string text = render({&w.a, &w.b});
+  const std::string b = "cutoff_request_duration_seconds_bucket{route=\"default\",le=";
+  // The 5 s exchange sits on a bound (inclusive), the 20 s one below 30.
+  CHECK(has_line(text, b + "\"5\"} 4"));
+  CHECK(has_line(text, b + "\"10\"} 4"));
+  CHECK(has_line(text, b + "\"30\"} 5"));
+  CHECK(has_line(text, b + "\"60\"} 5"));
+  CHECK(has_line(text, b + "\"120\"} 5"));
+  CHECK(has_line(text, b + "\"300\"} 5"));
+  // Bounds come out in increasing order.
+  CHECK(text.find(b + "\"2.5\"}") < text.find(b + "\"5\"}"));
+  CHECK(text.find(b + "\"5\"}") < text.find(b + "\"10\"}"));
+  CHECK(text.find(b + "\"300\"}") < text.find(b + "\"+Inf\"}"));
+}
+
+TEST_CASE("cutoff_build_info carries the version", "[metrics_text]") {
+  Metrics idle;
+  std::string text = render({&idle});
+  CHECK(has_line(text, "# TYPE cutoff_build_info gauge"));
+  CHECK(has_line(text, std::string("cutoff_build_info{version=\"") + kVersion + "\"} 1"));
+}
+
+TEST_CASE("exchanges are counted by status class and outcome, summed over workers",
+          "[metrics_text]") {
+  Metrics a, b;
+  RouteMetrics& a_default = a.route("default");
+  RouteMetrics& b_default = b.route("default");
+  a.count_outcome(a_default, 200, Outcome::ok());
+  b.count_outcome(b_default, 200, Outcome::ok());
+  // A 200 whose body was then cut: 2xx, but not ok.
+  a.count_outcome(a_default, 200, Outcome::timed_out(TimeoutName::idle_timeout));
+  b.count_outcome(b_default, 200, Outcome::failed(ProxyError::connection_terminated));
+  b.count_outcome(b_default, 504, Outcome::timed_out(TimeoutName::response_header_timeout));
+  a.count_outcome(a.route("api"), 0, Outcome::client_aborted());
+  a.count_outcome(a.route("api"), 0, Outcome::stopped());
+  std::string text = render({&a, &b});
+  const std::string n = "cutoff_exchanges_total{route=";
+  CHECK(has_line(text, "# TYPE cutoff_exchanges_total counter"));
+  CHECK(has_line(text, n + "\"default\",code=\"2xx\",outcome=\"ok\"} 2"));
+  CHECK(has_line(text, n + "\"default\",code=\"2xx\",outcome=\"timeout:idle_timeout\"} 1"));
+  CHECK(has_line(text, n + "\"default\",code=\"2xx\",outcome=\"error:connection_terminated\"} 1"));
+  CHECK(has_line(text,
+                 n + "\"default\",code=\"5xx\",outcome=\"timeout:response_header_timeout\"} 1"));
+  CHECK(has_line(text, n + "\"api\",code=\"none\",outcome=\"client_abort\"} 1"));
+  CHECK(has_line(text, n + "\"api\",code=\"none\",outcome=\"stopped\"} 1"));
+  // Only the combinations that happened.
+  CHECK(count_prefix(text, "cutoff_exchanges_total{") == 6);
+}
+
+TEST_CASE("every outcome has a slot of its own", "[metrics_text]") {
+  for (size_t slot = 0; slot < kOutcomeSlots; ++slot) {
+    CHECK(outcome_slot(outcome_in_slot(slot)) == slot);
+  }
+  CHECK(outcome_slot(Outcome::timed_out(TimeoutName::drain_timeout)) < kOutcomeSlots);
+  CHECK(outcome_slot(Outcome::failed(ProxyError::http_request_error)) < kOutcomeSlots);
+  CHECK(outcome_slot(Outcome::stopped()) == kOutcomeSlots - 1);
+}
+
+TEST_CASE("exchanges in flight are shown by phase, idle and ended left out", "[metrics_text]") {
+  Metrics a, b;
+  a.in_phase[static_cast<size_t>(SessionPhase::awaiting_response)].add(2);
+  b.in_phase[static_cast<size_t>(SessionPhase::awaiting_response)].add(1);
+  b.in_phase[static_cast<size_t>(SessionPhase::tunnelling)].add(1);
+  a.in_phase[static_cast<size_t>(SessionPhase::idle)].add(5);
+  std::string text = render({&a, &b});
+  const std::string n = "cutoff_exchanges_in_flight{phase=";
+  CHECK(has_line(text, "# TYPE cutoff_exchanges_in_flight gauge"));
+  CHECK(has_line(text, n + "\"awaiting_response\"} 3"));
+  CHECK(has_line(text, n + "\"tunnelling\"} 1"));
+  CHECK(has_line(text, n + "\"reading_head\"} 0"));
+  CHECK(count_prefix(text, n) == 7);
+  CHECK(count_prefix(text, n + "\"idle\"") == 0);
+  CHECK(count_prefix(text, n + "\"ended\"") == 0);
 }
