@@ -59,7 +59,7 @@ void Session::fail_request_head_timeout(const Expiry& expiry) {
   const MessageHead& head = ex_->request_parser.head();
   if (!head.method().empty()) {
     ex_->record.method = head.method();
-    ex_->record.target = head.target();
+    ex_->record.target = show_target(head.target(), config().log_query);
   }
   std::string sentence =
       expiry.name == TimeoutName::drain_timeout
