@@ -19,7 +19,8 @@ void DeadlinePlan::arm_phase(TimeoutName name, Duration value, uint64_t now, boo
   last_activity_ = now;
   phase_at_ = add_saturating(now, value);
   min_rate_ = min_rate;
-  window_end_ = add_saturating(now, min_rate.window());
+  rate_ = min_rate.is_off() ? RateState::off : RateState::awaiting_bytes;
+  window_end_ = kNever;
   window_bytes_ = 0;
 }
 
@@ -32,7 +33,26 @@ void DeadlinePlan::arm_cap(TimeoutName name, Duration value, uint64_t now) {
 void DeadlinePlan::disarm() {
   phase_at_ = kNever;
   cap_at_ = kNever;
+  rate_ = RateState::off;
   window_end_ = kNever;
+}
+
+void DeadlinePlan::start_window(uint64_t now, uint64_t length) {
+  rate_ = RateState::running;
+  window_end_ = now > kNever - length ? kNever : now + length;
+}
+
+void DeadlinePlan::hold_rate(uint64_t now) {
+  if (rate_ != RateState::running) return;
+  rate_ = RateState::held;
+  window_left_ = window_end_ > now ? window_end_ - now : 0;
+  window_end_ = kNever;
+}
+
+bool DeadlinePlan::release_rate(uint64_t now) {
+  if (rate_ != RateState::held) return false;
+  start_window(now, window_left_);
+  return true;
 }
 
 uint64_t DeadlinePlan::phase_deadline() const {
@@ -52,8 +72,8 @@ uint64_t DeadlinePlan::rate_deadline() const {
 // ended. Should the loop wake so late that the next one has ended as well,
 // that lost time is cutoff's, not the peer's: the next window starts now.
 void DeadlinePlan::next_window(uint64_t now) {
-  window_end_ = add_saturating(window_end_, min_rate_.window());
-  if (window_end_ <= now) window_end_ = add_saturating(now, min_rate_.window());
+  uint64_t window = min_rate_.window().ms();
+  start_window(window_end_ + window > now ? window_end_ : now, window);
   window_bytes_ = 0;
 }
 

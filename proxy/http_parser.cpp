@@ -156,6 +156,7 @@ void HttpParser::reset() {
   framing_ = Framing{};
   body_declared_not_sent_ = false;
   head_bytes_ = 0;
+  body_bytes_ = 0;
   error_status_ = 400;
   error_reason_ = nullptr;
   head_done_ = message_done_ = head_reported_ = complete_pending_ = skip_body_ = false;
@@ -530,6 +531,7 @@ int HttpParser::on_chunk_extension_value_complete(llhttp_t* p) {
 
 int HttpParser::on_body(llhttp_t* p, const char* at, size_t len) {
   HttpParser& self = HttpParser::self(p);
+  self.body_bytes_ += len;
   if (self.sink_) self.sink_->on_body(at, len);
   return 0;
 }

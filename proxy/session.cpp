@@ -197,7 +197,9 @@ void Session::on_drained(TcpSocket& socket, int status) {
                          fmt::format("writing to {} failed: {} (route {})", describe_target(),
                                      uv_strerror(status), ex_->route.name));
   }
-  deadline_.touch(0);  // bytes reached the kernel: moving, though counted when they came in
+  deadline_.touch();  // bytes reached the kernel: moving, though counted when they came in
+  // Whatever waited on this write may move again: so may min_rate's window.
+  deadline_.release_rate();
   if (client) {
     // The client caught up: read from the upstream again.
     if (upstream_ && (phase_ == Phase::streaming || phase_ == Phase::tunnelling)) {
@@ -225,8 +227,11 @@ void Session::keep_reading_client() {
   client_.start_reading();
 }
 
+// While cutoff holds the sender back, min_rate does not count against it.
 void Session::pause_if_backlogged(TcpSocket& writer, TcpSocket& reader) {
-  if (writer.queued() >= kHighWater) reader.stop_reading();
+  if (writer.queued() < kHighWater) return;
+  reader.stop_reading();
+  deadline_.hold_rate();
 }
 
 void Session::stash(const char* data, size_t len) {

@@ -93,7 +93,7 @@ void Session::on_client_bytes(const char* data, size_t len) {
       return parse_request_head(data, len);
     case Phase::tunnelling:
       ex_->record.up_bytes += len;
-      deadline_.touch(len);
+      deadline_.arrived(0);  // tunnels have no min_rate
       upstream_.send(data, len);
       return pause_if_backlogged(upstream_, client_);
     case Phase::resolving:
@@ -260,6 +260,7 @@ RouteQuery Session::route_query() const {
 // gone to the upstream.
 void Session::forward_request_body(const char* data, size_t len) {
   size_t used = 0;
+  uint64_t body_before = ex_->request_parser.body_bytes();
   HttpParser::Event event = ex_->request_parser.feed(data, len, &used);
   // llhttp may count the byte that broke the body as read (an overflowing
   // chunk size digit): nothing of a feed that failed is forwarded.
@@ -267,7 +268,8 @@ void Session::forward_request_body(const char* data, size_t len) {
     if (head_sent()) {
       upstream_.send(data, used);
       ex_->record.up_bytes += used;
-      deadline_.touch(used);
+      // min_rate counts the payload, not the chunk framing around it.
+      deadline_.arrived(ex_->request_parser.body_bytes() - body_before);
     } else {
       ex_->body_ahead.append(data, used);
       if (ex_->body_ahead.size() >= kHighWater) client_.stop_reading();

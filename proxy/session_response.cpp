@@ -17,7 +17,7 @@ void Session::on_upstream_bytes(const char* data, size_t len) {
 void Session::relay_response(const char* data, size_t len) {
   switch (phase_) {
     case Phase::tunnelling:
-      deadline_.touch(len);
+      deadline_.arrived(0);  // tunnels have no min_rate
       send_to_client(data, len);
       return pause_if_backlogged(client_, upstream_);
     case Phase::sending_request:
@@ -30,6 +30,7 @@ void Session::relay_response(const char* data, size_t len) {
   if (ex_->record.first_byte_ms == kNoTime) ex_->record.first_byte_ms = since(ex_->started_at);
   for (;;) {
     size_t used = 0;
+    uint64_t body_before = ex_->response_parser.body_bytes();
     HttpParser::Event event = ex_->response_parser.feed(data, len, &used);
     // Body bytes pass through as they came, framing and all, unless the
     // parser decodes them for an HTTP/1.0 client (on_body).
@@ -38,8 +39,9 @@ void Session::relay_response(const char* data, size_t len) {
     if (body_bytes && ex_->response_started && used > 0 &&
         ex_->plan.framing != BodyFraming::dechunk) {
       send_to_client(data, used);
-      deadline_.touch(used);
     }
+    // min_rate counts the payload: a drip of chunk framing is no progress.
+    deadline_.arrived(ex_->response_parser.body_bytes() - body_before);
     switch (event) {
       case HttpParser::Event::need_more:
         return pause_if_backlogged(client_, upstream_);
@@ -116,7 +118,6 @@ bool Session::on_response_head() {
 
 void Session::on_body(const char* data, size_t len) {
   send_to_client(data, len);
-  deadline_.touch(len);
 }
 
 void Session::on_response_complete(size_t trailing_bytes) {

@@ -10,10 +10,15 @@
 // remainder, so moving bytes never touches the timer heap.
 //
 // A phase in which a body moves may also carry a low-speed limit (min_rate):
-// consecutive windows, the first starting when the phase is armed, each of
-// which must carry a number of bytes. `touch()` adds the bytes it is given to
-// the running window; the window is judged only when the timer wakes at its
-// end, which is when the next one begins.
+// consecutive windows, each of which must carry a number of body bytes.
+// `touch()` adds the bytes it is given to the running window; the window is
+// judged only when the timer wakes at its end, which is when the next one
+// begins. The first window starts with the first byte that arrives in the
+// phase: until then nothing moves at all, which is idle_timeout's to judge
+// (a request body waiting for the upstream's 100 Continue, say). Bytes of
+// chunk framing arrive but count for nothing. While cutoff itself
+// holds the sender back, because the receiver has not taken what it was
+// sent, the window is held too: a slow reader is not the sender's drip.
 
 #include <uv.h>
 
@@ -48,11 +53,25 @@ class DeadlinePlan {
   void arm_cap(TimeoutName name, Duration value, uint64_t now);
   void clear_cap() { cap_at_ = kNever; }
   void disarm();
-  // Bytes moved at `now`: the idle clock restarts and min_rate counts them.
-  void touch(uint64_t now, uint64_t bytes = 0) {
+  // Bytes went out at `now` (a write reached the kernel): the idle clock
+  // restarts.
+  void touch(uint64_t now) { last_activity_ = now; }
+  // Bytes arrived at `now`, `body_bytes` of them body: the idle clock
+  // restarts and min_rate counts the body. True when they started the
+  // phase's first min_rate window, which the timer must now wake for.
+  bool arrived(uint64_t now, uint64_t body_bytes) {
     last_activity_ = now;
-    window_bytes_ += bytes;
+    window_bytes_ += body_bytes;
+    if (rate_ != RateState::awaiting_bytes) return false;
+    start_window(now, min_rate_.window().ms());
+    return true;
   }
+  // Cutoff stopped reading the sender (the receiver is backlogged): the
+  // running window stops where it is...
+  void hold_rate(uint64_t now);
+  // ...and goes on from there once cutoff reads again. True when a window
+  // resumed, which the timer must now wake for.
+  bool release_rate(uint64_t now);
 
   bool armed() const { return phase_at_ != kNever || cap_at_ != kNever; }
   // When the timer must next wake up (a deadline, or the end of a min_rate
@@ -74,6 +93,7 @@ class DeadlinePlan {
   uint64_t phase_deadline() const;
   // When min_rate fires if no more bytes move; kNever when it is off.
   uint64_t rate_deadline() const;
+  void start_window(uint64_t now, uint64_t length);
   void next_window(uint64_t now);
 
   TimeoutName phase_name_ = TimeoutName::client_keepalive_timeout;
@@ -82,8 +102,11 @@ class DeadlinePlan {
   bool phase_idle_ = false;
   uint64_t last_activity_ = 0;
 
+  enum class RateState : uint8_t { off, awaiting_bytes, running, held };
   MinRate min_rate_;
-  uint64_t window_end_ = kNever;  // kNever: no min_rate in this phase
+  RateState rate_ = RateState::off;
+  uint64_t window_end_ = kNever;  // set while running, else kNever
+  uint64_t window_left_ = 0;      // while held: what was left of the window
   uint64_t window_bytes_ = 0;     // moved since the current window began
 
   TimeoutName cap_name_ = TimeoutName::request_timeout;
@@ -119,9 +142,17 @@ class Deadline {
   void arm_cap(TimeoutName name, Duration value);
   void clear_cap();
   void disarm();
-  // Bytes moved (0 when what moved was already counted, e.g. a write that
-  // reached the kernel): a couple of stores, no timer update.
-  void touch(uint64_t bytes) { plan_.touch(uv_now(loop_), bytes); }
+  // A write reached the kernel: one store, no timer update.
+  void touch() { plan_.touch(uv_now(loop_)); }
+  // Bytes arrived, `body_bytes` of them body: a couple of stores, and a
+  // timer update only when they start the phase's first min_rate window.
+  void arrived(uint64_t body_bytes) {
+    if (plan_.arrived(uv_now(loop_), body_bytes)) schedule();
+  }
+  void hold_rate() { plan_.hold_rate(uv_now(loop_)); }
+  void release_rate() {
+    if (plan_.release_rate(uv_now(loop_))) schedule();
+  }
 
   bool armed() const { return plan_.armed(); }
   TimeoutName phase_name() const { return plan_.phase_name(); }

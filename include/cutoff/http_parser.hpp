@@ -139,6 +139,9 @@ class HttpParser {
   bool body_declared_not_sent() const { return body_declared_not_sent_; }
   bool upgrade_requested() const { return parser_.upgrade != 0; }
   bool in_body() const { return head_done_ && !message_done_; }
+  // Body bytes parsed since reset(): the payload only, without chunk sizes,
+  // extensions or trailers (what min_rate counts).
+  uint64_t body_bytes() const { return body_bytes_; }
 
   // For a response to HEAD: the head has no body whatever it declares.
   void set_skip_body(bool skip) { skip_body_ = skip; }
@@ -189,6 +192,7 @@ class HttpParser {
   char trailer_name_[20] = {};
   size_t trailer_name_length_ = 0;
   size_t head_bytes_ = 0;
+  uint64_t body_bytes_ = 0;
   int error_status_ = 400;
   const char* error_reason_ = nullptr;  // set when cutoff, not llhttp, refused the message
   bool head_done_ = false;

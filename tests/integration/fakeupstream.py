@@ -362,18 +362,22 @@ def b_stall_mid_body(srv, conn, req):
 
 
 def b_drip(srv, conn, req):
-    """Head with Content-Length `size` (default 100000), then one body byte every `interval` ms (default 50) until done or the peer goes."""
+    """Head with Content-Length `size` (default 100000), then one body byte every `interval` ms (default 50) until done or the peer goes; pad=N: chunked instead, each byte a chunk whose extension carries N bytes of padding."""
     read_body(conn, req)
-    size, interval = req.qint("size", 100000), req.qms("interval", 50)
-    hs = srv.std_headers(conn, req) + [("Content-Length", str(size)),
-                                       ("Content-Type", "application/octet-stream")]
+    size, interval, pad = req.qint("size", 100000), req.qms("interval", 50), req.qint("pad", -1)
+    framing = ("Content-Length", str(size)) if pad < 0 else ("Transfer-Encoding", "chunked")
+    hs = srv.std_headers(conn, req) + [framing, ("Content-Type", "application/octet-stream")]
     conn.send_all(head_bytes(200, hs))
     body = pattern(size)
+    extension = b";pad=" + b"p" * pad if pad > 0 else b""
     for i in range(size):
-        conn.send_all(body[i:i + 1])
+        byte = body[i:i + 1]
+        conn.send_all(byte if pad < 0 else b"1" + extension + b"\r\n" + byte + b"\r\n")
         deadline = time.monotonic() + interval
         while time.monotonic() < deadline:
             conn.recv_some(deadline - time.monotonic())
+    if pad >= 0:
+        conn.send_all(b"0\r\n\r\n")
     conn.rec.response_ends.append(time.monotonic())
     return req.keep_alive
 

@@ -941,24 +941,26 @@ class BackgroundUpload:
 
 
 class Dribble:
-    """Sends `data` on a client's socket one byte per `interval` seconds from
-    a thread, until done or stopped: a slowloris client. Use as a context
-    manager around the wait; leaving it stops the sending."""
+    """Sends `data` on a client's socket `piece` bytes (default one) per
+    `interval` seconds from a thread, until done or stopped: a slowloris
+    client. Use as a context manager around the wait; leaving it stops the
+    sending."""
 
-    def __init__(self, client, data: bytes, interval: float):
+    def __init__(self, client, data: bytes, interval: float, piece: int = 1):
         self._stop = threading.Event()
         self._sock = client.sock.dup()
         self._sock.settimeout(1.0 * SCALE)
         self._data = data
         self._interval = interval
+        self._piece = piece
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        for b in self._data:
+        for i in range(0, len(self._data), self._piece):
             if self._stop.wait(self._interval):
                 return
             try:
-                self._sock.send(bytes([b]))
+                self._sock.sendall(self._data[i:i + self._piece])
             except OSError:
                 return
 

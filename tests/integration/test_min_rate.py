@@ -1,6 +1,8 @@
 """min_rate, the low-speed limit (SPEC section 4): a body that drips is ended
-at the end of the first window short of its bytes, whichever side drips; a
-download that keeps above the rate is never cut, however long it runs.
+at the end of the first window short of its bytes, whichever side drips,
+and chunk framing does not count as body; a download that keeps above the
+rate is never cut, however long it runs, nor is one whose client reads in
+bursts, nor a request body that waits for its 100 Continue.
 
 The default route's idle_timeout (5 s) is longer than its min_rate window
 (100 B in 2 s), as with the shipped defaults (60 s and 30 s), so that it is
@@ -24,6 +26,13 @@ DRIP = 200 * SCALE  # ms between two bytes: 10 bytes per window, a tenth of the 
 PACED_MIN_RATE = "1MiB/%dms" % round(500 * SCALE)
 PACED_QUERY = "chunk=%d&interval=%d" % (256 * 1024, 25 * SCALE)
 BIG = 20 * 1024 * 1024
+# The bursty route: 100 B per 1 s window; its client stops reading for two
+# and a half windows, well within idle_timeout (5 s).
+BURSTY_WINDOW = ms(1000)
+BURSTY_MIN_RATE = "100B/%dms" % round(1000 * SCALE)
+# A chunk per byte whose extension pads it to 112 bytes: ten of them per
+# window is over 1 KiB of framing, and 10 bytes of body.
+PAD = 100
 
 TIMEOUTS_RE = re.compile(r'^cutoff_timeouts_total\{timeout="min_rate",route="default"\} (\d+)$',
                          re.M)
@@ -34,6 +43,7 @@ class MinRateTest(CutoffTestCase):
     ROUTES = [
         {"name": "unlimited", "match": {"path_prefix": "/unlimited/"}, "min_rate": "off"},
         {"name": "paced", "match": {"path_prefix": "/paced/"}, "min_rate": PACED_MIN_RATE},
+        {"name": "bursty", "match": {"path_prefix": "/bursty/"}, "min_rate": BURSTY_MIN_RATE},
     ]
     TIME_LIMIT = 10.0
 
@@ -85,7 +95,8 @@ class MinRateTest(CutoffTestCase):
         with Dribble(cl, pattern(1000), DRIP / 1000):
             r = cl.read_response(timeout=WINDOW + 2.0)
         self.assertGenerated(r, 504, "http_response_timeout")
-        self.assertElapsed(r.t_head - t0, WINDOW, "504 after")
+        # The window starts with the first byte, a drip interval after the head.
+        self.assertElapsed(r.t_head - t0, DRIP / 1000 + WINDOW, "504 after")
         self.assertDetails(r, self.hostport(up), shown(2000), "default",
                            also=(f"fewer than 100 B in {shown(2000)}",
                                  f"min_rate 100B/{shown(2000)}"))
@@ -122,3 +133,59 @@ class MinRateTest(CutoffTestCase):
         self.assertGreater(r.t_done - r.t_head, WINDOW + tolerance(WINDOW),
                            "the drip did not outlast a window")
         self.assertOutcome(f":{up.port}/unlimited/drip", 200, "ok", "unlimited")
+
+    def test_chunk_framing_is_not_progress_in_a_response(self):
+        up = self.upstream()
+        cl = self.client()
+        cl.request("GET", self.url(up, "/drip?size=1000&pad=%d&interval=%d" % (PAD, DRIP)))
+        r = cl.read_head()
+        self.assertEqual((r.status, r.header("Transfer-Encoding")), (200, "chunked"))
+        self.assertEqual(cl.wait_end(WINDOW + 1.0), "rst", "a response cut short must end in RST")
+        self.assertElapsed(cl.end_time - r.t_head, WINDOW, "client reset after", early=0.05)
+        self.assertGreater(len(cl.buf), 100 * 10, "too little framing came to make the point")
+        self.assertUpstreamEnd(up, "rst")
+        self.assertOutcome(f":{up.port}/drip", 200, "timeout:min_rate", "default")
+
+    def test_chunk_framing_is_not_progress_in_a_request(self):
+        up = self.upstream()
+        cl = self.client()
+        cl.send(build_request("POST", self.url(up, "/hang"), [("Transfer-Encoding", "chunked")]))
+        frame = b"1;pad=" + b"p" * PAD + b"\r\nX\r\n"
+        t0 = time.monotonic()
+        with Dribble(cl, frame * 100, DRIP / 1000, piece=len(frame)):
+            r = cl.read_response(timeout=WINDOW + 2.0)
+        self.assertGenerated(r, 504, "http_response_timeout")
+        # The window starts with the first byte, a drip interval after the head.
+        self.assertElapsed(r.t_head - t0, DRIP / 1000 + WINDOW, "504 after")
+        self.assertOutcome(f":{up.port}/hang", 504, "timeout:min_rate", "default")
+
+    def test_client_reading_in_bursts_is_not_a_drip(self):
+        # The client stops reading for longer than two windows: cutoff stops
+        # reading the upstream, whose window must not run meanwhile.
+        up = self.upstream()
+        cl = self.client(timeout=10.0)
+        cl.request("GET", self.url(up, "/bursty/ok?size=%d" % BIG))
+        r = cl.read_head()
+        self.assertEqual(r.status, 200)
+        first = cl.read_exactly(256 * 1024)
+        time.sleep(2.5 * BURSTY_WINDOW)  # the client's own pause, not a wait for cutoff
+        rest = cl.read_exactly(BIG - len(first))
+        self.assertEqual(first + rest, pattern(BIG))
+        self.assertOutcome(f":{up.port}/bursty/ok", 200, "ok", "bursty")
+
+    def test_request_body_waiting_for_100_continue_is_not_a_drip(self):
+        # The upstream answers 100 Continue after a window and a half; until
+        # then no byte can move, which is idle_timeout's (5 s) to judge.
+        up = self.upstream()
+        body = pattern(300)
+        cl = self.client()
+        cl.request("POST", self.url(up, "/continue?delay=%d" % round(3000 * SCALE)),
+                   [("Expect", "100-continue"), ("Content-Length", str(len(body)))])
+        interim = cl.read_head(timeout=5.0)
+        self.assertEqual(interim.status, 100)
+        self.assertGreater(interim.t_head - cl.t_sent, WINDOW, "the 100 came within a window")
+        cl.send(body)
+        r = cl.read_response(timeout=5.0)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(json.loads(r.body)["body_len"], len(body))
+        self.assertOutcome(f":{up.port}/continue", 200, "ok", "default")

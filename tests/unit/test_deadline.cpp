@@ -304,7 +304,7 @@ struct Toucher {
 
   static void on_tick(uv_timer_t* t) {
     auto* self = static_cast<Toucher*>(t->data);
-    self->deadline->touch(1);
+    self->deadline->touch();
     self->last_touch = uv_now(t->loop);
     self->fired_while_touching += self->listener->fired.size();
     if (--self->touches_left == 0) uv_timer_stop(t);
@@ -418,4 +418,33 @@ TEST_CASE("due_name names whichever of phase and cap fires first", "[deadline]")
   CHECK(plan.due_name() == TimeoutName::response_header_timeout);
   plan.arm_cap(TimeoutName::request_timeout, Duration::off(), 1000);
   CHECK(plan.due_name() == TimeoutName::response_header_timeout);
+}
+
+TEST_CASE("Deadline on a real loop: the first arrival wakes the timer for its window",
+          "[deadline][uv][min_rate]") {
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+
+  RecordingListener listener;
+  listener.loop = &loop;
+  {
+    Deadline deadline(&loop, listener);
+    listener.deadline = &deadline;
+    uv_update_time(&loop);
+    // The timer sleeps for idle_timeout (10 s) until bytes arrive; the
+    // window they start (100 ms, short of its 1000 bytes) must wake it.
+    deadline.arm(TimeoutName::idle_timeout, Duration::seconds(10),
+                 MinRate::of(1000, Duration::millis(100)));
+    CHECK(deadline.due_name() == TimeoutName::idle_timeout);
+    const uint64_t arrived_at = uv_now(&loop);
+    deadline.arrived(10);
+    CHECK(deadline.due_name() == TimeoutName::min_rate);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    REQUIRE(listener.fired.size() == 1);
+    CHECK(listener.fired.front().expiry.name == TimeoutName::min_rate);
+    CHECK(listener.fired.front().at >= arrived_at + 100);
+    CHECK(listener.fired.front().at < arrived_at + 1000);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
 }

@@ -43,7 +43,7 @@ std::optional<Fired> drive(DeadlinePlan& plan, uint64_t from, uint64_t to, uint6
     if (t >= plan.wake_at()) {
       if (std::optional<Expiry> e = plan.expired(t)) return Fired{*e, t};
     }
-    if ((t - from) % step == 0) plan.touch(t, bytes);
+    if ((t - from) % step == 0) plan.arrived(t, bytes);
   }
   return std::nullopt;
 }
@@ -69,55 +69,124 @@ TEST_CASE("min_rate: enough bytes in every window never fire", "[deadline][min_r
   CHECK(plan.armed());
 }
 
+TEST_CASE("min_rate: the first window starts with the first byte that arrives",
+          "[deadline][min_rate]") {
+  DeadlinePlan plan = body_phase(0, kRate, ms(60000));
+  // Nothing has come: only idle_timeout can fire (a request body waiting
+  // for the upstream's 100 Continue, say).
+  CHECK(plan.wake_at() == 60000);
+  CHECK(plan.due_name() == TimeoutName::idle_timeout);
+  // A write that reached the kernel (the request head) starts no window.
+  plan.touch(3000);
+  CHECK(plan.wake_at() == 63000);
+  // The first bytes that arrive do, even when none of them is body (the
+  // 100 Continue, or chunk framing): the timer must now wake at its end.
+  CHECK(plan.arrived(5000, 0));
+  CHECK(plan.wake_at() == 7000);
+  CHECK(plan.due_name() == TimeoutName::min_rate);
+  CHECK_FALSE(plan.arrived(5001, 1));
+  // Framing alone never makes a window's amount.
+  CHECK_FALSE(plan.arrived(6000, 0));
+  std::optional<Expiry> e = plan.expired(7000);
+  REQUIRE(e.has_value());
+  CHECK(e->name == TimeoutName::min_rate);
+}
+
 TEST_CASE("min_rate: windows are consecutive, not sliding", "[deadline][min_rate]") {
   DeadlinePlan plan = body_phase(0, kRate, ms(60000));
-  CHECK(plan.wake_at() == 2000);
-  // A burst early in the first window carries it...
-  plan.touch(100, 500);
-  CHECK_FALSE(plan.expired(2000).has_value());
-  // ...but no more than it: the second window starts empty at 2000.
+  // A burst early in the first window (2000..4000) carries it...
+  plan.arrived(2000, 1);
+  plan.arrived(2100, 500);
   CHECK(plan.wake_at() == 4000);
-  plan.touch(3999, 99);
-  std::optional<Expiry> e = plan.expired(4000);
+  CHECK_FALSE(plan.expired(4000).has_value());
+  // ...but no more than it: the second window starts empty at 4000.
+  CHECK(plan.wake_at() == 6000);
+  plan.arrived(5999, 99);
+  std::optional<Expiry> e = plan.expired(6000);
   REQUIRE(e.has_value());
   CHECK(e->name == TimeoutName::min_rate);
 
   SECTION("the amount exactly is enough") {
     DeadlinePlan exact = body_phase(0, kRate, ms(60000));
-    exact.touch(1999, 100);
+    exact.arrived(0, 60);
+    exact.arrived(1999, 40);
     CHECK_FALSE(exact.expired(2000).has_value());
+  }
+}
+
+TEST_CASE("min_rate: a window is held while cutoff holds the sender back", "[deadline][min_rate]") {
+  DeadlinePlan plan = body_phase(0, kRate, ms(60000));
+  plan.arrived(0, 10);
+  // At 500 the receiver is backlogged and cutoff stops reading the sender:
+  // what the sender does not send now is not its drip.
+  plan.hold_rate(500);
+  CHECK(plan.wake_at() == 60000);
+  CHECK(plan.due_name() == TimeoutName::idle_timeout);
+  CHECK_FALSE(plan.expired(2000).has_value());
+  // The receiver catches up at 9000: the window goes on with the 1500 ms it
+  // had left and the bytes it had counted.
+  CHECK(plan.release_rate(9000));
+  CHECK(plan.wake_at() == 10500);
+  CHECK_FALSE(plan.release_rate(9001));  // not held any more
+
+  SECTION("a window that then gets its bytes passes") {
+    plan.arrived(10000, 90);
+    CHECK_FALSE(plan.expired(10500).has_value());
+    CHECK(plan.wake_at() == 12500);
+  }
+  SECTION("a window still short of its bytes fires") {
+    plan.arrived(10000, 89);
+    std::optional<Expiry> e = plan.expired(10500);
+    REQUIRE(e.has_value());
+    CHECK(e->name == TimeoutName::min_rate);
+  }
+  SECTION("holding before the first body byte changes nothing") {
+    DeadlinePlan fresh = body_phase(0, kRate, ms(60000));
+    fresh.hold_rate(100);
+    CHECK_FALSE(fresh.release_rate(200));
+    CHECK(fresh.arrived(300, 1));
+    CHECK(fresh.wake_at() == 2300);
+  }
+  SECTION("a new phase drops the hold") {
+    plan.arm_phase(TimeoutName::idle_timeout, ms(60000), 9500, /*idle=*/true, kRate);
+    CHECK_FALSE(plan.release_rate(9600));
+    CHECK(plan.arrived(9700, 1));
+    CHECK(plan.wake_at() == 11700);
   }
 }
 
 TEST_CASE("min_rate: the window is only judged when it ends", "[deadline][min_rate]") {
   DeadlinePlan plan = body_phase(0, kRate, ms(60000));
+  plan.arrived(0, 1);
   // An early wake-up (the timer was set for an earlier deadline) finds
   // nothing due, however few bytes have moved so far.
   CHECK_FALSE(plan.expired(1999).has_value());
   CHECK(plan.wake_at() == 2000);
   // A late wake-up judges the window that ended and starts the next one at
   // its end, so the windows stay on their grid.
-  plan.touch(500, 100);
+  plan.arrived(500, 100);
   CHECK_FALSE(plan.expired(2040).has_value());
   CHECK(plan.wake_at() == 4000);
   // A wake-up so late that the next window has ended too starts a fresh
   // one: that delay was the proxy's, not the peer's.
-  plan.touch(3000, 100);
+  plan.arrived(3000, 100);
   CHECK_FALSE(plan.expired(6500).has_value());
   CHECK(plan.wake_at() == 8500);
 }
 
 TEST_CASE("min_rate: a new phase restarts the window", "[deadline][min_rate]") {
   DeadlinePlan plan = body_phase(0, kRate, ms(60000));
-  plan.touch(1000, 10);
+  plan.arrived(1000, 10);
   // The response head arrives: the request body phase ends, the response
-  // body phase begins with a full window and no bytes counted.
+  // body phase waits for its first body byte, with no bytes counted.
   plan.arm_phase(TimeoutName::idle_timeout, ms(60000), 1500, /*idle=*/true, kRate);
-  CHECK(plan.wake_at() == 3500);
-  CHECK_FALSE(plan.expired(2000).has_value());
-  plan.touch(3400, 100);
-  CHECK_FALSE(plan.expired(3500).has_value());
-  CHECK(plan.wake_at() == 5500);
+  CHECK(plan.wake_at() == 61500);
+  CHECK_FALSE(plan.expired(3000).has_value());
+  plan.arrived(1600, 50);
+  CHECK(plan.wake_at() == 3600);
+  plan.arrived(3500, 50);
+  CHECK_FALSE(plan.expired(3600).has_value());
+  CHECK(plan.wake_at() == 5600);
 
   SECTION("a phase without min_rate drops the window") {
     plan.arm_phase(TimeoutName::response_header_timeout, ms(30000), 4000, /*idle=*/false);
@@ -158,10 +227,19 @@ TEST_CASE("min_rate and idle_timeout: a stall is reported as idle", "[deadline][
   }
   SECTION("idle longer than the window: min_rate comes first") {
     DeadlinePlan plan = body_phase(0, kRate, ms(60000));
-    std::optional<Fired> fired = drive(plan, 0, 10000, 100000, 0);
+    // One byte at 0, then nothing.
+    std::optional<Fired> fired = drive(plan, 0, 10000, 100000, 1);
     REQUIRE(fired.has_value());
     CHECK(fired->expiry.name == TimeoutName::min_rate);
     CHECK(fired->at == 2000);
+  }
+  SECTION("no byte at all: idle_timeout, however long") {
+    DeadlinePlan plan = body_phase(0, kRate, ms(60000));
+    CHECK(plan.wake_at() == 60000);
+    CHECK_FALSE(plan.expired(59999).has_value());
+    std::optional<Expiry> e = plan.expired(60000);
+    REQUIRE(e.has_value());
+    CHECK(e->name == TimeoutName::idle_timeout);
   }
 }
 
@@ -179,6 +257,7 @@ TEST_CASE("min_rate and request_timeout: whichever comes first", "[deadline][min
     DeadlinePlan plan;
     plan.arm_cap(TimeoutName::request_timeout, ms(2000), 0);
     plan.arm_phase(TimeoutName::idle_timeout, ms(60000), 0, /*idle=*/true, kRate);
+    plan.arrived(0, 1);
     CHECK(plan.due_name() == TimeoutName::request_timeout);
     REQUIRE(plan.expired(2000).has_value());
     CHECK(plan.expired(2000)->name == TimeoutName::request_timeout);
@@ -196,11 +275,13 @@ TEST_CASE("min_rate and request_timeout: whichever comes first", "[deadline][min
 
 TEST_CASE("min_rate: remaining and due_name tell what fires next", "[deadline][min_rate]") {
   DeadlinePlan plan = body_phase(0, kRate, ms(60000));
+  CHECK(plan.due_name() == TimeoutName::idle_timeout);
+  plan.arrived(0, 1);
   CHECK(plan.due_name() == TimeoutName::min_rate);
   CHECK(plan.remaining(500) == 1500);
   // With its bytes in, this window passes: if nothing more moves, the next
   // one is the first that fails.
-  plan.touch(600, 100);
+  plan.arrived(600, 99);
   CHECK(plan.due_name() == TimeoutName::min_rate);
   CHECK(plan.remaining(600) == 3400);
   // The timer still wakes at the window's end, to open the next one.
