@@ -53,8 +53,7 @@ void append_json_string(std::string& out, std::string_view s) {
 
 void append_json_target(std::string& out, const ShownTarget& target) {
   out.push_back('"');
-  append_json_chars(out, target.kept);
-  if (target.redacted) out.append(kRedactionMarker);
+  target.write(out, append_json_chars);
   out.push_back('"');
 }
 
@@ -104,9 +103,7 @@ void format_access_text(std::string& out, const ExchangeRecord& r) {
   if (r.target.empty()) {
     out.push_back('-');
   } else {
-    append_text_field(out, r.target.kept);
-    // The marker is plain ASCII without spaces or quotes: nothing to escape.
-    if (r.target.redacted) out.append(kRedactionMarker);
+    r.target.write(out, append_text_field);
   }
   fmt::format_to(it, " HTTP/{}.{}\" route={} status=", r.http_major, r.http_minor, r.route);
   if (r.status == 0) {

@@ -77,7 +77,7 @@ TargetError parse_absolute_target(std::string_view target, Target* out) {
   rest = rest.substr(0, rest.find('#'));
   size_t path_at = rest.find_first_of("/?");
   std::string_view authority = rest.substr(0, path_at);
-  if (authority.find('@') != std::string_view::npos) return TargetError::malformed;
+  if (authority.find('@') != std::string_view::npos) return TargetError::userinfo;
   TargetError err = parse_host_port(authority, false, 80, out);
   if (err != TargetError::none) return err;
   out->no_path = path_at == std::string_view::npos;
@@ -89,6 +89,7 @@ TargetError parse_absolute_target(std::string_view target, Target* out) {
 TargetError parse_authority(std::string_view authority, Target* out) {
   out->path = {};
   out->empty_path = out->no_path = false;
+  if (authority.find('@') != std::string_view::npos) return TargetError::userinfo;
   return parse_host_port(authority, true, 0, out);
 }
 

@@ -164,6 +164,10 @@ void Session::on_request_head() {
       return reject(400, ProxyError::http_request_error,
                     "cutoff forwards http:// URLs; for https:// the client must use CONNECT "
                     "(set HTTPS_PROXY)");
+    case TargetError::userinfo:
+      return reject(400, ProxyError::http_request_error,
+                    "the request target carries a user name or password (user:password@host), "
+                    "which cutoff does not forward: send credentials in an Authorization field");
     case TargetError::malformed:
       return reject(400, ProxyError::http_request_error,
                     ex_->is_connect ? "CONNECT needs a host:port target"

@@ -22,7 +22,9 @@ struct Target {
   bool no_path = false;     // "http://h": neither path nor query (OPTIONS * then)
 };
 
-enum class TargetError { none, origin_form, unsupported_scheme, malformed };
+// `userinfo`: "user:password@" before the host, which RFC 9110 §4.2.4 has
+// recipients treat as an error; the client means an Authorization field.
+enum class TargetError { none, origin_form, unsupported_scheme, userinfo, malformed };
 
 // "http://host[:port]/path?q" -> host, port (default 80), "/path?q".
 TargetError parse_absolute_target(std::string_view target, Target* out);

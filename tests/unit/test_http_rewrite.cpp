@@ -40,6 +40,8 @@ std::string error_name(TargetError e) {
       return "origin_form";
     case TargetError::unsupported_scheme:
       return "unsupported_scheme";
+    case TargetError::userinfo:
+      return "userinfo";
     case TargetError::malformed:
       return "malformed";
   }
@@ -156,9 +158,9 @@ TEST_CASE("absolute targets: what is not an absolute http target", "[http_rewrit
 }
 
 TEST_CASE("absolute targets: userinfo is refused", "[http_rewrite]") {
-  CHECK(target_error("http://user@example.com/") == "malformed");
-  CHECK(target_error("http://user:pass@example.com:8080/") == "malformed");
-  CHECK(target_error("http://@example.com/") == "malformed");
+  CHECK(target_error("http://user@example.com/") == "userinfo");
+  CHECK(target_error("http://user:pass@example.com:8080/") == "userinfo");
+  CHECK(target_error("http://@example.com/") == "userinfo");
   // An @ in the path is not userinfo.
   Target t;
   REQUIRE(error_name(parse_absolute_target("http://example.com/a@b", &t)) == "none");
@@ -225,7 +227,8 @@ TEST_CASE("CONNECT authorities", "[http_rewrite]") {
   CHECK(authority_error("example.com:0") == "malformed");
   CHECK(authority_error("example.com:65536") == "malformed");
   CHECK(authority_error("example.com:https") == "malformed");
-  CHECK(authority_error("user@example.com:443") == "malformed");
+  CHECK(authority_error("user@example.com:443") == "userinfo");
+  CHECK(authority_error("user:pw@[::1]:443") == "userinfo");
   CHECK(authority_error("example.com:443/path") == "malformed");
   CHECK(authority_error("::1:443") == "malformed");
 }

@@ -1,6 +1,6 @@
 // What logs and /connections show of a request target: the query (and a
-// fragment) replaced by a marker unless log_query, in every target form and
-// in the odd spellings clients send.
+// fragment) replaced by a marker unless log_query, a userinfo always, in
+// every target form and in the odd spellings clients send.
 
 #include <catch2/catch.hpp>
 #include <string>
@@ -29,6 +29,29 @@ TEST_CASE("redaction: the query of an origin-form target is replaced by the mark
           "[query_redaction]") {
   CHECK(shown("/search?q=cutoff") == "/search?<redacted>");
   CHECK(shown("/a?b?c") == "/a?<redacted>");
+}
+
+TEST_CASE("redaction: a userinfo is hidden, whatever log_query says", "[query_redaction]") {
+  for (bool log_query : {false, true}) {
+    CAPTURE(log_query);
+    auto shown_as = [&](std::string_view target) {
+      return show_target(target, log_query).to_string();
+    };
+    CHECK(shown_as("http://user:secret@example.com/a") == "http://<redacted>@example.com/a");
+    CHECK(shown_as("http://token@example.com:8080/") == "http://<redacted>@example.com:8080/");
+    CHECK(shown_as("HTTP://u:p@[::1]/") == "HTTP://<redacted>@[::1]/");
+    // The last '@' of the authority ends the userinfo: no part of it shows.
+    CHECK(shown_as("http://u:p@ss@example.com/") == "http://<redacted>@example.com/");
+    // Authority form, as CONNECT sends it.
+    CHECK(shown_as("user:secret@example.com:443") == "<redacted>@example.com:443");
+    // An '@' after the authority belongs to the path or the query.
+    CHECK(shown_as("http://example.com/a@b") == "http://example.com/a@b");
+    CHECK(shown_as("/a@b") == "/a@b");
+  }
+  CHECK(shown("http://u:p@h/p?token=1") == "http://<redacted>@h/p?<redacted>");
+  CHECK(show_target("http://u:p@h/p?q=1", /*log_query=*/true).to_string() ==
+        "http://<redacted>@h/p?q=1");
+  CHECK(shown("http://h?x=@y") == "http://h?<redacted>");
 }
 
 TEST_CASE("redaction: a target without a query is shown whole and not copied",
