@@ -28,7 +28,7 @@ USER cutoff
 # /connections), which conf/container.toml binds on 0.0.0.0.
 EXPOSE 3128 9901
 # Healthy when the admin endpoint answers /healthz on 127.0.0.1:9901 and
-# the proxy answers on port 3128 of the container's own address (so a config
+# port 3128 accepts connections on the container's own address (so a config
 # that listens on 127.0.0.1 only shows as unhealthy); see conf/healthcheck.sh.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/cutoff-healthcheck"]

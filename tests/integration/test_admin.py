@@ -7,7 +7,12 @@
   with file:line:column.
 - Query strings are redacted by default in /connections, the text and the
   JSON access log (absolute-form and origin-form targets), and never reach
-  the diagnostics log; `log_query = true` keeps them.
+  the diagnostics log; `log_query = true` keeps them. A user name and
+  password in the target ("http://user:pw@host/") are refused with a 400
+  that says why, and never shown, whatever log_query says.
+- The image's health check (conf/healthcheck.sh) passes against a running
+  cutoff without leaving an access-log line or an error in /metrics, and
+  names the address when nothing accepts on the proxy port.
 - /metrics: latency buckets up to 300 s, cutoff_build_info,
   cutoff_exchanges_in_flight by phase (moving while an exchange waits for
   its response head, back after), cutoff_exchanges_total by status class
@@ -21,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 
 from fakeupstream import pattern
@@ -162,6 +168,56 @@ class RedactionTest(OpsTestCase):
         self.assertNotIn("s3cr3t", self.cutoff.stderr_text())
 
 
+    def test_userinfo_is_refused_and_never_shown(self):
+        up = self.upstream()
+        target = f"http://user:s3cr3t@127.0.0.1:{up.port}/red/userinfo"
+        r, _, _ = self.exchange("GET", target)
+        self.assertGenerated(r, 400)
+        self.assertIn("Authorization", r.body.decode())
+        e = self.cutoff.wait_access(target="/red/userinfo")
+        self.assertEqual(e["target"], f"http://{MARKER}@127.0.0.1:{up.port}/red/userinfo", e)
+        r, _, _ = self.exchange("CONNECT", "user:s3cr3t@127.0.0.1:443")
+        self.assertGenerated(r, 400)
+        e = self.cutoff.wait_access(target=f"{MARKER}@127.0.0.1:443")
+        self.assertEqual(e["method"], "CONNECT", e)
+        self.assertEqual(len(up.requests), 0)
+        self.assertNotIn("s3cr3t", self.cutoff.stdout_text())
+        self.assertNotIn("s3cr3t", self.cutoff.stderr_text())
+
+
+class HealthcheckTest(OpsTestCase):
+    CONFIG = ADMIN_ON
+    SCRIPT = os.path.join(ROOT, "conf", "healthcheck.sh")
+
+    def run_check(self, proxy_port):
+        env = dict(os.environ, CUTOFF_ADMIN_PORT=str(admin_addr(self.cutoff)[1]),
+                   CUTOFF_PROXY_PORT=str(proxy_port), CUTOFF_HEALTH_ADDRESS="127.0.0.1")
+        return subprocess.run(["bash", self.SCRIPT], env=env, capture_output=True, text=True,
+                              timeout=5 * SCALE)
+
+    def test_a_healthy_cutoff_passes_and_logs_nothing(self):
+        for _ in range(3):
+            done = self.run_check(self.cutoff.port)
+            self.assertEqual((done.returncode, done.stdout), (0, ""), done)
+        # An exchange after the checks: once its line is in, any line the
+        # checks made would be too.
+        up = self.upstream()
+        r, _, _ = self.exchange("GET", self.url(up, "/ok?after-checks"))
+        self.assertEqual(r.status, 200, r)
+        self.cutoff.wait_access(target="/ok?after-checks")
+        self.assertEqual([e["target"] for e in self.cutoff.access_entries()],
+                         [self.url(up, "/ok?after-checks")])
+        m = self.scrape()
+        self.assertEqual(m.get("cutoff_requests_total", route="default", code="4xx"), 0, m.text)
+
+    def test_nothing_on_the_proxy_port_is_unhealthy_and_named(self):
+        closed = self.closed_port()
+        done = self.run_check(closed.port)
+        self.assertEqual(done.returncode, 1, done)
+        self.assertIn(f"127.0.0.1:{closed.port}", done.stdout)
+        self.assertIn("0.0.0.0", done.stdout)
+
+
 class RedactionJsonTest(OpsTestCase):
     NEEDS_CUTOFF = False
 
@@ -210,6 +266,13 @@ class LogQueryTest(OpsTestCase):
         self.assertEqual(listed[0]["target"], self.url(up, f"/lq/hang?{SECRET}"), listed)
         cl.abort()
         self.cutoff.wait_access(target=f":{up.port}/lq/hang")
+
+    def test_userinfo_is_hidden_all_the_same(self):
+        r, _, _ = self.exchange("GET", f"http://user:s3cr3t@127.0.0.1:1/lq/userinfo?{SECRET}")
+        self.assertGenerated(r, 400)
+        e = self.cutoff.wait_access(target="/lq/userinfo")
+        self.assertEqual(e["target"], f"http://{MARKER}@127.0.0.1:1/lq/userinfo?{SECRET}", e)
+        self.assertNotIn("user:s3cr3t", self.cutoff.stdout_text())
 
 
 # ---------------------------------------------------------------------------
