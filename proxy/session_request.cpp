@@ -111,10 +111,19 @@ void Session::on_client_bytes(const char* data, size_t len) {
 // The client's TLS stack will not show it our answer, so the log says what
 // to change as well.
 void Session::refuse_tls_handshake() {
-  spdlog::warn(
-      "{}: a TLS handshake arrived on the proxy port: the client's proxy URL must "
-      "start with http://, not https://",
-      client_name_);
+  WarningTally& tally = worker_.tls_handshakes();
+  tally.add(1);
+  int64_t seen = tally.take_due(static_cast<int64_t>(uv_now(worker_.loop())));
+  if (seen > 0) {
+    spdlog::warn(
+        "{}: a TLS handshake arrived on the proxy port{}: the client's proxy URL must "
+        "start with http://, not https://",
+        client_name_,
+        seen == 1 ? std::string()
+                  : fmt::format(" ({} since the last such warning, which comes at most once a "
+                                "minute)",
+                                seen));
+  }
   reject(400, ProxyError::http_request_error,
          "cutoff's proxy port speaks plain HTTP: use an http:// proxy URL "
          "(HTTPS_PROXY=http://<proxy address>), also for https:// destinations");

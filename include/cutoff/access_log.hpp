@@ -18,6 +18,7 @@
 #include "cutoff/exchange.hpp"
 #include "cutoff/line_buffer.hpp"
 #include "cutoff/metrics.hpp"
+#include "cutoff/warning_tally.hpp"
 
 namespace cutoff {
 
@@ -37,13 +38,13 @@ class AccessLog {
   std::shared_ptr<LineOutput> reopen();
 
   // Lines dropped by every writer, for the warning (at most once a minute).
-  DropReport& drops() { return drops_; }
+  WarningTally& drops() { return drops_; }
 
  private:
   LogFormat format_;
   std::string path_;
   std::shared_ptr<LineOutput> output_;
-  DropReport drops_;
+  WarningTally drops_;
 };
 
 // One worker's access log (that worker's thread only).

@@ -20,6 +20,7 @@
 
 #include "cutoff/line_buffer.hpp"
 #include "cutoff/metrics.hpp"
+#include "cutoff/warning_tally.hpp"
 
 namespace cutoff {
 
@@ -40,7 +41,7 @@ class DiagnosticsSink final : public spdlog::sinks::base_sink<std::mutex> {
 
   LineBuffer buffer_;
   std::shared_ptr<Metrics> metrics_;
-  DropReport drops_;
+  WarningTally drops_;
   spdlog::memory_buf_t formatted_;
 };
 

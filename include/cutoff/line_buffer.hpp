@@ -90,22 +90,4 @@ class LineBuffer {
   int64_t dropped_ = 0;
 };
 
-// Adds up lines dropped by any thread and says when to warn about them: at
-// most once per interval, with the count since the last warning.
-class DropReport {
- public:
-  explicit DropReport(int64_t interval_ms) : interval_ms_(interval_ms) {}
-  void add(int64_t lines) {
-    if (lines > 0) pending_.fetch_add(lines, std::memory_order_relaxed);
-  }
-  // The lines to warn about now (and forgets them), or 0: none dropped, or
-  // the last warning is less than an interval old. Any thread.
-  int64_t take_due(int64_t now_ms);
-
- private:
-  int64_t interval_ms_;
-  std::atomic<int64_t> pending_{0};
-  std::atomic<int64_t> next_ms_{INT64_MIN};
-};
-
 }  // namespace cutoff

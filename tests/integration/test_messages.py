@@ -2,8 +2,8 @@
 wrongly or an exchange is cut short.
 
 - A TLS handshake sent to the proxy port (a proxy URL that says https://)
-  gets a 400 that says to use an http:// proxy URL, and the log says so too:
-  the client's TLS stack will not show the 400.
+  gets a 400 that says to use an http:// proxy URL, and the log says so too
+  (the client's TLS stack will not show the 400), at most once a minute.
 - A 408 names the request in the access log when its start line had arrived.
 - The 504 that drain_timeout produces states how long the exchange really
   ran, not the drain_timeout value.
@@ -36,28 +36,43 @@ def client_hello() -> bytes:
 
 
 class TlsToProxyPortTest(CutoffTestCase):
+    """Each test has a cutoff of its own: the warning comes at most once a
+    minute per worker, so a shared one would have warned already."""
+
+    NEEDS_CUTOFF = False
 
     def test_client_hello_gets_400_naming_the_fix(self):
-        cl = self.client()
+        c = self.dedicated_cutoff()
+        cl = self.client(c)
         cl.send(client_hello())
         resp = cl.read_response()
         self.assertGenerated(resp, 400)
         self.assertIn(TLS_HINT, resp.body.decode())
         self.assertEqual(cl.wait_end(), "fin")
-        c = type(self).cutoff
         self.wait_for(lambda: LOG_HINT in c.stderr_text(), "the log line about https:// proxy URLs")
 
     @unittest.skipUnless(shutil.which("curl"), "needs curl")
     def test_curl_with_https_proxy_url_is_told_in_the_log(self):
-        c = type(self).cutoff
-        mark = len(c.stderr_text())
+        c = self.dedicated_cutoff()
         up = self.upstream()
         r = run_tool(["curl", "-sS", "--max-time", str(5 * SCALE), "-x",
                       f"https://127.0.0.1:{c.port}", self.url(up)], timeout=10 * SCALE)
         self.assertNotEqual(r.returncode, 0, "curl cannot do TLS with a plain-HTTP port")
-        self.wait_for(lambda: LOG_HINT in c.stderr_text()[mark:],
-                      "the log line about https:// proxy URLs")
+        self.wait_for(lambda: LOG_HINT in c.stderr_text(), "the log line about https:// proxy URLs")
         self.assertEqual(up.connection_count(), 0)
+
+    def test_a_flood_of_handshakes_is_one_warning(self):
+        c = self.dedicated_cutoff()
+        hello = client_hello()
+        for _ in range(20):
+            cl = self.client(c)
+            cl.send(hello)
+            self.assertGenerated(cl.read_response(), 400)
+            cl.close()
+        # Each warning is written before its 400: once the last 400 is in
+        # the access log, any second warning would be on stderr.
+        c.wait_access(pred=lambda e: e["status"] == "400", count=20)
+        self.assertEqual(c.stderr_text().count(LOG_HINT), 1, c.stderr_text())
 
 
 class RequestHeadTimeoutTest(CutoffTestCase):

@@ -230,18 +230,3 @@ TEST_CASE("lines written by several buffers through stalls are all whole", "[lin
     CHECK(got.find("writer ", 1) == std::string::npos);
   }
 }
-
-TEST_CASE("drop warnings: the first at once, then at most one per interval", "[line_buffer]") {
-  DropReport report(60000);
-  CHECK(report.take_due(0) == 0);  // nothing dropped
-  report.add(3);
-  report.add(2);
-  CHECK(report.take_due(1000) == 5);
-  report.add(7);
-  CHECK(report.take_due(1000 + 59999) == 0);
-  report.add(1);
-  CHECK(report.take_due(1000 + 60000) == 8);
-  CHECK(report.take_due(1000 + 200000) == 0);  // nothing new
-  report.add(4);
-  CHECK(report.take_due(1000 + 200001) == 4);
-}
