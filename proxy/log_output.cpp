@@ -53,6 +53,12 @@ std::shared_ptr<FdOutput> FdOutput::open_file(const std::string& path, std::stri
   // O_NONBLOCK changes nothing for a regular file and keeps a FIFO from
   // blocking cutoff, at open and at every write.
   int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == ENXIO) {
+    // A FIFO that nobody reads yet, say a log shipper that starts after
+    // cutoff: opened read-write, it takes lines (the pipe holds 64 KiB, the
+    // rest is dropped and counted) until its reader comes.
+    fd = ::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  }
   if (fd < 0) {
     *error = std::strerror(errno);
     return nullptr;

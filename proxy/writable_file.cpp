@@ -27,6 +27,7 @@ bool could_append_to(const std::string& path, std::string* why) {
   struct stat st;
   if (stat(path.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) return refuse(why, "it is a directory");
+    if (S_ISSOCK(st.st_mode)) return refuse(why, "it is a socket, which cannot be opened");
     if (access(path.c_str(), W_OK) != 0) return refuse(why, std::strerror(errno));
     return true;
   }

@@ -32,7 +32,8 @@ class FdOutput final : public LineOutput {
   static std::shared_ptr<FdOutput> inherited(int fd, std::string* note);
   // A file cutoff opens itself for appending, created with mode 0644 if
   // missing. Null, with *error set, when it cannot be opened. A FIFO at
-  // that path is opened non-blocking too, and only while it has a reader.
+  // that path is opened non-blocking too, read-write when it has no reader
+  // yet, so that cutoff starts whichever of the two comes first.
   static std::shared_ptr<FdOutput> open_file(const std::string& path, std::string* error);
 
   ~FdOutput() override;

@@ -25,7 +25,8 @@ import time
 import unittest
 
 from fakeload import LoopClients
-from harness import ADMIN_ON, SCALE, Client, Cutoff, CutoffTestCase, admin_addr, admin_get, merge
+from harness import (ADMIN_ON, SCALE, Client, Cutoff, CutoffTestCase, admin_addr, admin_get, merge,
+                     run_tool)
 
 DROPPED_RE = re.compile(r"^cutoff_log_lines_dropped_total (\d+)$", re.M)
 # Every access line of these tests: a GET through the default route that
@@ -300,6 +301,39 @@ class ReopenTest(CutoffTestCase):
         old, new = lines(rotated), lines(path)
         self.assertEqual([e["target"][-8:] for e in old], ["?phase=1"] * 400)
         self.assertEqual([e["target"][-8:] for e in new], ["?phase=2"] * 400)
+
+
+class FifoTest(CutoffTestCase):
+    """An access log in a FIFO whose reader (a log shipper) comes after
+    cutoff: --check accepts it, cutoff starts, and the reader gets the lines
+    written before it came."""
+
+    NEEDS_CUTOFF = False
+
+    def test_fifo_without_a_reader_yet(self):
+        tmp = tempfile.mkdtemp(prefix="cutoff-fifo-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "access.fifo")
+        os.mkfifo(path)
+        c = self.dedicated_cutoff({"access_log": {"path": path}})
+        check = run_tool([c.binary, "--check", "--config", os.path.join(c.dir, "cutoff.toml")],
+                         timeout=10 * SCALE)
+        self.assertEqual(check.returncode, 0, check.stderr)
+        up = self.upstream()
+        r, _, _ = self.exchange("GET", self.url(up, "/ok?before-the-reader"), cutoff=c)
+        self.assertEqual(r.status, 200, r)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, fd)
+        got = b""
+        deadline = time.monotonic() + 2 * SCALE
+        while b"before-the-reader" not in got:
+            self.assertLess(time.monotonic(), deadline, f"no access line in the FIFO: {got!r}")
+            select.select([fd], [], [], 0.1)
+            try:
+                got += os.read(fd, 65536)
+            except BlockingIOError:
+                pass
+        self.assertIn(b" status=200 ", got)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,18 @@ class CheckTest(StartupTestCase):
         self.assertIn(f'access_log.path "{base}" cannot be opened for appending: it is a directory',
                       p.stderr)
 
+    def test_access_log_that_is_a_socket(self):
+        base = os.path.dirname(self.config_file())
+        log = os.path.join(base, "access.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.bind(log)
+        path = self.config_file({"access_log": {"path": log}})
+        p = self.run_binary("--check", "--config", path)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f'access_log.path "{log}" cannot be opened for appending: it is a socket',
+                      p.stderr)
+
     def test_read_only_access_log(self):
         if os.geteuid() == 0:
             self.skipTest("root may write to a read-only file")
