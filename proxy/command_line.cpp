@@ -56,6 +56,16 @@ void set_address(std::string_view name, std::string value, bool may_be_off,
 
 void set(Flag flag, std::string_view name, std::string value, CommandLine* out) {
   Options& o = out->options;
+  std::optional<std::string>* slot = flag == Flag::config   ? &o.config_path
+                                     : flag == Flag::listen ? &o.listen
+                                     : flag == Flag::admin  ? &o.admin
+                                                            : nullptr;
+  // The last of two would win silently: the first may be the one meant.
+  if (slot && slot->has_value()) {
+    out->usage_errors.push_back(std::string(name) + " is given twice (" + **slot + ", " + value +
+                                ")");
+    return;
+  }
   switch (flag) {
     case Flag::config:
       o.config_path = std::move(value);

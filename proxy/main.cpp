@@ -101,6 +101,14 @@ void log_descriptor_limit() {
 int main(int argc, char** argv) {
   const cutoff::CommandLine command_line = cutoff::parse_command_line(argc, argv);
   const cutoff::Options& options = command_line.options;
+  // A flag that cannot be read is reported even beside --help or --version:
+  // a script that passes it believes it does something.
+  if (!command_line.usage_errors.empty()) {
+    for (const std::string& e : command_line.usage_errors)
+      std::fprintf(stderr, "cutoff: %s\n", e.c_str());
+    std::fputs(cutoff::kUsage, stderr);
+    return 2;
+  }
   if (options.help) {
     std::fputs(cutoff::kUsage, stdout);
     return 0;
@@ -108,12 +116,6 @@ int main(int argc, char** argv) {
   if (options.version) {
     std::printf("cutoff %s\n", cutoff::kVersion);
     return 0;
-  }
-  if (!command_line.usage_errors.empty()) {
-    for (const std::string& e : command_line.usage_errors)
-      std::fprintf(stderr, "cutoff: %s\n", e.c_str());
-    std::fputs(cutoff::kUsage, stderr);
-    return 2;
   }
   // Every error at once: the flags', the file's, and (for --check) whether
   // the access log could be opened.

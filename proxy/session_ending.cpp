@@ -52,15 +52,9 @@ void Session::fail_timeout(const Expiry& expiry) {
   }
 }
 
-// request_header_timeout (or the drain) ended a head still on its way. When
-// its start line had arrived, the access log names the request: which one
-// stalled is what the reader of the log wants to know.
+// request_header_timeout (or the drain) ended a head still on its way (the
+// access log names it when its start line had arrived: record_request_line).
 void Session::fail_request_head_timeout(const Expiry& expiry) {
-  const MessageHead& head = ex_->request_parser.head();
-  if (!head.method().empty()) {
-    ex_->record.method = head.method();
-    ex_->record.target = show_target(head.target(), config().log_query);
-  }
   std::string sentence =
       expiry.name == TimeoutName::drain_timeout
           ? fmt::format(

@@ -29,9 +29,22 @@ std::string_view Session::server_timing(char* buf, size_t size) const {
 void Session::log_exchange() {
   if (ex_->logged) return;
   ex_->logged = true;
+  if (ex_->record.method.empty()) record_request_line();
   ex_->record.total_ms = since(ex_->started_at);
   worker_.access_log().write(ex_->record);
   count_exchange();
+}
+
+// A head that ended before it was whole (a timeout, a FIN, a bad field): when
+// its start line had arrived, the access log still names the request, which
+// is what its reader looks for.
+void Session::record_request_line() {
+  const MessageHead& head = ex_->request_parser.head();
+  if (head.method().empty()) return;
+  ex_->record.method = head.method();
+  ex_->record.target = show_target(head.target(), config().log_query);
+  ex_->record.http_major = head.http_major();
+  ex_->record.http_minor = head.http_minor();
 }
 
 // The exchange's contribution to /metrics.

@@ -22,7 +22,8 @@ struct Options {
 
 struct CommandLine {
   Options options;
-  // Flags that cannot be read at all: unknown, or missing their value.
+  // Flags that cannot be read at all: unknown, missing their value, or a
+  // flag with a value given twice.
   // cutoff prints these with the usage and exits 2.
   std::vector<std::string> usage_errors;
   // Flags read but with a bad value (`--listen nope`); reported with the

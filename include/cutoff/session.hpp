@@ -129,6 +129,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   // which counts it until it is closed.
   void end(bool client_handed_over = false);
   void log_exchange();
+  void record_request_line();
   void count_exchange();
 
   // --- helpers ---

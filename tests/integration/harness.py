@@ -315,7 +315,11 @@ class Cutoff:
             raise FileNotFoundError(f"cutoff binary not found ({self.binary!r}); set CUTOFF_BIN")
         cfg = self.write_config()
         out, err = self.open_outputs()
-        argv = [self.binary, "--config", cfg, "--listen", "127.0.0.1:0"] + self.extra_args
+        # An ephemeral port on loopback, unless the test listens elsewhere
+        # (cutoff refuses a flag given twice).
+        listen = [] if any(a.startswith("--listen") for a in self.extra_args) else [
+            "--listen", "127.0.0.1:0"]
+        argv = [self.binary, "--config", cfg] + listen + self.extra_args
         self.proc = subprocess.Popen(_pdeathsig_prefix() + argv, stdin=subprocess.DEVNULL,
                                      stdout=out, stderr=err, preexec_fn=nofile_setter(self.nofile))
         out.close()
@@ -352,7 +356,11 @@ class Cutoff:
         if not self.binary or not os.path.exists(self.binary):
             raise FileNotFoundError(f"cutoff binary not found ({self.binary!r}); set CUTOFF_BIN")
         cfg = self.write_config()
-        argv = [self.binary, "--config", cfg, "--listen", "127.0.0.1:0"] + self.extra_args
+        # An ephemeral port on loopback, unless the test listens elsewhere
+        # (cutoff refuses a flag given twice).
+        listen = [] if any(a.startswith("--listen") for a in self.extra_args) else [
+            "--listen", "127.0.0.1:0"]
+        argv = [self.binary, "--config", cfg] + listen + self.extra_args
         return subprocess.run(_pdeathsig_prefix() + argv, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout * SCALE,
                               preexec_fn=nofile_setter(self.nofile))

@@ -4,7 +4,8 @@ wrongly or an exchange is cut short.
 - A TLS handshake sent to the proxy port (a proxy URL that says https://)
   gets a 400 that says to use an http:// proxy URL, and the log says so too
   (the client's TLS stack will not show the 400), at most once a minute.
-- A 408 names the request in the access log when its start line had arrived.
+- A 408 names the request in the access log when its start line had
+  arrived, and so does a head that the client cut short.
 - The 504 that drain_timeout produces states how long the exchange really
   ran, not the drain_timeout value.
 """
@@ -87,6 +88,15 @@ class RequestHeadTimeoutTest(CutoffTestCase):
         self.assertEqual(e["method"], "GET")
         self.assertEqual(e["status"], "408")
         self.assertEqual(e["outcome"], "timeout:request_header_timeout")
+
+    def test_a_head_cut_by_the_client_logs_its_request_line(self):
+        cl = self.client()
+        cl.send(b"GET http://127.0.0.1:9/cut-head HTTP/1.1\r\nHost: 127.0.0.1:9\r\n")
+        cl.shutdown_write()
+        self.assertEqual(cl.wait_end(), "fin")
+        e = type(self).cutoff.wait_access(target="/cut-head")
+        self.assertEqual((e["method"], e["version"]), ("GET", "HTTP/1.1"), e)
+        self.assertEqual(e["outcome"], "client_abort", e)
 
     def test_408_before_the_start_line_names_no_request(self):
         c = type(self).cutoff

@@ -98,6 +98,12 @@ class VersionTest(StartupTestCase):
         self.assertEqual((p.returncode, p.stdout, p.stderr),
                          (0, f"cutoff {project_version()}\n", ""))
 
+    def test_version_beside_a_bad_flag_reports_the_flag(self):
+        p = self.run_binary("--version", "--bogus")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("cutoff: unknown argument --bogus\n", p.stderr)
+        self.assertEqual(p.stdout, "")
+
     def test_help_documents_version(self):
         p = self.run_binary("--help")
         self.assertEqual(p.returncode, 0)
@@ -125,6 +131,13 @@ class CheckTest(StartupTestCase):
         self.assertIn("cutoff: --listen nope: ", p.stderr)
         self.assertIn("cutoff: --admin 1.2.3.4:x: ", p.stderr)
         self.assertRegex(p.stderr, re.escape(path) + r":\d+:\d+: unknown key \"bogus_key\"")
+
+    def test_config_given_twice_is_refused(self):
+        first = self.temp_file("first.toml", "workers = 1\n")
+        second = self.temp_file("second.toml", "workers = 2\n")
+        p = self.run_binary("--check", "--config", first, f"--config={second}")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(f"cutoff: --config is given twice ({first}, {second})\n", p.stderr)
 
     def test_config_flag_with_equals(self):
         path = self.config_file()

@@ -49,3 +49,12 @@ TEST_CASE("a missing value does not swallow the next flag") {
   CHECK(cl.usage_errors == std::vector<std::string>{"--listen needs a value"});
   CHECK(cl.options.check);
 }
+
+TEST_CASE("a flag with a value given twice is an error, not the last one winning") {
+  const CommandLine cl = parse({"--config", "a.toml", "--config=b.toml", "--listen", ":1",
+                                "--listen", ":2", "--admin=off", "--admin", "off"});
+  CHECK(cl.usage_errors == std::vector<std::string>{"--config is given twice (a.toml, b.toml)",
+                                                    "--listen is given twice (:1, :2)",
+                                                    "--admin is given twice (off, off)"});
+  CHECK(cl.options.config_path == "a.toml");
+}
