@@ -11,14 +11,14 @@
 //
 // A phase in which a body moves may also carry a low-speed limit (min_rate):
 // consecutive windows, each of which must carry a number of body bytes.
-// `touch()` adds the bytes it is given to the running window; the window is
-// judged only when the timer wakes at its end, which is when the next one
-// begins. The first window starts with the first byte that arrives in the
-// phase: until then nothing moves at all, which is idle_timeout's to judge
-// (a request body waiting for the upstream's 100 Continue, say). Bytes of
-// chunk framing arrive but count for nothing. While cutoff itself
-// holds the sender back, because the receiver has not taken what it was
-// sent, the window is held too: a slow reader is not the sender's drip.
+// `arrived()` adds the body bytes it is given to the running window; the
+// window is judged only when the timer wakes at its end, which is when the
+// next one begins. The first window starts with the first byte that arrives
+// in the phase: until then nothing moves at all, which is idle_timeout's to
+// judge (a request body waiting for the upstream's 100 Continue, say). Bytes
+// of chunk framing arrive but count for nothing. While cutoff itself holds
+// the sender back, because the receiver has not taken what it was sent, the
+// window is held too: a slow reader is not the sender's drip.
 
 #include <uv.h>
 
