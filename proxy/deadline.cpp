@@ -22,6 +22,7 @@ void DeadlinePlan::arm_phase(TimeoutName name, Duration value, uint64_t now, boo
   rate_ = min_rate.is_off() ? RateState::off : RateState::awaiting_bytes;
   window_end_ = kNever;
   window_bytes_ = 0;
+  sender_held_ = false;
 }
 
 void DeadlinePlan::arm_cap(TimeoutName name, Duration value, uint64_t now) {
@@ -35,6 +36,7 @@ void DeadlinePlan::disarm() {
   cap_at_ = kNever;
   rate_ = RateState::off;
   window_end_ = kNever;
+  sender_held_ = false;
 }
 
 void DeadlinePlan::start_window(uint64_t now, uint64_t length) {
@@ -42,14 +44,17 @@ void DeadlinePlan::start_window(uint64_t now, uint64_t length) {
   window_end_ = now > kNever - length ? kNever : now + length;
 }
 
-void DeadlinePlan::hold_rate(uint64_t now) {
+void DeadlinePlan::hold_sender(uint64_t now) {
+  sender_held_ = true;
   if (rate_ != RateState::running) return;
   rate_ = RateState::held;
   window_left_ = window_end_ > now ? window_end_ - now : 0;
   window_end_ = kNever;
 }
 
-bool DeadlinePlan::release_rate(uint64_t now) {
+bool DeadlinePlan::release_sender(uint64_t now) {
+  sender_held_ = false;
+  last_activity_ = now;
   if (rate_ != RateState::held) return false;
   start_window(now, window_left_);
   return true;

@@ -197,9 +197,12 @@ void Session::on_drained(TcpSocket& socket, int status) {
                          fmt::format("writing to {} failed: {} (route {})", describe_target(),
                                      uv_strerror(status), ex_->route.name));
   }
-  deadline_.touch();  // bytes reached the kernel: moving, though counted when they came in
-  // Whatever waited on this write may move again: so may min_rate's window.
-  deadline_.release_rate();
+  // Bytes reached the kernel: moving, though counted when they came in.
+  if (&socket == body_receiver()) {
+    deadline_.release_sender();  // the body's receiver took it all
+  } else {
+    deadline_.touch();
+  }
   if (client) {
     // The client caught up: read from the upstream again.
     if (upstream_ && (phase_ == Phase::streaming || phase_ == Phase::tunnelling)) {
@@ -227,11 +230,26 @@ void Session::keep_reading_client() {
   client_.start_reading();
 }
 
-// While cutoff holds the sender back, min_rate does not count against it.
 void Session::pause_if_backlogged(TcpSocket& writer, TcpSocket& reader) {
   if (writer.queued() < kHighWater) return;
   reader.stop_reading();
-  deadline_.hold_rate();
+  // The body's receiver fell behind: it, not the sender, is waited on now.
+  if (&writer == body_receiver()) deadline_.hold_sender();
+}
+
+// Where the body of the current phase goes: the upstream while the request
+// body moves up, the client while the response body comes down. Only that
+// direction's backlog holds min_rate's window (an upload that the upstream
+// is slow to take does not shield a dripping response, say).
+const TcpSocket* Session::body_receiver() const {
+  switch (phase_) {
+    case Phase::sending_request:
+      return &upstream_;
+    case Phase::streaming:
+      return &client_;
+    default:
+      return nullptr;
+  }
 }
 
 void Session::stash(const char* data, size_t len) {

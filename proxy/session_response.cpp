@@ -41,7 +41,8 @@ void Session::relay_response(const char* data, size_t len) {
       send_to_client(data, used);
     }
     // min_rate counts the payload: a drip of chunk framing is no progress.
-    deadline_.arrived(ex_->response_parser.body_bytes() - body_before);
+    // (A feed of nothing, after a head that ended the read, moved nothing.)
+    if (used > 0) deadline_.arrived(ex_->response_parser.body_bytes() - body_before);
     switch (event) {
       case HttpParser::Event::need_more:
         return pause_if_backlogged(client_, upstream_);

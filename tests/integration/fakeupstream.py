@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import http
+import itertools
 import json
+import select
 import socket
 import sys
 import time
@@ -383,14 +385,14 @@ def b_drip(srv, conn, req):
 
 
 def b_paced(srv, conn, req):
-    """Head with Content-Length `size` (default 1 MiB), then `chunk` body bytes (default 64 KiB) every `interval` ms (default 25): a steady download at a known pace."""
+    """Head with Content-Length `size` (default 1 MiB), then, after `delay` ms (default 0), `chunk` body bytes (default 64 KiB) every `interval` ms (default 25): a steady download at a known pace."""
     read_body(conn, req)
     size, chunk, interval = req.qint("size", 1 << 20), max(1, req.qint("chunk", 65536)), req.qms("interval", 25)
     hs = srv.std_headers(conn, req) + [("Content-Length", str(size)),
                                        ("Content-Type", "application/octet-stream")]
     conn.send_all(head_bytes(200, hs))
     body = pattern(size)
-    next_send = time.monotonic()
+    next_send = time.monotonic() + req.qms("delay", 0)
     for off in range(0, size, chunk):
         # Paced against the clock, not after each send: a slow send does not
         # slow the average pace down.
@@ -425,8 +427,25 @@ def b_reset_mid_body(srv, conn, req):
 
 
 def b_no_read_body(srv, conn, req):
-    """Reads only the head (of a POST), never reads the body, never answers; watches for FIN/RST via POLLRDHUP."""
+    """Reads only the head (of a POST), never reads the body, never answers; watches for FIN/RST via POLLRDHUP. drip=interim: meanwhile sends `102 Processing` responses a byte every `interval` ms (default 50); drip=body: a 200 head with Content-Length `size` (default 1000000), then its body `chunk` bytes (default 1) every `interval` ms."""
     conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    drip, interval = req.query.get("drip"), req.qms("interval", 50)
+    if drip == "interim":
+        pieces = itertools.cycle(bytes([b]) for b in b"HTTP/1.1 102 Processing\r\n\r\n")
+    elif drip == "body":
+        size, chunk = req.qint("size", 1000000), max(1, req.qint("chunk", 1))
+        head = head_bytes(200, srv.std_headers(conn, req) + [("Content-Length", str(size))])
+        body = pattern(size)
+        pieces = itertools.chain([head], (body[i:i + chunk] for i in range(0, size, chunk)))
+    else:
+        pieces = iter(())
+    for piece in pieces:
+        try:
+            conn.sock.sendall(piece)
+        except OSError:
+            break
+        if conn._poll(select.POLLRDHUP, interval):
+            break  # the peer went: park() records how
     conn.park(read=False)
 
 

@@ -2,7 +2,14 @@
 at the end of the first window short of its bytes, whichever side drips,
 and chunk framing does not count as body; a download that keeps above the
 rate is never cut, however long it runs, nor is one whose client reads in
-bursts, nor a request body that waits for its 100 Continue.
+bursts, nor a request body that waits for its 100 Continue, nor a
+response whose body starts after a pause.
+
+While the body's receiver takes nothing (an upstream that never reads the
+upload, a client that stops reading), it is the one waited on: its
+idle_timeout ends the exchange, and bytes from elsewhere (interim
+responses, an upload dripping the other way) do not keep it alive; nor
+does an upload that backs up shield a dripping response.
 
 The default route's idle_timeout (5 s) is longer than its min_rate window
 (100 B in 2 s), as with the shipped defaults (60 s and 30 s), so that it is
@@ -30,6 +37,10 @@ BIG = 20 * 1024 * 1024
 # and a half windows, well within idle_timeout (5 s).
 BURSTY_WINDOW = ms(1000)
 BURSTY_MIN_RATE = "100B/%dms" % round(1000 * SCALE)
+# The stalled route: a receiver that takes nothing is ended by its 1 s
+# idle_timeout, whatever arrives meanwhile from elsewhere.
+STALL_IDLE = ms(1000)
+UPLOAD = 16 * 1024 * 1024
 # A chunk per byte whose extension pads it to 112 bytes: ten of them per
 # window is over 1 KiB of framing, and 10 bytes of body.
 PAD = 100
@@ -44,6 +55,8 @@ class MinRateTest(CutoffTestCase):
         {"name": "unlimited", "match": {"path_prefix": "/unlimited/"}, "min_rate": "off"},
         {"name": "paced", "match": {"path_prefix": "/paced/"}, "min_rate": PACED_MIN_RATE},
         {"name": "bursty", "match": {"path_prefix": "/bursty/"}, "min_rate": BURSTY_MIN_RATE},
+        {"name": "stalled", "match": {"path_prefix": "/stalled/"},
+         "idle_timeout": "1s"},
     ]
     TIME_LIMIT = 10.0
 
@@ -189,3 +202,68 @@ class MinRateTest(CutoffTestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(json.loads(r.body)["body_len"], len(body))
         self.assertOutcome(f":{up.port}/continue", 200, "ok", "default")
+
+    def test_response_body_after_a_pause_is_not_a_drip(self):
+        # The head, then a window and a half of silence (idle_timeout is
+        # 5 s), then the whole body: the first window starts with it.
+        up = self.upstream()
+        cl = self.client()
+        cl.request("GET", self.url(up, "/paced?size=4096&chunk=4096&delay=%d"
+                                   % round(3000 * SCALE)))
+        r = cl.read_response(timeout=10.0)
+        self.assertEqual((r.status, r.complete, r.body), (200, True, pattern(4096)), r)
+        self.assertGreater(r.t_done - r.t_head, 1.5 * WINDOW - tolerance(WINDOW))
+        self.assertOutcome(f":{up.port}/paced", 200, "ok", "default")
+
+    def send_upload(self, cl, path, length=UPLOAD):
+        """Sends a POST head, then its body as fast as cutoff takes it, from a
+        thread (the context manager); the body's first bytes go with the head."""
+        cl.send(build_request("POST", path, [("Content-Length", str(length))]))
+        return Dribble(cl, pattern(length), 0, piece=256 * 1024)
+
+    def test_unread_upload_with_a_dripping_interim_response_gets_504(self):
+        # The upstream never reads the body and sends 102 Processing a byte
+        # at a time: those bytes are not the upload's progress.
+        up = self.upstream()
+        cl = self.client()
+        t0 = time.monotonic()
+        # A 102 every 26 steps of 20 ms: at least one within idle_timeout.
+        with self.send_upload(cl, self.url(up, "/stalled/no-read-body?drip=interim&interval=%d"
+                                           % round(20 * SCALE))):
+            r = cl.read_response(timeout=STALL_IDLE + 3.0)
+        self.assertGenerated(r, 504, "http_response_timeout")
+        self.assertGreater(len(r.interim), 0, "no 102 reached the client")
+        self.assertLess(r.t_head - t0, STALL_IDLE + 1.0 * SCALE, "the stalled upload lasted")
+        self.assertElapsed(r.t_head - t0, STALL_IDLE, "504 after", early=0.05)
+        self.assertUpstreamEnd(up, "rst")
+        self.assertOutcome(f":{up.port}/stalled/", 504, "timeout:idle_timeout", "stalled")
+
+    def test_backed_up_upload_does_not_shield_a_dripping_response(self):
+        # The upstream answers at once and drips its body, and never reads
+        # the upload, which backs up: the response's windows still run.
+        up = self.upstream()
+        cl = self.client()
+        with self.send_upload(cl, self.url(up, "/no-read-body?drip=body&interval=%d" % DRIP)):
+            r = cl.read_head(timeout=5.0)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(cl.wait_end(WINDOW + 2.0), "rst", "a cut response must end in RST")
+        self.assertElapsed(cl.end_time - r.t_head, WINDOW, "client reset after", early=0.05)
+        self.assertUpstreamEnd(up, "rst")
+        self.assertOutcome(f":{up.port}/no-read-body", 200, "timeout:min_rate", "default")
+
+    def test_client_that_stops_reading_cannot_live_on_its_dripping_upload(self):
+        # The upstream answers at once with a big body; the client never
+        # reads it and drips its upload: the response's receiver is stalled.
+        up = self.upstream()
+        cl = self.client()
+        path = "/stalled/no-read-body?drip=body&chunk=65536&interval=0&size=%d" % (64 << 20)
+        cl.send(build_request("POST", self.url(up, path), [("Content-Length", "100000")]))
+        t0 = time.monotonic()
+        with Dribble(cl, pattern(100000), DRIP / 1000):
+            e = self.cutoff.wait_access(target="/stalled/no-read-body",
+                                        timeout=(STALL_IDLE + 3.0) / SCALE)
+        self.assertLess(time.monotonic() - t0, STALL_IDLE + 2.0 * SCALE)
+        self.assertEqual((e["status"], e["outcome"]), ("200", "timeout:idle_timeout"), e)
+        self.assertUpstreamEnd(up, "rst")
+        # (How the client saw its reset is not asserted: the dripping thread's
+        # send on the same socket may be the call that takes the error.)
