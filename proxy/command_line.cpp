@@ -66,6 +66,11 @@ void set(Flag flag, std::string_view name, std::string value, CommandLine* out) 
                                 ")");
     return;
   }
+  bool* on = flag == Flag::check ? &o.check : flag == Flag::version ? &o.version : nullptr;
+  if (on && *on) {
+    out->usage_errors.push_back(std::string(name) + " is given twice");
+    return;
+  }
   switch (flag) {
     case Flag::config:
       o.config_path = std::move(value);

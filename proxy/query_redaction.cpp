@@ -11,16 +11,23 @@ size_t find_byte(std::string_view s, char c) {
 }
 
 // Splits off a userinfo ("user:password@") at the start of the authority.
-// The authority begins after "scheme://" (absolute form) or at the start
-// (authority form) and ends at the first '/', '?' or '#'; an '@' after it is
-// part of the path or the query, not a credential. The last '@' ends the
-// userinfo, as browsers read it, so that no part of a password shows.
+// The authority begins after "scheme://" (absolute form), after "//" (a
+// network-path reference, which a client may send by mistake) or at the
+// start (authority form), and ends at the first '/', '?' or '#'; an '@'
+// after it is part of the path or the query, not a credential. The last '@'
+// ends the userinfo, as browsers read it, so that no part of a password
+// shows.
 ShownTarget split_userinfo(std::string_view target) {
   ShownTarget shown{{}, false, target, false};
-  if (target.empty() || target.front() == '/') return shown;  // origin form
-  size_t colon = find_byte(target, ':');
-  size_t authority_at =
-      colon != std::string_view::npos && target.substr(colon, 3) == "://" ? colon + 3 : 0;
+  size_t authority_at = 0;
+  if (target.starts_with("//")) {
+    authority_at = 2;
+  } else if (!target.empty() && target.front() == '/') {
+    return shown;  // origin form: no authority
+  } else if (size_t colon = find_byte(target, ':');
+             colon != std::string_view::npos && target.substr(colon, 3) == "://") {
+    authority_at = colon + 3;
+  }
   size_t at_sign = std::string_view::npos;
   for (size_t i = authority_at; i < target.size(); ++i) {
     char c = target[i];

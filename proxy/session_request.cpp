@@ -9,6 +9,7 @@
 #include "cutoff/ascii.hpp"
 #include "cutoff/session.hpp"
 #include "cutoff/uri_path.hpp"
+#include "cutoff/warning_tally.hpp"
 #include "cutoff/worker.hpp"
 
 namespace cutoff {
@@ -111,7 +112,9 @@ void Session::on_client_bytes(const char* data, size_t len) {
 // The client's TLS stack will not show it our answer, so the log says what
 // to change as well.
 void Session::refuse_tls_handshake() {
-  WarningTally& tally = worker_.tls_handshakes();
+  // One tally for the process, whatever the number of workers: a
+  // misconfigured client retries at every request.
+  static WarningTally tally(60 * 1000);
   tally.add(1);
   int64_t seen = tally.take_due(static_cast<int64_t>(uv_now(worker_.loop())));
   if (seen > 0) {

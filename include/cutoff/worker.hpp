@@ -22,7 +22,6 @@
 #include "cutoff/tcp_socket.hpp"
 #include "cutoff/upstream_pool.hpp"
 #include "cutoff/uv_handle.hpp"
-#include "cutoff/warning_tally.hpp"
 
 namespace cutoff {
 
@@ -87,9 +86,6 @@ class Worker {
   // A buffer for composing heads and answers; send() copies what it keeps,
   // so it is free again as soon as the send returns.
   std::string& scratch() { return scratch_; }
-  // TLS handshakes sent to the proxy port: a misconfigured client retries
-  // at every request, so the warning comes at most once a minute.
-  WarningTally& tls_handshakes() { return tls_handshakes_; }
 
   // Lends the state of an exchange (recycled: no allocation once warm).
   std::unique_ptr<ExchangeState> borrow_exchange();
@@ -136,7 +132,6 @@ class Worker {
   std::list<Session> sessions_;
   std::list<Session> retired_;
   std::string scratch_;
-  WarningTally tls_handshakes_{60 * 1000};
   bool stopping_ = false;
   bool draining_ = false;
   Duration drain_timeout_;

@@ -57,4 +57,6 @@ TEST_CASE("a flag with a value given twice is an error, not the last one winning
                                                     "--listen is given twice (:1, :2)",
                                                     "--admin is given twice (off, off)"});
   CHECK(cl.options.config_path == "a.toml");
+  CHECK(parse({"--check", "--check"}).usage_errors ==
+        std::vector<std::string>{"--check is given twice"});
 }

@@ -44,9 +44,12 @@ TEST_CASE("redaction: a userinfo is hidden, whatever log_query says", "[query_re
     CHECK(shown_as("http://u:p@ss@example.com/") == "http://<redacted>@example.com/");
     // Authority form, as CONNECT sends it.
     CHECK(shown_as("user:secret@example.com:443") == "<redacted>@example.com:443");
+    // A network-path reference, which a confused client may send.
+    CHECK(shown_as("//user:secret@example.com/a") == "//<redacted>@example.com/a");
     // An '@' after the authority belongs to the path or the query.
     CHECK(shown_as("http://example.com/a@b") == "http://example.com/a@b");
     CHECK(shown_as("/a@b") == "/a@b");
+    CHECK(shown_as("http://registry.test/@scope%2fpkg") == "http://registry.test/@scope%2fpkg");
   }
   CHECK(shown("http://u:p@h/p?token=1") == "http://<redacted>@h/p?<redacted>");
   CHECK(show_target("http://u:p@h/p?q=1", /*log_query=*/true).to_string() ==
