@@ -16,7 +16,8 @@
 #   - KiB per idle client connection: growth of cutoff's VmRSS with
 #     IDLE_CONNS keep-alive connections open that made one request each
 #     (idle_conns.py), cutoff not traced.
-# Environment: SHORT (1000), LONG (3000), IDLE_CONNS (2000), TOP (10).
+# Environment: SHORT (1000), LONG (3000), IDLE_CONNS (2000), TOP (10); KEEP=1
+# keeps the callgrind and strace files, to dig further with callgrind_annotate.
 # Prints Markdown on stdout; progress on stderr.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -61,7 +62,7 @@ cleanup() {
     stop "$pid"
   fi
   [ -z "$nginx_pid" ] || stop "$nginx_pid"
-  rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then echo "counts: files kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
