@@ -22,7 +22,6 @@ void DeadlinePlan::arm_phase(TimeoutName name, Duration value, uint64_t now, boo
   rate_ = min_rate.is_off() ? RateState::off : RateState::awaiting_bytes;
   window_end_ = kNever;
   window_bytes_ = 0;
-  sender_held_ = false;
 }
 
 void DeadlinePlan::arm_cap(TimeoutName name, Duration value, uint64_t now) {
@@ -36,7 +35,6 @@ void DeadlinePlan::disarm() {
   cap_at_ = kNever;
   rate_ = RateState::off;
   window_end_ = kNever;
-  sender_held_ = false;
 }
 
 void DeadlinePlan::start_window(uint64_t now, uint64_t length) {
@@ -44,17 +42,14 @@ void DeadlinePlan::start_window(uint64_t now, uint64_t length) {
   window_end_ = now > kNever - length ? kNever : now + length;
 }
 
-void DeadlinePlan::hold_sender(uint64_t now) {
-  sender_held_ = true;
+void DeadlinePlan::pause_rate(uint64_t now) {
   if (rate_ != RateState::running) return;
   rate_ = RateState::held;
   window_left_ = window_end_ > now ? window_end_ - now : 0;
   window_end_ = kNever;
 }
 
-bool DeadlinePlan::release_sender(uint64_t now) {
-  sender_held_ = false;
-  last_activity_ = now;
+bool DeadlinePlan::resume_rate(uint64_t now) {
   if (rate_ != RateState::held) return false;
   start_window(now, window_left_);
   return true;

@@ -197,12 +197,8 @@ void Session::on_drained(TcpSocket& socket, int status) {
                          fmt::format("writing to {} failed: {} (route {})", describe_target(),
                                      uv_strerror(status), ex_->route.name));
   }
-  // Bytes reached the kernel: moving, though counted when they came in.
-  if (&socket == body_receiver()) {
-    deadline_.release_sender();  // the body's receiver took it all
-  } else {
-    deadline_.touch();
-  }
+  deadline_.touch();  // bytes reached the kernel: moving, though counted when they came in
+  if (client) deadline_.resume_rate();
   if (client) {
     // The client caught up: read from the upstream again.
     if (upstream_ && (phase_ == Phase::streaming || phase_ == Phase::tunnelling)) {
@@ -233,23 +229,17 @@ void Session::keep_reading_client() {
 void Session::pause_if_backlogged(TcpSocket& writer, TcpSocket& reader) {
   if (writer.queued() < kHighWater) return;
   reader.stop_reading();
-  // The body's receiver fell behind: it, not the sender, is waited on now.
-  if (&writer == body_receiver()) deadline_.hold_sender();
+  if (&writer == &client_) pause_rate_if_download();
 }
 
-// Where the body of the current phase goes: the upstream while the request
-// body moves up, the client while the response body comes down. Only that
-// direction's backlog holds min_rate's window (an upload that the upstream
-// is slow to take does not shield a dripping response, say).
-const TcpSocket* Session::body_receiver() const {
-  switch (phase_) {
-    case Phase::sending_request:
-      return &upstream_;
-    case Phase::streaming:
-      return &client_;
-    default:
-      return nullptr;
-  }
+// The client fell behind a download: min_rate waits for it (its own pause
+// is not the upstream's drip; idle_timeout bounds how long it may last).
+// Not while its upload still moves: that body is judged too, and a client
+// that neither reads nor sends keeps nothing alive. Nor for an upstream
+// slow to take an upload: that is the upstream's slowness, which min_rate
+// is there to judge.
+void Session::pause_rate_if_download() {
+  if (phase_ == Phase::streaming && ex_->request_done) deadline_.pause_rate();
 }
 
 void Session::stash(const char* data, size_t len) {

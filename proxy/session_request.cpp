@@ -284,11 +284,8 @@ void Session::forward_request_body(const char* data, size_t len) {
     if (head_sent()) {
       upstream_.send(data, used);
       ex_->record.up_bytes += used;
-      // min_rate counts the payload, not the chunk framing around it, and
-      // only while the request body is the one judged: an upload that goes
-      // on under an early response does not make up for a dripping one.
-      uint64_t body = ex_->request_parser.body_bytes() - body_before;
-      deadline_.arrived(phase_ == Phase::sending_request ? body : 0);
+      // min_rate counts the payload, not the chunk framing around it.
+      deadline_.arrived(ex_->request_parser.body_bytes() - body_before);
     } else {
       ex_->body_ahead.append(data, used);
       if (ex_->body_ahead.size() >= kHighWater) client_.stop_reading();
@@ -311,6 +308,9 @@ void Session::forward_request_body(const char* data, size_t len) {
 void Session::on_request_complete() {
   ex_->request_done = true;
   if (phase_ == Phase::sending_request) enter(Phase::awaiting_response);
+  // The upload ended under an early response that the client is not
+  // reading: from now on only the download moves, and it is paused.
+  if (client_.queued() >= kHighWater) pause_rate_if_download();
 }
 
 void Session::next_request() {

@@ -16,14 +16,10 @@
 // next one begins. The first window starts with the first byte that arrives
 // in the phase: until then nothing moves at all, which is idle_timeout's to
 // judge (a request body waiting for the upstream's 100 Continue, say). Bytes
-// of chunk framing arrive but count for nothing.
-//
-// While cutoff holds the body's sender back, because the receiver has not
-// taken what it was sent, the receiver is the one waited on: the window is
-// held (a slow reader is not the sender's drip), and only the receiver's
-// progress (release_sender()) restarts the idle clock, not bytes moving
-// elsewhere (an interim response, an upload the other way), which would
-// otherwise keep a stalled receiver alive.
+// of chunk framing arrive but count for nothing. While the client pauses a
+// download (it does not read, so cutoff stops reading the upstream), the
+// window is held, as curl holds its own low-speed check while a transfer
+// is paused: the client's pause is not the upstream's drip.
 
 #include <uv.h>
 
@@ -59,29 +55,25 @@ class DeadlinePlan {
   void clear_cap() { cap_at_ = kNever; }
   void disarm();
   // Bytes went out at `now` (a write reached the kernel): the idle clock
-  // restarts, unless the body's sender is held.
-  void touch(uint64_t now) {
-    if (!sender_held_) last_activity_ = now;
-  }
+  // restarts.
+  void touch(uint64_t now) { last_activity_ = now; }
   // Bytes arrived at `now`, `body_bytes` of them body: the idle clock
-  // restarts (unless the sender is held) and min_rate counts the body.
-  // True when they started the phase's first min_rate window, which the
-  // timer must now wake for.
+  // restarts and min_rate counts the body. True when they started the
+  // phase's first min_rate window, which the timer must now wake for.
   bool arrived(uint64_t now, uint64_t body_bytes) {
-    if (!sender_held_) last_activity_ = now;
+    last_activity_ = now;
     window_bytes_ += body_bytes;
     if (rate_ != RateState::awaiting_bytes) return false;
     start_window(now, min_rate_.window().ms());
     return true;
   }
-  // Cutoff stopped reading the body's sender (its receiver is backlogged):
-  // the running window stops where it is...
-  void hold_sender(uint64_t now);
-  // ...and goes on from there once the receiver took everything it was
-  // sent, which is its progress: the idle clock restarts. True when a
+  // The client paused the download: the running window stops where it
+  // is...
+  void pause_rate(uint64_t now);
+  // ...and goes on from there once the client caught up. True when a
   // window resumed, which the timer must now wake for. A new phase drops
-  // the hold.
-  bool release_sender(uint64_t now);
+  // the pause.
+  bool resume_rate(uint64_t now);
 
   bool armed() const { return phase_at_ != kNever || cap_at_ != kNever; }
   // When the timer must next wake up (a deadline, or the end of a min_rate
@@ -118,7 +110,6 @@ class DeadlinePlan {
   uint64_t window_end_ = kNever;  // set while running, else kNever
   uint64_t window_left_ = 0;      // while held: what was left of the window
   uint64_t window_bytes_ = 0;     // moved since the current window began
-  bool sender_held_ = false;
 
   TimeoutName cap_name_ = TimeoutName::request_timeout;
   Duration cap_value_;
@@ -153,16 +144,16 @@ class Deadline {
   void arm_cap(TimeoutName name, Duration value);
   void clear_cap();
   void disarm();
-  // A write reached the kernel: a store at most, no timer update.
+  // A write reached the kernel: one store, no timer update.
   void touch() { plan_.touch(uv_now(loop_)); }
   // Bytes arrived, `body_bytes` of them body: a couple of stores, and a
   // timer update only when they start the phase's first min_rate window.
   void arrived(uint64_t body_bytes) {
     if (plan_.arrived(uv_now(loop_), body_bytes)) schedule();
   }
-  void hold_sender() { plan_.hold_sender(uv_now(loop_)); }
-  void release_sender() {
-    if (plan_.release_sender(uv_now(loop_))) schedule();
+  void pause_rate() { plan_.pause_rate(uv_now(loop_)); }
+  void resume_rate() {
+    if (plan_.resume_rate(uv_now(loop_))) schedule();
   }
 
   bool armed() const { return plan_.armed(); }

@@ -135,7 +135,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   // --- helpers ---
   void keep_reading_client();
   void pause_if_backlogged(TcpSocket& writer, TcpSocket& reader);
-  const TcpSocket* body_receiver() const;
+  void pause_rate_if_download();
   void stash(const char* data, size_t len);
   void reclaim_stash(std::string& spent);
   // Sends to the client, after whatever is staged.

@@ -404,6 +404,16 @@ def b_paced(srv, conn, req):
     return req.keep_alive
 
 
+def b_early(srv, conn, req):
+    """Answers before reading the request body: a 200 head with Content-Length `size` (default 2) at once, then reads the whole request body, then sends the response body."""
+    size = req.qint("size", 2)
+    conn.send_all(head_bytes(200, srv.std_headers(conn, req) + [("Content-Length", str(size))]))
+    read_body(conn, req)
+    conn.send_all(pattern(size))
+    conn.rec.response_ends.append(time.monotonic())
+    return req.keep_alive
+
+
 def b_close(srv, conn, req):
     """Closes (FIN) right after reading the head, without answering."""
     conn.close()
@@ -513,6 +523,7 @@ BEHAVIOURS = {
     "stall-mid-body": b_stall_mid_body,
     "drip": b_drip,
     "paced": b_paced,
+    "early": b_early,
     "close": b_close,
     "reset": b_reset,
     "reset-mid-body": b_reset_mid_body,

@@ -5,11 +5,13 @@ rate is never cut, however long it runs, nor is one whose client reads in
 bursts, nor a request body that waits for its 100 Continue, nor a
 response whose body starts after a pause.
 
-While the body's receiver takes nothing (an upstream that never reads the
-upload, a client that stops reading), it is the one waited on: its
-idle_timeout ends the exchange, and bytes from elsewhere (interim
-responses, an upload dripping the other way) do not keep it alive; nor
-does an upload that backs up shield a dripping response.
+Both bodies count while both move: an upload read at full speed under an
+early response head is progress. A client that pauses a download holds
+the window (its own pause is not the upstream's drip), but an upstream
+that never reads an upload is judged, however many interim responses it
+drips meanwhile; a client that neither reads its response nor sends more
+than a drip of its upload is ended too; an upload that backs up does not
+shield a dripping response.
 
 The default route's idle_timeout (5 s) is longer than its min_rate window
 (100 B in 2 s), as with the shipped defaults (60 s and 30 s), so that it is
@@ -37,9 +39,10 @@ BIG = 20 * 1024 * 1024
 # and a half windows, well within idle_timeout (5 s).
 BURSTY_WINDOW = ms(1000)
 BURSTY_MIN_RATE = "100B/%dms" % round(1000 * SCALE)
-# The stalled route: a receiver that takes nothing is ended by its 1 s
-# idle_timeout, whatever arrives meanwhile from elsewhere.
-STALL_IDLE = ms(1000)
+# The stalled route: 100 B in 1 s windows, under the default route's 5 s
+# idle_timeout, for bodies that stall while other bytes keep coming.
+STALL_WINDOW = ms(1000)
+STALL_MIN_RATE = "100B/%dms" % round(1000 * SCALE)
 UPLOAD = 16 * 1024 * 1024
 # A chunk per byte whose extension pads it to 112 bytes: ten of them per
 # window is over 1 KiB of framing, and 10 bytes of body.
@@ -56,7 +59,7 @@ class MinRateTest(CutoffTestCase):
         {"name": "paced", "match": {"path_prefix": "/paced/"}, "min_rate": PACED_MIN_RATE},
         {"name": "bursty", "match": {"path_prefix": "/bursty/"}, "min_rate": BURSTY_MIN_RATE},
         {"name": "stalled", "match": {"path_prefix": "/stalled/"},
-         "idle_timeout": "1s"},
+         "min_rate": STALL_MIN_RATE},
     ]
     TIME_LIMIT = 10.0
 
@@ -223,37 +226,58 @@ class MinRateTest(CutoffTestCase):
 
     def test_unread_upload_with_a_dripping_interim_response_gets_504(self):
         # The upstream never reads the body and sends 102 Processing a byte
-        # at a time: those bytes are not the upload's progress.
+        # at a time: those bytes are not the upload's progress. The first
+        # window has the upload's first megabytes; the second has nothing.
         up = self.upstream()
         cl = self.client()
         t0 = time.monotonic()
-        # A 102 every 26 steps of 20 ms: at least one within idle_timeout.
+        # A 102 every 26 steps of 20 ms: one at least before the 504.
         with self.send_upload(cl, self.url(up, "/stalled/no-read-body?drip=interim&interval=%d"
                                            % round(20 * SCALE))):
-            r = cl.read_response(timeout=STALL_IDLE + 3.0)
+            r = cl.read_response(timeout=2 * STALL_WINDOW + 3.0)
         self.assertGenerated(r, 504, "http_response_timeout")
         self.assertGreater(len(r.interim), 0, "no 102 reached the client")
-        self.assertLess(r.t_head - t0, STALL_IDLE + 1.0 * SCALE, "the stalled upload lasted")
-        self.assertElapsed(r.t_head - t0, STALL_IDLE, "504 after", early=0.05)
+        self.assertGreaterEqual(r.t_head - t0, STALL_WINDOW)
+        self.assertLessEqual(r.t_head - t0, 2 * STALL_WINDOW + tolerance(2 * STALL_WINDOW))
         self.assertUpstreamEnd(up, "rst")
-        self.assertOutcome(f":{up.port}/stalled/", 504, "timeout:idle_timeout", "stalled")
+        self.assertOutcome(f":{up.port}/stalled/", 504, "timeout:min_rate", "stalled")
+
+    def test_upload_under_an_early_response_head_is_progress(self):
+        # The upstream answers its head at once, then reads a 4 MiB upload
+        # that comes at 64 KiB every 50 ms, over three windows, then ends
+        # its body: the upload's bytes carry every window.
+        up = self.upstream()
+        cl = self.client(timeout=20.0)
+        length = 4 * 1024 * 1024
+        cl.send(build_request("POST", self.url(up, "/stalled/early?size=2"),
+                              [("Content-Length", str(length))]))
+        with Dribble(cl, pattern(length), 0.05 * SCALE, piece=64 * 1024):
+            r = cl.read_response(timeout=20.0)
+        self.assertEqual((r.status, r.complete, r.body), (200, True, pattern(2)), r)
+        self.assertGreater(r.t_done - r.t_head, 2 * STALL_WINDOW, "the upload was too quick")
+        self.assertOutcome(f":{up.port}/stalled/early", 200, "ok", "stalled")
 
     def test_backed_up_upload_does_not_shield_a_dripping_response(self):
         # The upstream answers at once and drips its body, and never reads
-        # the upload, which backs up: the response's windows still run.
+        # the upload, which backs up: the windows still run.
         up = self.upstream()
         cl = self.client()
         with self.send_upload(cl, self.url(up, "/no-read-body?drip=body&interval=%d" % DRIP)):
             r = cl.read_head(timeout=5.0)
             self.assertEqual(r.status, 200)
-            self.assertEqual(cl.wait_end(WINDOW + 2.0), "rst", "a cut response must end in RST")
-        self.assertElapsed(cl.end_time - r.t_head, WINDOW, "client reset after", early=0.05)
+            self.assertEqual(cl.wait_end(2 * WINDOW + 2.0), "rst",
+                             "a cut response must end in RST")
+        # The first window has the upload's first megabytes; the second only
+        # the drip.
+        self.assertGreaterEqual(cl.end_time - r.t_head, WINDOW)
+        self.assertLessEqual(cl.end_time - r.t_head, 2 * WINDOW + tolerance(2 * WINDOW))
         self.assertUpstreamEnd(up, "rst")
         self.assertOutcome(f":{up.port}/no-read-body", 200, "timeout:min_rate", "default")
 
     def test_client_that_stops_reading_cannot_live_on_its_dripping_upload(self):
         # The upstream answers at once with a big body; the client never
-        # reads it and drips its upload: the response's receiver is stalled.
+        # reads it and drips its upload: neither body makes the rate once
+        # the client's buffers are full.
         up = self.upstream()
         cl = self.client()
         path = "/stalled/no-read-body?drip=body&chunk=65536&interval=0&size=%d" % (64 << 20)
@@ -261,9 +285,9 @@ class MinRateTest(CutoffTestCase):
         t0 = time.monotonic()
         with Dribble(cl, pattern(100000), DRIP / 1000):
             e = self.cutoff.wait_access(target="/stalled/no-read-body",
-                                        timeout=(STALL_IDLE + 3.0) / SCALE)
-        self.assertLess(time.monotonic() - t0, STALL_IDLE + 2.0 * SCALE)
-        self.assertEqual((e["status"], e["outcome"]), ("200", "timeout:idle_timeout"), e)
+                                        timeout=(4 * STALL_WINDOW + 2.0) / SCALE)
+        self.assertLess(time.monotonic() - t0, 4 * STALL_WINDOW + tolerance(STALL_WINDOW))
+        self.assertEqual((e["status"], e["outcome"]), ("200", "timeout:min_rate"), e)
         self.assertUpstreamEnd(up, "rst")
         # (How the client saw its reset is not asserted: the dripping thread's
         # send on the same socket may be the call that takes the error.)

@@ -114,21 +114,21 @@ TEST_CASE("min_rate: windows are consecutive, not sliding", "[deadline][min_rate
   }
 }
 
-TEST_CASE("min_rate: a window is held while cutoff holds the body's sender back",
+TEST_CASE("min_rate: a window is held while the client pauses the download",
           "[deadline][min_rate]") {
   DeadlinePlan plan = body_phase(0, kRate, ms(60000));
   plan.arrived(0, 10);
-  // At 500 the receiver is backlogged and cutoff stops reading the sender:
-  // what the sender does not send now is not its drip.
-  plan.hold_sender(500);
+  // At 500 the client stops reading and cutoff stops reading the upstream:
+  // what the upstream does not send now is not its drip.
+  plan.pause_rate(500);
   CHECK(plan.wake_at() == 60000);
   CHECK(plan.due_name() == TimeoutName::idle_timeout);
   CHECK_FALSE(plan.expired(2000).has_value());
-  // The receiver catches up at 9000: the window goes on with the 1500 ms it
+  // The client catches up at 9000: the window goes on with the 1500 ms it
   // had left and the bytes it had counted.
-  CHECK(plan.release_sender(9000));
+  CHECK(plan.resume_rate(9000));
   CHECK(plan.wake_at() == 10500);
-  CHECK_FALSE(plan.release_sender(9001));  // not held any more
+  CHECK_FALSE(plan.resume_rate(9001));  // not held any more
 
   SECTION("a window that then gets its bytes passes") {
     plan.arrived(10000, 90);
@@ -143,14 +143,14 @@ TEST_CASE("min_rate: a window is held while cutoff holds the body's sender back"
   }
   SECTION("holding before the first body byte changes nothing") {
     DeadlinePlan fresh = body_phase(0, kRate, ms(60000));
-    fresh.hold_sender(100);
-    CHECK_FALSE(fresh.release_sender(200));
+    fresh.pause_rate(100);
+    CHECK_FALSE(fresh.resume_rate(200));
     CHECK(fresh.arrived(300, 1));
     CHECK(fresh.wake_at() == 2300);
   }
   SECTION("a new phase drops the hold") {
     plan.arm_phase(TimeoutName::idle_timeout, ms(60000), 9500, /*idle=*/true, kRate);
-    CHECK_FALSE(plan.release_sender(9600));
+    CHECK_FALSE(plan.resume_rate(9600));
     CHECK(plan.arrived(9700, 1));
     CHECK(plan.wake_at() == 11700);
   }
@@ -298,25 +298,4 @@ TEST_CASE("min_rate: remaining and due_name tell what fires next", "[deadline][m
     CHECK(plan.due_name() == TimeoutName::request_timeout);
     CHECK(plan.remaining(600) == 400);
   }
-}
-
-TEST_CASE("idle_timeout: while the sender is held, only the receiver's progress counts",
-          "[deadline][min_rate]") {
-  // With or without min_rate: the hold is about who is waited on.
-  DeadlinePlan plan = body_phase(0, MinRate::off(), ms(60000));
-  plan.arrived(0, 1000);
-  plan.hold_sender(1000);
-  // Bytes moving elsewhere (an interim response arriving, a write to the
-  // other peer) do not keep a stalled receiver alive...
-  plan.arrived(2000, 0);
-  plan.touch(3000);
-  CHECK(plan.wake_at() == 60000);
-  // ...the receiver taking what it was sent does.
-  CHECK_FALSE(plan.release_sender(20000));  // no window to resume
-  CHECK(plan.wake_at() == 80000);
-  // Not held any more: any write is activity again.
-  plan.touch(30000);
-  CHECK(plan.wake_at() == 90000);
-  REQUIRE(plan.expired(90000).has_value());
-  CHECK(plan.expired(90000)->name == TimeoutName::idle_timeout);
 }
