@@ -22,6 +22,7 @@ void DeadlinePlan::arm_phase(TimeoutName name, Duration value, uint64_t now, boo
   rate_ = min_rate.is_off() ? RateState::off : RateState::awaiting_bytes;
   window_end_ = kNever;
   window_bytes_ = 0;
+  delivery_marked_ = false;
 }
 
 void DeadlinePlan::arm_cap(TimeoutName name, Duration value, uint64_t now) {
@@ -75,6 +76,12 @@ void DeadlinePlan::next_window(uint64_t now) {
   uint64_t window = min_rate_.window().ms();
   start_window(window_end_ + window > now ? window_end_ : now, window);
   window_bytes_ = 0;
+}
+
+bool DeadlinePlan::pass_on_delivery(uint64_t now, uint64_t delivered) {
+  if (!delivery_marked_ || delivered < min_rate_.bytes()) return false;
+  next_window(now);
+  return true;
 }
 
 uint64_t DeadlinePlan::wake_at() const {
@@ -155,7 +162,15 @@ void Deadline::schedule() {
 void Deadline::on_timer(uv_timer_t* timer) {
   auto* self = static_cast<Deadline*>(timer->data);
   self->scheduled_at_ = DeadlinePlan::kNever;
-  std::optional<Expiry> expiry = self->plan_.expired(uv_now(self->loop_));
+  uint64_t now = uv_now(self->loop_);
+  std::optional<Expiry> expiry = self->plan_.expired(now);
+  // A window short of arrivals after a backlog: the receiver may have taken
+  // enough all the same.
+  if (expiry && expiry->name == TimeoutName::min_rate && self->plan_.delivery_marked() &&
+      self->plan_.pass_on_delivery(now, self->listener_.deliveries_since_mark())) {
+    self->listener_.mark_deliveries();
+    expiry.reset();
+  }
   if (!expiry) {
     self->schedule();  // bytes moved since arming: sleep for the remainder
     return;

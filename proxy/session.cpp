@@ -229,7 +229,30 @@ void Session::keep_reading_client() {
 void Session::pause_if_backlogged(TcpSocket& writer, TcpSocket& reader) {
   if (writer.queued() < kHighWater) return;
   reader.stop_reading();
+  deadline_.note_backlog();
   if (&writer == &client_) pause_rate_if_download();
+}
+
+// Only a receiver that cutoff holds bytes back for is marked, and counts:
+// a fast one's arrivals tell the truth already, and what it acknowledges
+// (interim responses, chunk framing) must not pass for body.
+void Session::mark_deliveries() {
+  if (!ex_) return;
+  auto mark = [](const TcpSocket& socket) {
+    return socket && socket.queued() > 0 ? socket.acknowledged() : ExchangeState::kNoMark;
+  };
+  ex_->client_acked_mark = mark(client_);
+  ex_->upstream_acked_mark = mark(upstream_);
+}
+
+uint64_t Session::deliveries_since_mark() {
+  if (!ex_) return 0;
+  auto since = [](const TcpSocket& socket, uint64_t mark) -> uint64_t {
+    if (!socket || mark == ExchangeState::kNoMark) return 0;
+    uint64_t acked = socket.acknowledged();
+    return acked > mark ? acked - mark : 0;
+  };
+  return since(client_, ex_->client_acked_mark) + since(upstream_, ex_->upstream_acked_mark);
 }
 
 // The client fell behind a download: min_rate waits for it (its own pause

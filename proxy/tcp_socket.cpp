@@ -65,6 +65,7 @@ int TcpSocket::send(const char* data, size_t len) {
 
 int TcpSocket::send(const uv_buf_t* bufs, unsigned count) {
   Core& core = *core_;
+  for (unsigned i = 0; i < count; ++i) core.sent += bufs[i].len;
   unsigned first = 0;
   size_t offset = 0;
   if (!core.out || core.out->inflight.empty()) {
@@ -132,6 +133,12 @@ size_t TcpSocket::unacknowledged() const {
     in_kernel = 0;
   }
   return queued + static_cast<size_t>(in_kernel);
+}
+
+uint64_t TcpSocket::acknowledged() const {
+  if (!core_) return 0;
+  uint64_t waiting = unacknowledged();
+  return core_->sent > waiting ? core_->sent - waiting : 0;
 }
 
 int TcpSocket::shutdown_write() {

@@ -20,6 +20,14 @@
 // download (it does not read, so cutoff stops reading the upstream), the
 // window is held, as curl holds its own low-speed check while a transfer
 // is paused: the client's pause is not the upstream's drip.
+//
+// Arrivals misjudge a slow receiver: cutoff reads a sender only as fast as
+// the receiver's kernel buffers empty, which the kernel reports in bursts
+// of a megabyte or more. So once cutoff has had to hold bytes back in a
+// window (note_backlog()), a window short of arrivals still passes if the
+// receivers it held bytes for acknowledged enough of them since (the
+// listener's mark_deliveries() and deliveries_since_mark(), asked only at
+// those moments).
 
 #include <uv.h>
 
@@ -91,6 +99,17 @@ class DeadlinePlan {
   // or min_rate.
   TimeoutName due_name() const;
 
+  // Cutoff held bytes back for a slow receiver in a running window: the
+  // listener marks what its receivers had acknowledged then (once; later
+  // marks come with each window passed on deliveries).
+  bool wants_delivery_mark() const { return rate_ == RateState::running && !delivery_marked_; }
+  void set_delivery_marked() { delivery_marked_ = true; }
+  bool delivery_marked() const { return delivery_marked_; }
+  // At the end of a window short of arrivals, after a backlog: passes it,
+  // starting the next, if the receivers acknowledged `delivered` >= the
+  // amount since the mark (which the listener then moves to now).
+  bool pass_on_delivery(uint64_t now, uint64_t delivered);
+
  private:
   uint64_t phase_deadline() const;
   // When min_rate fires if no more bytes move; kNever when it is off.
@@ -110,6 +129,7 @@ class DeadlinePlan {
   uint64_t window_end_ = kNever;  // set while running, else kNever
   uint64_t window_left_ = 0;      // while held: what was left of the window
   uint64_t window_bytes_ = 0;     // moved since the current window began
+  bool delivery_marked_ = false;  // since a backlog, see pass_on_delivery()
 
   TimeoutName cap_name_ = TimeoutName::request_timeout;
   Duration cap_value_;
@@ -122,6 +142,11 @@ uint64_t add_saturating(uint64_t now, Duration d);
 class DeadlineListener {
  public:
   virtual void on_deadline(const Expiry& expiry) = 0;
+  // For min_rate with slow receivers (see DeadlinePlan): remember what the
+  // receivers cutoff holds bytes back for have acknowledged so far...
+  virtual void mark_deliveries() {}
+  // ...and tell how many more they acknowledged since.
+  virtual uint64_t deliveries_since_mark() { return 0; }
 
  protected:
   ~DeadlineListener() = default;
@@ -152,6 +177,12 @@ class Deadline {
     if (plan_.arrived(uv_now(loop_), body_bytes)) schedule();
   }
   void pause_rate() { plan_.pause_rate(uv_now(loop_)); }
+  // Cutoff holds bytes back for a slow receiver.
+  void note_backlog() {
+    if (!plan_.wants_delivery_mark()) return;
+    listener_.mark_deliveries();
+    plan_.set_delivery_marked();
+  }
   void resume_rate() {
     if (plan_.resume_rate(uv_now(loop_))) schedule();
   }

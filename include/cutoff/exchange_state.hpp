@@ -55,6 +55,12 @@ struct ExchangeState {
   // Request body bytes already parsed (validated), waiting for the upstream
   // to be connected and the head sent.
   std::string body_ahead;
+  // What each peer had acknowledged when min_rate last marked deliveries
+  // (DeadlineListener::mark_deliveries), or kNoMark for a peer that cutoff
+  // held nothing back for then.
+  static constexpr uint64_t kNoMark = UINT64_MAX;
+  uint64_t client_acked_mark = kNoMark;
+  uint64_t upstream_acked_mark = kNoMark;
 };
 
 }  // namespace cutoff

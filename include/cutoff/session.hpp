@@ -70,6 +70,8 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void on_drained(TcpSocket& socket, int status) override;
   void on_shutdown(TcpSocket& socket, int status) override;
   void on_deadline(const Expiry& expiry) override;
+  void mark_deliveries() override;
+  uint64_t deliveries_since_mark() override;
   void on_resolved(int status, const AddressList& addresses) override;
   void on_body(const char* data, size_t len) override;
 

@@ -83,6 +83,10 @@ class TcpSocket {
   // (SIOCOUTQ; with our FIN, once shut down). It shrinks while a slow peer
   // reads, even before on_drained; one ioctl(2).
   size_t unacknowledged() const;
+  // Bytes the peer has acknowledged since the socket was set up: what was
+  // given to send() less unacknowledged() (so one ioctl(2) too). How fast a
+  // receiver really takes a body, when cutoff holds bytes back for it.
+  uint64_t acknowledged() const;
 
   // TCP keepalive probes (SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT, in whole
   // seconds) and TCP_USER_TIMEOUT, so a vanished peer is noticed by the
@@ -127,6 +131,7 @@ class TcpSocket {
     bool connecting = false;
     bool fin_queued = false;
     bool fin_sent = false;
+    uint64_t sent = 0;  // every byte given to send()
   };
   friend uv_handle_t* uv_handle_of(Core* core) {
     return reinterpret_cast<uv_handle_t*>(&core->tcp);

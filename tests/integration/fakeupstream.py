@@ -404,6 +404,30 @@ def b_paced(srv, conn, req):
     return req.keep_alive
 
 
+def b_slow_read(srv, conn, req):
+    """Reads the request body `chunk` bytes (default 4096) every `interval` ms (default 100), with a 64 KiB receive buffer, until it is whole (then answers 200 ok) or the peer goes; stop=N: closes (FIN) N ms after the head instead, whatever it read."""
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    chunk, interval = max(1, req.qint("chunk", 4096)), req.qms("interval", 100)
+    stop_at = req.t_head + req.qms("stop", 0) if "stop" in req.query else None
+    total = int(req.header("content-length") or 0)
+    got = len(conn.buf)
+    conn.buf.clear()
+    while got < total:
+        if stop_at is not None and time.monotonic() >= stop_at:
+            return conn.close()
+        time.sleep(interval)
+        if not conn._poll(select.POLLIN | select.POLLRDHUP, 1.0):
+            continue
+        try:
+            data = conn.sock.recv(min(chunk, total - got))
+        except OSError:
+            data = b""
+        if not data:
+            conn.park(read=False)  # records how the peer went
+        got += len(data)
+    return srv.respond(conn, req, 200, b"ok", [("Content-Type", "text/plain")])
+
+
 def b_early(srv, conn, req):
     """Answers before reading the request body: a 200 head with Content-Length `size` (default 2) at once, then reads the whole request body, then sends the response body."""
     size = req.qint("size", 2)
@@ -524,6 +548,7 @@ BEHAVIOURS = {
     "drip": b_drip,
     "paced": b_paced,
     "early": b_early,
+    "slow-read": b_slow_read,
     "close": b_close,
     "reset": b_reset,
     "reset-mid-body": b_reset_mid_body,

@@ -227,18 +227,20 @@ class MinRateTest(CutoffTestCase):
     def test_unread_upload_with_a_dripping_interim_response_gets_504(self):
         # The upstream never reads the body and sends 102 Processing a byte
         # at a time: those bytes are not the upload's progress. The first
-        # window has the upload's first megabytes; the second has nothing.
+        # window has the upload's first megabytes, the second what the
+        # upstream's kernel still took after cutoff began holding bytes
+        # back; the third has nothing.
         up = self.upstream()
         cl = self.client()
         t0 = time.monotonic()
         # A 102 every 26 steps of 20 ms: one at least before the 504.
         with self.send_upload(cl, self.url(up, "/stalled/no-read-body?drip=interim&interval=%d"
                                            % round(20 * SCALE))):
-            r = cl.read_response(timeout=2 * STALL_WINDOW + 3.0)
+            r = cl.read_response(timeout=3 * STALL_WINDOW + 3.0)
         self.assertGenerated(r, 504, "http_response_timeout")
         self.assertGreater(len(r.interim), 0, "no 102 reached the client")
         self.assertGreaterEqual(r.t_head - t0, STALL_WINDOW)
-        self.assertLessEqual(r.t_head - t0, 2 * STALL_WINDOW + tolerance(2 * STALL_WINDOW))
+        self.assertLessEqual(r.t_head - t0, 3 * STALL_WINDOW + tolerance(3 * STALL_WINDOW))
         self.assertUpstreamEnd(up, "rst")
         self.assertOutcome(f":{up.port}/stalled/", 504, "timeout:min_rate", "stalled")
 
@@ -291,3 +293,19 @@ class MinRateTest(CutoffTestCase):
         self.assertUpstreamEnd(up, "rst")
         # (How the client saw its reset is not asserted: the dripping thread's
         # send on the same socket may be the call that takes the error.)
+
+    def test_upstream_reading_an_upload_slowly_but_steadily_is_not_a_drip(self):
+        # 4 KiB every 50 ms, 400 times the rate: cutoff reads the client only
+        # as fast as its kernel buffers empty towards the upstream, in bursts
+        # a window apart or more, so what the upstream acknowledges counts.
+        up = self.upstream()
+        cl = self.client()
+        # It closes after four windows: the exchange must live that long.
+        path = "/stalled/slow-read?chunk=4096&interval=%d&stop=%d" % (round(50 * SCALE),
+                                                                      round(4000 * SCALE))
+        with self.send_upload(cl, self.url(up, path), length=64 << 20):
+            r = cl.read_response(timeout=4 * STALL_WINDOW + 3.0)
+        self.assertGenerated(r, 502, "connection_terminated")
+        self.assertGreaterEqual(r.t_head - cl.t_sent, 4 * STALL_WINDOW - 0.05)
+        e = self.cutoff.wait_access(target="/stalled/slow-read")
+        self.assertEqual(e["outcome"], "error:connection_terminated", e)

@@ -299,3 +299,34 @@ TEST_CASE("min_rate: remaining and due_name tell what fires next", "[deadline][m
     CHECK(plan.remaining(600) == 400);
   }
 }
+
+TEST_CASE("min_rate: after a backlog, what the receivers acknowledged can pass a window",
+          "[deadline][min_rate]") {
+  DeadlinePlan plan = body_phase(0, kRate, ms(60000));
+  CHECK_FALSE(plan.wants_delivery_mark());  // no window yet
+  plan.arrived(0, 10);
+  CHECK_FALSE(plan.delivery_marked());
+  // Without a backlog, arrivals alone judge the window.
+  CHECK_FALSE(plan.pass_on_delivery(2000, 1000000));
+
+  // At 500 cutoff holds bytes back for a receiver: marked once.
+  REQUIRE(plan.wants_delivery_mark());
+  plan.set_delivery_marked();
+  CHECK_FALSE(plan.wants_delivery_mark());
+  REQUIRE(plan.expired(2000).has_value());  // 10 bytes arrived: short
+  CHECK_FALSE(plan.pass_on_delivery(2000, 99));
+  CHECK(plan.pass_on_delivery(2000, 100));
+  CHECK(plan.wake_at() == 4000);  // the next window, still marked
+  CHECK(plan.delivery_marked());
+
+  SECTION("a new phase drops the mark") {
+    plan.arm_phase(TimeoutName::idle_timeout, ms(60000), 4500, /*idle=*/true, kRate);
+    CHECK_FALSE(plan.delivery_marked());
+  }
+  SECTION("a paused window wants no mark") {
+    DeadlinePlan paused = body_phase(0, kRate, ms(60000));
+    paused.arrived(0, 10);
+    paused.pause_rate(100);
+    CHECK_FALSE(paused.wants_delivery_mark());
+  }
+}
