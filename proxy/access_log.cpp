@@ -119,6 +119,9 @@ void format_access_text(std::string& out, const ExchangeRecord& r) {
   append_ms(out, r.first_byte_ms);
   fmt::format_to(it, " total_ms={} reused={} outcome={}", r.total_ms, r.reused ? 1 : 0,
                  outcome_token(r.outcome));
+  // Only tunnels that carried a TLS server name have one; the name holds
+  // host name characters only (ClientHelloReader), nothing to escape.
+  if (!r.sni.empty()) out.append(" sni=").append(r.sni);
 }
 
 void format_access_json(std::string& out, const ExchangeRecord& r) {
@@ -150,8 +153,14 @@ void format_access_json(std::string& out, const ExchangeRecord& r) {
   ms("connect_ms", r.connect_ms);
   ms("first_byte_ms", r.first_byte_ms);
   ms("total_ms", r.total_ms);
-  fmt::format_to(it, ",\"reused\":{},\"outcome\":\"{}\"}}", r.reused ? "true" : "false",
+  fmt::format_to(it, ",\"reused\":{},\"outcome\":\"{}\",\"sni\":", r.reused ? "true" : "false",
                  outcome_token(r.outcome));
+  if (r.sni.empty()) {
+    out.append("null}");
+  } else {
+    append_json_string(out, r.sni);
+    out.push_back('}');
+  }
 }
 
 AccessLog::AccessLog(const AccessLogConfig& config)

@@ -49,6 +49,7 @@ constexpr std::string_view kSettingsKeys[] = {"dns_timeout",
                                               "upstream_keepalive_timeout",
                                               "tunnel_idle_timeout",
                                               "tunnel_max_duration",
+                                              "tls_handshake_timeout",
                                               "teardown",
                                               "action",
                                               "tcp_keepalive",
@@ -635,6 +636,7 @@ bool Loader::load_setting(std::string_view key, const toml::node& node, const st
       {"upstream_keepalive_timeout", &RouteSettings::upstream_keepalive_timeout, false},
       {"tunnel_idle_timeout", &RouteSettings::tunnel_idle_timeout, false},
       {"tunnel_max_duration", &RouteSettings::tunnel_max_duration, true},
+      {"tls_handshake_timeout", &RouteSettings::tls_handshake_timeout, false},
       {"tcp_user_timeout", &RouteSettings::tcp_user_timeout, true},
   };
   const std::string path = prefix + std::string(key);

@@ -167,6 +167,8 @@ const Key<RouteSettings> kRouteSettingKeys[] = {
      kOnStartupLine},
     {"tunnel_max_duration", [](const RouteSettings& s) { return show(s.tunnel_max_duration); },
      kOnStartupLine},
+    {"tls_handshake_timeout", [](const RouteSettings& s) { return show(s.tls_handshake_timeout); },
+     kOnStartupLine},
     {"teardown", [](const RouteSettings& s) { return show(s.teardown); }},
     {"tcp_keepalive", [](const RouteSettings& s) { return show(s.tcp_keepalive); }, kOnStartupLine},
     {"tcp_user_timeout", [](const RouteSettings& s) { return show(s.tcp_user_timeout); },

@@ -39,8 +39,7 @@ void Session::set_phase(Phase phase) {
   Metrics& metrics = worker_.metrics();
   metrics.in_phase[static_cast<size_t>(phase_)].add(-1);
   metrics.in_phase[static_cast<size_t>(phase)].add(1);
-  if (phase_ == Phase::tunnelling) metrics.tunnels.add(-1);
-  if (phase == Phase::tunnelling) metrics.tunnels.add(1);
+  if (in_tunnel(phase_) != in_tunnel(phase)) metrics.tunnels.add(in_tunnel(phase) ? 1 : -1);
   phase_ = phase;
 }
 
@@ -91,6 +90,8 @@ void Session::enter(Phase phase) {
       return deadline_.arm(TimeoutName::response_header_timeout, route().response_header_timeout);
     case Phase::streaming:
       return deadline_.arm(TimeoutName::idle_timeout, route().idle_timeout, route().min_rate);
+    case Phase::tls_handshake:
+      return deadline_.arm(TimeoutName::tls_handshake_timeout, route().tls_handshake_timeout);
     case Phase::tunnelling:
       return deadline_.arm(TimeoutName::tunnel_idle_timeout, route().tunnel_idle_timeout,
                            /*idle=*/true);
@@ -111,6 +112,7 @@ void Session::on_deadline(const Expiry& expiry) {
     case Phase::awaiting_response:
     case Phase::streaming:
       return fail_timeout(expiry);
+    case Phase::tls_handshake:
     case Phase::tunnelling:
       return end_tunnel(Outcome::timed_out(expiry.name));
     case Phase::ended:
@@ -144,6 +146,7 @@ void Session::on_client_end(int status) {
   switch (phase_) {
     case Phase::idle:
       return begin_closing();  // nothing owed: our FIN goes out and the socket closes
+    case Phase::tls_handshake:
     case Phase::tunnelling:
       if (fin) return tunnel_half_close(client_);
       return end_tunnel(Outcome::client_aborted());
@@ -161,6 +164,7 @@ void Session::on_client_end(int status) {
 void Session::on_upstream_end(int status) {
   bool fin = status == UV_EOF;
   switch (phase_) {
+    case Phase::tls_handshake:
     case Phase::tunnelling:
       if (fin) return tunnel_half_close(upstream_);
       return end_tunnel(Outcome::failed(ProxyError::connection_terminated));
@@ -190,7 +194,7 @@ void Session::on_drained(TcpSocket& socket, int status) {
   if (status < 0) {
     // The peer is gone (EPIPE, ECONNRESET): nothing more can reach it.
     if (client) return client_gone();
-    if (phase_ == Phase::tunnelling) {
+    if (in_tunnel(phase_)) {
       return end_tunnel(Outcome::failed(ProxyError::connection_terminated));
     }
     return fail_upstream(ProxyError::connection_terminated,
@@ -201,7 +205,7 @@ void Session::on_drained(TcpSocket& socket, int status) {
   if (client) deadline_.resume_rate();
   if (client) {
     // The client caught up: read from the upstream again.
-    if (upstream_ && (phase_ == Phase::streaming || phase_ == Phase::tunnelling)) {
+    if (upstream_ && (phase_ == Phase::streaming || in_tunnel(phase_))) {
       upstream_.start_reading();
     }
   } else {
@@ -212,7 +216,7 @@ void Session::on_drained(TcpSocket& socket, int status) {
 // Only tunnels pass a FIN on while the session runs; a FIN that cannot go
 // out means that side is broken.
 void Session::on_shutdown(TcpSocket&, int status) {
-  if (status < 0 && phase_ == Phase::tunnelling) {
+  if (status < 0 && in_tunnel(phase_)) {
     end_tunnel(Outcome::failed(ProxyError::connection_terminated));
   }
 }

@@ -18,6 +18,8 @@ std::string_view phase_name(SessionPhase phase) {
       return "awaiting_response";
     case SessionPhase::streaming:
       return "streaming";
+    case SessionPhase::tls_handshake:
+      return "tls_handshake";
     case SessionPhase::tunnelling:
       return "tunnelling";
     case SessionPhase::ended:

@@ -85,6 +85,10 @@ void Session::describe(std::string& out, int worker_index, uint64_t now) const {
     append_json_target(out, ex_->record.target);
     out.append(",\"route\":");
     append_json_string(out, ex_->record.route);
+    if (!ex_->record.sni.empty()) {
+      out.append(",\"sni\":");
+      append_json_string(out, ex_->record.sni);
+    }
   }
   uint64_t left = deadline_.remaining();
   fmt::format_to(it,

@@ -19,12 +19,6 @@ constexpr std::string_view kOriginFormAnswer =
     "cutoff is a forward proxy: send absolute-form requests by pointing the client at it "
     "(HTTP_PROXY=http://<proxy address>/ and HTTPS_PROXY likewise).";
 
-// A TLS record of type handshake (22) with major version 3: what a client
-// sends first when its proxy URL says https://. No HTTP method starts so.
-bool starts_tls_handshake(const char* data, size_t len) {
-  return len >= 1 && data[0] == 0x16 && (len == 1 || data[1] == 0x03);
-}
-
 // Safe to send again on a fresh connection: an idempotent method (RFC 9110
 // §9.2.2) and no body at all. Decided on the head: a body's length counts
 // down as it is read, so it cannot be asked later.
@@ -88,11 +82,15 @@ void Session::on_client_bytes(const char* data, size_t len) {
     case Phase::idle:
       begin_exchange();
       enter(Phase::reading_head);
-      if (starts_tls_handshake(data, len)) return refuse_tls_handshake();
+      // What a client sends first when its proxy URL says https://; no HTTP
+      // method starts so.
+      if (looks_like_tls_handshake(data, len)) return refuse_tls_handshake();
       [[fallthrough]];
     case Phase::reading_head:
       return parse_request_head(data, len);
+    case Phase::tls_handshake:
     case Phase::tunnelling:
+      if (ex_->watching_hello) watch_client_hello(data, len);
       ex_->record.up_bytes += len;
       deadline_.arrived(0);  // tunnels have no min_rate
       upstream_.send(data, len);

@@ -16,7 +16,9 @@ void Session::on_upstream_bytes(const char* data, size_t len) {
 
 void Session::relay_response(const char* data, size_t len) {
   switch (phase_) {
+    case Phase::tls_handshake:
     case Phase::tunnelling:
+      if (ex_->watching_hello || phase_ == Phase::tls_handshake) end_hello_watch();
       deadline_.arrived(0);  // tunnels have no min_rate
       send_to_client(data, len);
       return pause_if_backlogged(client_, upstream_);

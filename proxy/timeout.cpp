@@ -26,6 +26,8 @@ std::string_view timeout_token(TimeoutName name) {
       return "tunnel_idle_timeout";
     case TimeoutName::tunnel_max_duration:
       return "tunnel_max_duration";
+    case TimeoutName::tls_handshake_timeout:
+      return "tls_handshake_timeout";
     case TimeoutName::linger_timeout:
       return "linger_timeout";
     case TimeoutName::drain_timeout:

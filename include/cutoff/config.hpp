@@ -42,6 +42,9 @@ struct RouteSettings {
   Duration upstream_keepalive_timeout = Duration::seconds(30);
   Duration tunnel_idle_timeout = Duration::seconds(300);
   Duration tunnel_max_duration = Duration::off();
+  // In a CONNECT tunnel: from the client's TLS ClientHello to the upstream's
+  // first answer to it.
+  Duration tls_handshake_timeout = Duration::seconds(10);
   Teardown teardown = Teardown::reset;
   RouteAction action = RouteAction::forward;
   TcpKeepalive tcp_keepalive;

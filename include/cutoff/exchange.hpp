@@ -43,6 +43,9 @@ struct ExchangeRecord {
   int64_t connect_ms = kNoTime;
   int64_t first_byte_ms = kNoTime;
   int64_t total_ms = 0;
+  // A CONNECT tunnel's TLS server name (lower-case host name characters
+  // only), empty when none was seen.
+  std::string_view sni;
   bool reused = false;
   Outcome outcome;
 };

@@ -14,6 +14,7 @@
 #include "cutoff/http_rewrite.hpp"
 #include "cutoff/resolver.hpp"
 #include "cutoff/route.hpp"
+#include "cutoff/tls_client_hello.hpp"
 
 namespace cutoff {
 
@@ -61,6 +62,11 @@ struct ExchangeState {
   static constexpr uint64_t kNoMark = UINT64_MAX;
   uint64_t client_acked_mark = kNoMark;
   uint64_t upstream_acked_mark = kNoMark;
+  // A CONNECT tunnel's first client bytes, read for a TLS ClientHello while
+  // `watching_hello` (until the hello is whole, or the bytes are not TLS,
+  // or the upstream spoke first).
+  ClientHelloReader client_hello;
+  bool watching_hello = false;
 };
 
 }  // namespace cutoff

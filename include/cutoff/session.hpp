@@ -105,6 +105,8 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   bool on_response_head();
   void on_response_complete(size_t trailing_bytes);
   void start_tunnel(const char* upstream_bytes, size_t len);
+  void watch_client_hello(const char* data, size_t len);
+  void end_hello_watch();
   void tunnel_half_close(TcpSocket& from);
   void next_request();
   void on_client_end(int status);

@@ -19,6 +19,7 @@ enum class SessionPhase : uint8_t {
   sending_request,    // idle_timeout, min_rate: the request body moves up, no response yet
   awaiting_response,  // response_header_timeout: request sent, response head not yet whole
   streaming,          // idle_timeout, min_rate: the response body moves down
+  tls_handshake,      // tls_handshake_timeout: a CONNECT tunnel's ClientHello, unanswered
   tunnelling,         // tunnel_idle_timeout: CONNECT or Upgrade, bytes both ways
   ended,              // none: nothing left to wait for; the worker frees the session
 };
@@ -32,6 +33,11 @@ std::string_view phase_name(SessionPhase phase);
 // end: neither idle between requests nor ended.
 constexpr bool in_exchange(SessionPhase phase) {
   return phase != SessionPhase::idle && phase != SessionPhase::ended;
+}
+
+// True for the phases of a tunnel: bytes pass both ways as they come.
+constexpr bool in_tunnel(SessionPhase phase) {
+  return phase == SessionPhase::tls_handshake || phase == SessionPhase::tunnelling;
 }
 
 }  // namespace cutoff

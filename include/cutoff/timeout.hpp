@@ -19,6 +19,7 @@ enum class TimeoutName : uint8_t {
   upstream_keepalive_timeout,
   tunnel_idle_timeout,
   tunnel_max_duration,
+  tls_handshake_timeout,
   linger_timeout,
   drain_timeout,
 };

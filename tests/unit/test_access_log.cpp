@@ -65,6 +65,23 @@ TEST_CASE("access log text: missing times and status are '-'", "[access_log]") {
         "reused=0 outcome=timeout:connect_timeout");
 }
 
+TEST_CASE("access log: a tunnel's TLS server name, in both formats", "[access_log]") {
+  ExchangeRecord r = sparse_record();
+  r.status = 200;
+  r.outcome = Outcome::timed_out(TimeoutName::tls_handshake_timeout);
+  r.sni = "registry.example.test";
+  std::string text;
+  format_access_text(text, r);
+  CHECK(text ==
+        "[::1]:40000 \"CONNECT example.com:443 HTTP/1.0\" route=default status=200 "
+        "up_bytes=0 down_bytes=0 dns_ms=- connect_ms=- first_byte_ms=- total_ms=5000 "
+        "reused=0 outcome=timeout:tls_handshake_timeout sni=registry.example.test");
+  std::string json;
+  format_access_json(json, r);
+  CHECK(json.ends_with(
+      ",\"outcome\":\"timeout:tls_handshake_timeout\",\"sni\":\"registry.example.test\"}"));
+}
+
 TEST_CASE("access log text: zero times are times, not missing", "[access_log]") {
   ExchangeRecord r = full_record();
   r.dns_ms = 0;
@@ -101,7 +118,7 @@ TEST_CASE("access log JSON: a full record", "[access_log]") {
         "{\"client\":\"127.0.0.1:51234\",\"method\":\"GET\","
         "\"target\":\"http://example.com/a?b=1\",\"version\":\"1.1\",\"route\":\"api\","
         "\"status\":200,\"up_bytes\":10,\"down_bytes\":2048,\"dns_ms\":3,\"connect_ms\":4,"
-        "\"first_byte_ms\":50,\"total_ms\":61,\"reused\":true,\"outcome\":\"ok\"}");
+        "\"first_byte_ms\":50,\"total_ms\":61,\"reused\":true,\"outcome\":\"ok\",\"sni\":null}");
 }
 
 TEST_CASE("access log JSON: missing times and status are null", "[access_log]") {
@@ -111,7 +128,8 @@ TEST_CASE("access log JSON: missing times and status are null", "[access_log]") 
         "{\"client\":\"[::1]:40000\",\"method\":\"CONNECT\",\"target\":\"example.com:443\","
         "\"version\":\"1.0\",\"route\":\"default\",\"status\":null,\"up_bytes\":0,"
         "\"down_bytes\":0,\"dns_ms\":null,\"connect_ms\":null,\"first_byte_ms\":null,"
-        "\"total_ms\":5000,\"reused\":false,\"outcome\":\"timeout:connect_timeout\"}");
+        "\"total_ms\":5000,\"reused\":false,\"outcome\":\"timeout:connect_timeout\","
+        "\"sni\":null}");
 }
 
 TEST_CASE("access log JSON: strings are escaped", "[access_log]") {
@@ -123,7 +141,7 @@ TEST_CASE("access log JSON: strings are escaped", "[access_log]") {
   format_access_json(out, r);
   CHECK(out.find(",\"target\":\"http://h/\\\"q\\\"\\\\x\\u0001\\u001f\",") != std::string::npos);
   CHECK(out.find(",\"route\":\"r\\\"1\",") != std::string::npos);
-  CHECK(out.find(",\"outcome\":\"error:http_protocol_error\"}") != std::string::npos);
+  CHECK(out.find(",\"outcome\":\"error:http_protocol_error\",") != std::string::npos);
 }
 
 TEST_CASE("outcome tokens", "[access_log]") {
@@ -169,7 +187,7 @@ TEST_CASE("the outcome token appears in both formats", "[access_log]") {
   CHECK(text.substr(text.size() - 21) == " outcome=client_abort");
   std::string json;
   format_access_json(json, r);
-  CHECK(json.substr(json.size() - 26) == ",\"outcome\":\"client_abort\"}");
+  CHECK(json.substr(json.size() - 37) == ",\"outcome\":\"client_abort\",\"sni\":null}");
 }
 
 TEST_CASE("access log: a redacted target shows the marker in place of its query", "[access_log]") {

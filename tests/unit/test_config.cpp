@@ -85,6 +85,7 @@ void check_spec_defaults(const Config& c) {
   CHECK(d.upstream_keepalive_timeout == Duration::seconds(30));
   CHECK(d.tunnel_idle_timeout == Duration::seconds(300));
   CHECK(d.tunnel_max_duration.is_off());
+  CHECK(d.tls_handshake_timeout == Duration::seconds(10));
   CHECK(d.teardown == Teardown::reset);
   CHECK(d.action == RouteAction::forward);
   CHECK(d.tcp_keepalive.enabled);
@@ -226,6 +227,7 @@ request_timeout = "1h"
 upstream_keepalive_timeout = "10s"
 tunnel_idle_timeout = "90s"
 tunnel_max_duration = "2h"
+tls_handshake_timeout = "3s"
 teardown = "graceful"
 action = "forward"
 tcp_keepalive = { idle = "1m", interval = "5s", count = 4 }
@@ -256,6 +258,7 @@ tcp_user_timeout = "45s"
   CHECK(d.upstream_keepalive_timeout == Duration::seconds(10));
   CHECK(d.tunnel_idle_timeout == Duration::seconds(90));
   CHECK(d.tunnel_max_duration == Duration::seconds(7200));
+  CHECK(d.tls_handshake_timeout == Duration::seconds(3));
   CHECK(d.teardown == Teardown::graceful);
   CHECK(d.action == RouteAction::forward);
   CHECK(d.tcp_keepalive.enabled);
