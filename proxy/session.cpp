@@ -202,9 +202,10 @@ void Session::on_drained(TcpSocket& socket, int status) {
                                      uv_strerror(status), ex_->route.name));
   }
   deadline_.touch();  // bytes reached the kernel: moving, though counted when they came in
-  if (client) deadline_.resume_rate();
   if (client) {
-    // The client caught up: read from the upstream again.
+    // The client caught up: read from the upstream again, and min_rate
+    // judges the download again.
+    deadline_.resume_rate();
     if (upstream_ && (phase_ == Phase::streaming || in_tunnel(phase_))) {
       upstream_.start_reading();
     }
