@@ -19,6 +19,8 @@ size_t find_byte(std::string_view s, char c) {
 // shows.
 ShownTarget split_userinfo(std::string_view target) {
   ShownTarget shown{{}, false, target, false};
+  // Nearly every target has no '@' at all: one memchr says so.
+  if (find_byte(target, '@') == std::string_view::npos) return shown;
   size_t authority_at = 0;
   if (target.starts_with("//")) {
     authority_at = 2;
