@@ -21,6 +21,8 @@
 # Prints Markdown on stdout; progress on stderr.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/ports.sh
+. "$here/ports.sh"
 SHORT=${SHORT:-1000}
 LONG=${LONG:-3000}
 IDLE_CONNS=${IDLE_CONNS:-2000}
@@ -66,19 +68,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-  for _ in $(seq 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "counts: nothing listens on port $1" >&2
-  return 1
-}
-
 ulimit -n "$(ulimit -Hn)"
 
 backend_port=$(free_port)
@@ -86,7 +75,7 @@ url="http://127.0.0.1:$backend_port/file"
 sed -e "s|@DIR@|$work|g" -e "s|@BACKEND_PORT@|$backend_port|g" "$here/nginx.conf" >"$work/nginx.conf"
 nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" &
 nginx_pid=$!
-wait_port "$backend_port"
+wait_port "$backend_port" 60
 
 # cutoff_under DIR TOOL...: start cutoff (under TOOL, if any) on a fresh port
 # with a fresh access log; sets $pid (of TOOL) and $port.
@@ -99,7 +88,7 @@ cutoff_under() {
   rm -f "$dir/access.log"
   "$@" "$bin" --config "$dir/cutoff.toml" >/dev/null 2>>"$dir/stderr" &
   pid=$!
-  wait_port "$port" || { cat "$dir/stderr" >&2; return 1; }
+  wait_port "$port" 60 || { cat "$dir/stderr" >&2; return 1; }
 }
 
 client() {  # PORT COUNT

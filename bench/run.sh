@@ -14,6 +14,8 @@
 # Writes bench/results/latest.md and prints it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/ports.sh
+. "$here/ports.sh"
 repo=$(dirname "$here")
 cutoff_bin=${1:-$repo/build/cutoff}
 DURATION=${DURATION:-10s}
@@ -60,24 +62,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 render() {  # template port -> rendered file path
   local out="$work/$(basename "$1")"
   sed -e "s|@DIR@|$work|g" -e "s|@PROXY_PORT@|$2|g" -e "s|@BACKEND_PORT@|$backend_port|g" "$1" >"$out"
   echo "$out"
-}
-
-wait_port() {
-  local i
-  for i in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "bench: nothing listens on port $1" >&2
-  return 1
 }
 
 tree_pids() {
