@@ -6,7 +6,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config libuv1-dev libc-ares-dev libtomlplusplus-dev libspdlog-dev \
-      node-llhttp \
+      node-llhttp libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -15,7 +15,7 @@ RUN ./build.sh build && strip build/cutoff
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libuv1 libc-ares2 libspdlog1.10 libfmt9 libtomlplusplus3 \
+      libuv1 libc-ares2 libspdlog1.10 libfmt9 libtomlplusplus3 libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --shell /usr/sbin/nologin cutoff
 COPY --from=build /src/build/cutoff /usr/local/bin/cutoff

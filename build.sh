@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_DEPS=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libtomlplusplus-dev libspdlog-dev
-            node-llhttp)
+            node-llhttp libssl-dev)
 TEST_DEPS=(catch2 python3 curl wget iproute2 openssl)
 FUZZ_DEPS=(clang libclang-rt-14-dev)
 TSAN_DEPS=(clang libclang-rt-14-dev python3 curl wget iproute2)
