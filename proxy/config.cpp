@@ -23,9 +23,10 @@ using KeyList = std::span<const std::string_view>;
 
 // The key names of every table. They are the contract of SPEC 7a; the
 // unknown-key check and its "did you mean" suggestions come from these lists.
-constexpr std::string_view kTopKeys[] = {
-    "workers",    "drain_timeout", "linger_timeout", "log_level", "log_query", "listen", "admin",
-    "access_log", "dns",           "defaults",       "route"};
+constexpr std::string_view kTopKeys[] = {"workers",   "drain_timeout", "linger_timeout",
+                                         "log_level", "log_query",     "listen",
+                                         "admin",     "access_log",    "dns",
+                                         "tls",       "defaults",      "route"};
 constexpr std::string_view kTopScalarKeys[] = {"workers", "drain_timeout", "linger_timeout",
                                                "log_level", "log_query"};
 constexpr std::string_view kListenKeys[] = {"address",
@@ -40,6 +41,7 @@ constexpr std::string_view kListenKeys[] = {"address",
 constexpr std::string_view kAdminKeys[] = {"address", "allow_clients"};
 constexpr std::string_view kAccessLogKeys[] = {"format", "path"};
 constexpr std::string_view kDnsKeys[] = {"servers"};
+constexpr std::string_view kTlsKeys[] = {"ca_cert", "ca_key", "upstream_ca"};
 constexpr std::string_view kSettingsKeys[] = {"dns_timeout",
                                               "connect_timeout",
                                               "response_header_timeout",
@@ -50,6 +52,8 @@ constexpr std::string_view kSettingsKeys[] = {"dns_timeout",
                                               "tunnel_idle_timeout",
                                               "tunnel_max_duration",
                                               "tls_handshake_timeout",
+                                              "tls",
+                                              "tls_verify_upstream",
                                               "teardown",
                                               "action",
                                               "tcp_keepalive",
@@ -72,6 +76,7 @@ constexpr KeyHome kKeyHomes[] = {
     {kListenKeys, "in [listen]"},
     {kAccessLogKeys, "in [access_log]"},
     {kDnsKeys, "in [dns]"},
+    {kTlsKeys, "in [tls]"},
     {kSettingsKeys, "in [defaults] or a [[route]]"},
     {kRouteOwnKeys, "in a [[route]]"},
     {kMatchKeys, "in a route's match table, like match = { host = \"example.com\" }"},
@@ -209,6 +214,8 @@ class Loader {
   void load_admin(const toml::node& node, AdminConfig* admin);
   void load_access_log(const toml::node& node, AccessLogConfig* log);
   void load_dns(const toml::node& node, DnsConfig* dns);
+  void load_tls(const toml::node& node, TlsConfig* tls);
+  void check_interception(const toml::table& root, const Config& config);
   void load_defaults(const toml::node& node, RouteSettings* settings);
   // Returns false when `key` is not a RouteSettings key.
   bool load_setting(std::string_view key, const toml::node& node, const std::string& prefix,
@@ -388,6 +395,8 @@ void Loader::load(const toml::table& root, Config* config) {
       load_access_log(node, &config->access_log);
     } else if (name == "dns") {
       load_dns(node, &config->dns);
+    } else if (name == "tls") {
+      load_tls(node, &config->tls);
     } else if (name == "defaults" || name == "route") {
       // Below, in order: every route starts from the final [defaults],
       // wherever [defaults] sits in the file.
@@ -403,6 +412,56 @@ void Loader::load(const toml::table& root, Config* config) {
   for (const Route& route : config->routes) {
     config->routes_match_paths |= !route.match.path_prefix.empty();
     config->routes_match_addresses |= !route.match.addresses.empty();
+    config->intercepts |= route.settings.tls == TlsMode::intercept;
+  }
+  config->intercepts |= config->defaults.tls == TlsMode::intercept;
+  check_interception(root, *config);
+}
+
+void Loader::load_tls(const toml::node& node, TlsConfig* tls) {
+  const toml::table* table = get_table(node, "tls");
+  if (!table) return;
+  for (auto&& [key, value] : *table) {
+    std::string* field = key.str() == "ca_cert"       ? &tls->ca_cert
+                         : key.str() == "ca_key"      ? &tls->ca_key
+                         : key.str() == "upstream_ca" ? &tls->upstream_ca
+                                                      : nullptr;
+    if (field == nullptr) {
+      unknown_key(key, "in [tls]", kTlsKeys);
+      continue;
+    }
+    const std::string path = "tls." + std::string(key.str());
+    if (!get_string(value, path, field)) continue;
+    if (field->empty()) error(value.source(), path + ": empty path");
+  }
+}
+
+// Interception needs a CA, and a CA needs both halves. Said where the
+// operator asked for interception, so the fix is obvious.
+void Loader::check_interception(const toml::table& root, const Config& config) {
+  const TlsConfig& tls = config.tls;
+  if (tls.ca_cert.empty() != tls.ca_key.empty()) {
+    const toml::node* given =
+        root.at_path(tls.ca_cert.empty() ? "tls.ca_key" : "tls.ca_cert").node();
+    error(given ? given->source() : root.source(),
+          "tls: ca_cert and ca_key go together: name both the CA certificate and its key");
+  }
+  if (!config.intercepts || !tls.ca_cert.empty()) return;
+  auto refuse = [&](const toml::node* where, const std::string& who) {
+    error(where ? where->source() : root.source(),
+          who +
+              ": tls = \"intercept\" needs a CA to mint certificates from: set [tls] ca_cert "
+              "and ca_key (`cutoff ca init DIR` makes one)");
+  };
+  if (config.defaults.tls == TlsMode::intercept)
+    refuse(root.at_path("defaults.tls").node(), "defaults");
+  const toml::array* routes = root.get_as<toml::array>("route");
+  for (size_t i = 0; routes && i < config.routes.size() && i < routes->size(); ++i) {
+    const toml::table* table = routes->get(i)->as_table();
+    const toml::node* own = table ? table->get("tls") : nullptr;
+    if (own && config.routes[i].settings.tls == TlsMode::intercept) {
+      refuse(own, "route " + quoted(config.routes[i].name));
+    }
   }
 }
 
@@ -662,6 +721,22 @@ bool Loader::load_setting(std::string_view key, const toml::node& node, const st
     static constexpr std::string_view kTeardowns[] = {"reset", "graceful"};
     if (get_choice(node, path, kTeardowns, &v)) {
       settings->teardown = v == "graceful" ? Teardown::graceful : Teardown::reset;
+    }
+    return true;
+  }
+  if (key == "tls") {
+    std::string v;
+    static constexpr std::string_view kModes[] = {"tunnel", "intercept"};
+    if (get_choice(node, path, kModes, &v)) {
+      settings->tls = v == "intercept" ? TlsMode::intercept : TlsMode::tunnel;
+    }
+    return true;
+  }
+  if (key == "tls_verify_upstream") {
+    if (const auto* flag = node.as_boolean()) {
+      settings->tls_verify_upstream = flag->get();
+    } else {
+      wrong_type(node, path, "true or false");
     }
     return true;
   }

@@ -31,6 +31,9 @@ std::string show(Teardown t) {
 std::string show(RouteAction a) {
   return a == RouteAction::deny ? "deny" : "forward";
 }
+std::string show(TlsMode m) {
+  return m == TlsMode::intercept ? "intercept" : "tunnel";
+}
 std::string show(LogFormat f) {
   return f == LogFormat::json ? "json" : "text";
 }
@@ -145,6 +148,12 @@ const Key<AccessLogConfig> kAccessLogKeys[] = {
     {"path", [](const AccessLogConfig& a) { return show(a.path); }},
 };
 
+const Key<TlsConfig> kTlsKeys[] = {
+    {"ca_cert", [](const TlsConfig& t) { return show(t.ca_cert); }},
+    {"ca_key", [](const TlsConfig& t) { return show(t.ca_key); }},
+    {"upstream_ca", [](const TlsConfig& t) { return show(t.upstream_ca); }},
+};
+
 const Key<DnsConfig> kDnsKeys[] = {
     {"servers", show_name_servers},
 };
@@ -169,6 +178,8 @@ const Key<RouteSettings> kRouteSettingKeys[] = {
      kOnStartupLine},
     {"tls_handshake_timeout", [](const RouteSettings& s) { return show(s.tls_handshake_timeout); },
      kOnStartupLine},
+    {"tls", [](const RouteSettings& s) { return show(s.tls); }, kOnStartupLine},
+    {"tls_verify_upstream", [](const RouteSettings& s) { return show(s.tls_verify_upstream); }},
     {"teardown", [](const RouteSettings& s) { return show(s.teardown); }},
     {"tcp_keepalive", [](const RouteSettings& s) { return show(s.tcp_keepalive); }, kOnStartupLine},
     {"tcp_user_timeout", [](const RouteSettings& s) { return show(s.tcp_user_timeout); },
@@ -271,6 +282,7 @@ ConfigSummary summarize(const Config& config) {
   add_section(&out, "admin", config.admin, kAdminKeys);
   add_section(&out, "access_log", config.access_log, kAccessLogKeys);
   add_section(&out, "dns", config.dns, kDnsKeys);
+  add_section(&out, "tls", config.tls, kTlsKeys);
   add_section(&out, "defaults", config.defaults, kRouteSettingKeys);
   for (const Route& route : config.routes) {
     std::string section = route_section(route.name);

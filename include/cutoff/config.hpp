@@ -19,6 +19,10 @@ namespace cutoff {
 enum class Teardown { reset, graceful };
 enum class RouteAction { forward, deny };
 enum class LogFormat { text, json };
+// What a CONNECT route does with TLS (SPEC §10): pass it through, reading
+// only the handshake's plaintext, or terminate it with a minted certificate
+// and proxy the requests inside as plain HTTP.
+enum class TlsMode { tunnel, intercept };
 
 struct TcpKeepalive {
   bool enabled = true;
@@ -44,7 +48,13 @@ struct RouteSettings {
   Duration tunnel_max_duration = Duration::off();
   // In a CONNECT tunnel: from the client's TLS ClientHello to the upstream's
   // first answer to it.
+  // With tls = "intercept", each of cutoff's own handshakes as well: the
+  // client's, and the upstream's.
   Duration tls_handshake_timeout = Duration::seconds(10);
+  TlsMode tls = TlsMode::tunnel;
+  // Intercepted requests: the upstream's certificate is checked against the
+  // system store and [tls] upstream_ca, and its name against the host.
+  bool tls_verify_upstream = true;
   Teardown teardown = Teardown::reset;
   RouteAction action = RouteAction::forward;
   TcpKeepalive tcp_keepalive;
@@ -114,6 +124,15 @@ struct DnsConfig {
   std::vector<DnsServer> servers;
 };
 
+// [tls]: the CA that interception mints certificates from, and the extra
+// CAs upstream certificates may chain to. Paths as given (relative ones to
+// the working directory); the files are read when the config is applied.
+struct TlsConfig {
+  std::string ca_cert;
+  std::string ca_key;
+  std::string upstream_ca;
+};
+
 struct Config {
   unsigned workers = 0;  // 0: one per CPU
   Duration drain_timeout = Duration::seconds(30);
@@ -127,12 +146,15 @@ struct Config {
   AdminConfig admin;
   AccessLogConfig access_log;
   DnsConfig dns;
+  TlsConfig tls;
   RouteSettings defaults;
   std::vector<Route> routes;  // file order; the first match wins
   // Whether any route matches on paths or addresses: requests then pay for
   // path normalisation and per-address route checks, and only then.
   bool routes_match_paths = false;
   bool routes_match_addresses = false;
+  // Whether [defaults] or any route says tls = "intercept".
+  bool intercepts = false;
 };
 
 struct ConfigError {

@@ -984,3 +984,51 @@ TEST_CASE("log_query: off by default, a top-level boolean", "[config]") {
   ConfigError e = one_error("[access_log]\nlog_query = true\n", 2, 1, "unknown key");
   CHECK_THAT(e.message, Catch::Contains("belongs at the top level"));
 }
+
+TEST_CASE("tls: tunnels by default; interception per route, with a CA", "[config]") {
+  const Config plain = parse_ok("");
+  CHECK(plain.defaults.tls == TlsMode::tunnel);
+  CHECK(plain.defaults.tls_verify_upstream);
+  CHECK_FALSE(plain.intercepts);
+
+  const Config c = parse_ok(R"([tls]
+ca_cert = "ca/ca.pem"
+ca_key = "ca/ca-key.pem"
+upstream_ca = "test-servers.pem"
+
+[[route]]
+name = "intercepted"
+match = { host = "*.example.test" }
+tls = "intercept"
+tls_verify_upstream = false
+)");
+  CHECK(c.tls.ca_cert == "ca/ca.pem");
+  CHECK(c.tls.ca_key == "ca/ca-key.pem");
+  CHECK(c.tls.upstream_ca == "test-servers.pem");
+  CHECK(c.intercepts);
+  REQUIRE(c.routes.size() == 1);
+  CHECK(c.routes[0].settings.tls == TlsMode::intercept);
+  CHECK_FALSE(c.routes[0].settings.tls_verify_upstream);
+  CHECK(c.defaults.tls == TlsMode::tunnel);
+  CHECK(parse_ok("[defaults]\ntls = \"intercept\"\n[tls]\nca_cert = \"a\"\nca_key = \"b\"\n")
+            .intercepts);
+}
+
+TEST_CASE("tls: interception without a CA, or half a CA, is refused where it is asked for",
+          "[config]") {
+  ConfigError e = one_error(R"([[route]]
+name = "api"
+match = { host = "api.example.test" }
+tls = "intercept"
+)",
+                            4, 7, "route \"api\": tls = \"intercept\" needs a CA");
+  CHECK_THAT(e.message, Catch::Contains("cutoff ca init"));
+  one_error("[defaults]\ntls = \"intercept\"\n", 2, 7, "defaults: tls = \"intercept\" needs a CA");
+  one_error("[tls]\nca_cert = \"ca.pem\"\n", 2, 11, "ca_cert and ca_key go together");
+  one_error("[tls]\nca_key = \"ca-key.pem\"\n", 2, 10, "ca_cert and ca_key go together");
+  one_error("[tls]\nupstream_ca = \"\"\n", 2, 15, "tls.upstream_ca: empty path");
+  one_error("[defaults]\ntls = \"decrypt\"\n", 2, 7, "defaults.tls");
+  one_error("[defaults]\ntls_verify_upstream = \"no\"\n", 2, 23, "expected true or false");
+  e = one_error("[tls]\nca_crt = \"a\"\n", 2, 1, "in [tls]");
+  CHECK_THAT(e.message, Catch::Contains("did you mean \"ca_cert\"?"));
+}

@@ -74,6 +74,9 @@ TEST_CASE("the summary lists every key of the built-in defaults, in file order")
                                                      "access_log.format",
                                                      "access_log.path",
                                                      "dns.servers",
+                                                     "tls.ca_cert",
+                                                     "tls.ca_key",
+                                                     "tls.upstream_ca",
                                                      "defaults.action",
                                                      "defaults.dns_timeout",
                                                      "defaults.connect_timeout",
@@ -85,6 +88,8 @@ TEST_CASE("the summary lists every key of the built-in defaults, in file order")
                                                      "defaults.tunnel_idle_timeout",
                                                      "defaults.tunnel_max_duration",
                                                      "defaults.tls_handshake_timeout",
+                                                     "defaults.tls",
+                                                     "defaults.tls_verify_upstream",
                                                      "defaults.teardown",
                                                      "defaults.tcp_keepalive",
                                                      "defaults.tcp_user_timeout",
@@ -160,7 +165,7 @@ TEST_CASE("start-up lines: [defaults], each route with its match, [listen], glob
       "dns_timeout=5s connect_timeout=5s response_header_timeout={} idle_timeout={} "
       "request_timeout=off min_rate=1KiB/30s upstream_keepalive_timeout=30s "
       "tunnel_idle_timeout=5m "
-      "tunnel_max_duration=off tls_handshake_timeout=10s "
+      "tunnel_max_duration=off tls_handshake_timeout=10s tls=tunnel "
       "tcp_keepalive={idle=30s,interval=10s,count=3} "
       "tcp_user_timeout=30s";
   auto with = [&](const std::string& response_header, const std::string& idle) {
