@@ -66,6 +66,7 @@ constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n";
 }  // namespace
 
 TargetError parse_absolute_target(std::string_view target, Target* out) {
+  out->tls = false;
   if (!target.empty() && target.front() == '/') return TargetError::origin_form;
   constexpr std::string_view kScheme = "http://";
   if (target.size() < kScheme.size() || !iequals(target.substr(0, kScheme.size()), kScheme)) {
@@ -87,10 +88,24 @@ TargetError parse_absolute_target(std::string_view target, Target* out) {
 }
 
 TargetError parse_authority(std::string_view authority, Target* out) {
+  out->tls = false;
   out->path = {};
   out->empty_path = out->no_path = false;
   if (authority.find('@') != std::string_view::npos) return TargetError::userinfo;
   return parse_host_port(authority, true, 0, out);
+}
+
+TargetError parse_origin_target(std::string_view target, Target* out) {
+  out->tls = true;
+  out->empty_path = false;
+  out->no_path = target == "*";
+  if (out->no_path) {
+    out->path = "/";
+    return TargetError::none;
+  }
+  if (target.empty() || target.front() != '/') return TargetError::malformed;
+  out->path = target.substr(0, target.find('#'));
+  return TargetError::none;
 }
 
 void build_request_head(std::string& out, const MessageHead& request, const Framing& framing,
@@ -107,7 +122,7 @@ void build_request_head(std::string& out, const MessageHead& request, const Fram
   if (v6) out.push_back('[');
   out.append(target.host);
   if (v6) out.push_back(']');
-  if (target.port != 80) {
+  if (target.port != (target.tls ? 443 : 80)) {
     out.push_back(':');
     append_number(out, target.port);
   }

@@ -20,6 +20,7 @@
 #include "cutoff/diagnostics_log.hpp"
 #include "cutoff/metrics.hpp"
 #include "cutoff/server.hpp"
+#include "cutoff/tls_contexts.hpp"
 #include "cutoff/version.hpp"
 #include "cutoff/worker_count.hpp"
 #include "cutoff/writable_file.hpp"
@@ -123,6 +124,12 @@ int main(int argc, char** argv) {
   for (const std::string& e : command_line.value_errors) errors.push_back("cutoff: " + e);
   std::optional<cutoff::Config> config = load(options, &errors);
   if (config && options.check) check_access_log(*config, options, &errors);
+  std::shared_ptr<const cutoff::TlsContexts> tls;
+  if (config && cutoff::TlsContexts::wanted(*config)) {
+    std::string error;
+    tls = cutoff::TlsContexts::load(config->tls, &error);
+    if (!tls) errors.push_back(error);
+  }
   if (!errors.empty()) {
     for (const std::string& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
     return 1;
@@ -164,7 +171,7 @@ int main(int argc, char** argv) {
     return loaded;
   };
   cutoff::DescriptorReserve reserve(2);
-  cutoff::Server server(std::make_shared<const cutoff::Config>(std::move(*config)),
+  cutoff::Server server(std::make_shared<const cutoff::Config>(std::move(*config)), tls,
                         config_source(options), *access_log, reload);
   auto cannot_start = [&server, &reserve](int error) {
     reserve.release();

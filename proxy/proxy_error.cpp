@@ -22,6 +22,12 @@ std::string_view error_token(ProxyError error) {
       return "http_response_timeout";
     case ProxyError::http_protocol_error:
       return "http_protocol_error";
+    case ProxyError::tls_protocol_error:
+      return "tls_protocol_error";
+    case ProxyError::tls_certificate_error:
+      return "tls_certificate_error";
+    case ProxyError::tls_alert_received:
+      return "tls_alert_received";
     case ProxyError::http_request_denied:
       return "http_request_denied";
     case ProxyError::http_request_error:

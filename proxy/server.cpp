@@ -43,9 +43,10 @@ void keep_what_needs_a_restart(const Config& running, Config* loaded) {
 
 }  // namespace
 
-Server::Server(std::shared_ptr<const Config> config, std::string config_source,
-               AccessLog& access_log, Reloader reloader)
+Server::Server(std::shared_ptr<const Config> config, std::shared_ptr<const TlsContexts> tls,
+               std::string config_source, AccessLog& access_log, Reloader reloader)
     : config_(std::move(config)),
+      tls_(std::move(tls)),
       config_source_(std::move(config_source)),
       access_log_(access_log),
       reloader_(std::move(reloader)) {
@@ -63,6 +64,7 @@ Server::Server(std::shared_ptr<const Config> config, std::string config_source,
       workers_.clear();
       return;
     }
+    worker->reload(config_, tls_);
     workers_.push_back(std::move(worker));
     workers_.back()->share_client_count(&client_count_);
   }
@@ -203,6 +205,19 @@ void Server::reload() {
                   config_source_);
     return;
   }
+  // The CA and trust files are read again as well: a bad one refuses the
+  // reload like a bad key would.
+  std::shared_ptr<const TlsContexts> tls;
+  if (TlsContexts::wanted(*loaded)) {
+    std::string error;
+    tls = TlsContexts::load(loaded->tls, &error);
+    if (!tls) {
+      spdlog::error("{}", error);
+      spdlog::error("reload refused ({} has errors); the running configuration stays",
+                    config_source_);
+      return;
+    }
+  }
   const ConfigSummary in_file = summarize(*loaded);
   keep_what_needs_a_restart(*config_, &*loaded);
   const ConfigSummary applied = summarize(*loaded);
@@ -212,8 +227,9 @@ void Server::reload() {
   std::vector<std::string> changes = config_changes(summarize(*config_), applied);
   spdlog::set_level(spdlog::level::from_str(loaded->log_level));
   config_ = std::make_shared<const Config>(std::move(*loaded));
+  tls_ = std::move(tls);
   std::shared_ptr<const Config> config = config_;
-  for_each_worker([config](Worker& w) { w.reload(config); });
+  for_each_worker([config, tls = tls_](Worker& w) { w.reload(config, tls); });
   spdlog::info("configuration reloaded from {}: {}", config_source_, join_changes(changes));
 }
 

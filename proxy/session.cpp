@@ -82,6 +82,9 @@ void Session::enter(Phase phase) {
       return deadline_.arm(TimeoutName::dns_timeout, route().dns_timeout);
     case Phase::connecting:
       return deadline_.arm(TimeoutName::connect_timeout, route().connect_timeout);
+    case Phase::upstream_handshake:
+    case Phase::client_handshake:
+      return deadline_.arm(TimeoutName::tls_handshake_timeout, route().tls_handshake_timeout);
     case Phase::sending_request:
       // A body moves: a stall ends it (idle_timeout), and so does a drip
       // that keeps it barely alive (min_rate).
@@ -108,10 +111,13 @@ void Session::on_deadline(const Expiry& expiry) {
       return fail_request_head_timeout(expiry);
     case Phase::resolving:
     case Phase::connecting:
+    case Phase::upstream_handshake:
     case Phase::sending_request:
     case Phase::awaiting_response:
     case Phase::streaming:
       return fail_timeout(expiry);
+    case Phase::client_handshake:
+      return end_client_handshake(Outcome::timed_out(expiry.name));
     case Phase::tls_handshake:
     case Phase::tunnelling:
       return end_tunnel(Outcome::timed_out(expiry.name));
@@ -130,6 +136,11 @@ void Session::on_data(TcpSocket& socket, const char* data, size_t len) {
   }
 }
 
+void Session::on_handshake(TcpSocket& socket, int status) {
+  if (&socket == &client_) return on_client_handshake(status);
+  on_upstream_handshake(status);
+}
+
 void Session::on_read_end(TcpSocket& socket, int status) {
   if (&socket == &client_) {
     client_eof_ = true;
@@ -146,6 +157,8 @@ void Session::on_client_end(int status) {
   switch (phase_) {
     case Phase::idle:
       return begin_closing();  // nothing owed: our FIN goes out and the socket closes
+    case Phase::client_handshake:
+      return client_gone();
     case Phase::tls_handshake:
     case Phase::tunnelling:
       if (fin) return tunnel_half_close(client_);
@@ -177,6 +190,12 @@ void Session::on_upstream_end(int status) {
                            fmt::format("{} closed the connection in the middle of the response "
                                        "(route {})",
                                        describe_target(), ex_->route.name));
+    case Phase::upstream_handshake:
+      return fail_upstream(
+          ProxyError::connection_terminated,
+          fmt::format("{} closed the connection during the TLS handshake ({}, "
+                      "route {})",
+                      describe_target(), fin ? "FIN" : uv_err_name(status), ex_->route.name));
     case Phase::sending_request:
     case Phase::awaiting_response:
       if (retry_on_fresh_connection()) return;

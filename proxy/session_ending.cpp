@@ -37,6 +37,10 @@ void Session::fail_timeout(const Expiry& expiry) {
       return fail(Outcome::timed_out(expiry.name), ProxyError::dns_timeout, 504,
                   fmt::format("resolving {} timed out after {} ({}, route {})", ex_->target.host,
                               value, name, ex_->route.name));
+    case Phase::upstream_handshake:
+      return fail(Outcome::timed_out(expiry.name), ProxyError::connection_timeout, 504,
+                  fmt::format("the TLS handshake with {} did not complete within {} ({}, route {})",
+                              describe_target(), value, name, ex_->route.name));
     case Phase::connecting:
       return fail(Outcome::timed_out(expiry.name), ProxyError::connection_timeout, 504,
                   fmt::format("connect to {} timed out after {} ({}, route {})", describe_target(),

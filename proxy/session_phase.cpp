@@ -12,12 +12,16 @@ std::string_view phase_name(SessionPhase phase) {
       return "resolving";
     case SessionPhase::connecting:
       return "connecting";
+    case SessionPhase::upstream_handshake:
+      return "upstream_handshake";
     case SessionPhase::sending_request:
       return "sending_request";
     case SessionPhase::awaiting_response:
       return "awaiting_response";
     case SessionPhase::streaming:
       return "streaming";
+    case SessionPhase::client_handshake:
+      return "client_handshake";
     case SessionPhase::tls_handshake:
       return "tls_handshake";
     case SessionPhase::tunnelling:

@@ -97,11 +97,13 @@ void Session::on_client_bytes(const char* data, size_t len) {
       return pause_if_backlogged(upstream_, client_);
     case Phase::resolving:
     case Phase::connecting:
+    case Phase::upstream_handshake:
     case Phase::sending_request:
     case Phase::awaiting_response:
     case Phase::streaming:
       if (!ex_->request_done) return forward_request_body(data, len);
-      return stash(data, len);  // a pipelined request (or tunnel bytes): it waits its turn
+      return stash(data, len);     // a pipelined request (or tunnel bytes): it waits its turn
+    case Phase::client_handshake:  // the TLS layer passes nothing on before the handshake ends
     case Phase::ended:
       return;
   }
@@ -163,9 +165,12 @@ void Session::on_request_head() {
   // What follows a CONNECT or an Upgrade head is tunnel data, never parsed.
   ex_->request_done = ex_->is_connect || ex_->is_upgrade;
 
-  TargetError error = ex_->is_connect ? parse_authority(head.target(), &ex_->target)
-                                      : parse_absolute_target(head.target(), &ex_->target);
-  switch (error) {
+  if (interception_ && ex_->is_connect) {
+    return reject(400, ProxyError::http_request_error,
+                  "a CONNECT inside an intercepted HTTPS connection cannot be served: "
+                  "send it to the proxy port");
+  }
+  switch (parse_target(head)) {
     case TargetError::none:
       break;
     case TargetError::origin_form:
@@ -180,8 +185,10 @@ void Session::on_request_head() {
                     "which cutoff does not forward: send credentials in an Authorization field");
     case TargetError::malformed:
       return reject(400, ProxyError::http_request_error,
-                    ex_->is_connect ? "CONNECT needs a host:port target"
-                                    : "the request target is not a valid http:// URL");
+                    interception_     ? "inside an intercepted HTTPS connection a request names "
+                                        "its path only, as in GET /path"
+                    : ex_->is_connect ? "CONNECT needs a host:port target"
+                                      : "the request target is not a valid http:// URL");
   }
 
   if (!choose_route()) return;
@@ -196,7 +203,9 @@ void Session::on_request_head() {
                               "(listen.allow_clients)",
                               client_name_));
   }
-  if (!listen.proxy_auth.empty() && !has_credentials(head, listen.proxy_auth)) {
+  // Inside an intercepted connection the client's CONNECT was the one to
+  // show credentials (clients send none inside TLS).
+  if (!listen.proxy_auth.empty() && !interception_ && !has_credentials(head, listen.proxy_auth)) {
     return fail(Outcome::failed(ProxyError::http_request_denied), ProxyError::http_request_denied,
                 407, "this proxy needs Basic credentials in Proxy-Authorization",
                 "Proxy-Authenticate: Basic realm=\"cutoff\"\r\n");
@@ -216,7 +225,24 @@ void Session::on_request_head() {
   }
   if (!ex_->request_done && !take_request_body_so_far()) return;
   if (!ex_->is_connect && take_pooled_upstream()) return send_request_head();
+  if (ex_->is_connect && route().tls == TlsMode::intercept &&
+      route().action == RouteAction::forward) {
+    return intercept();
+  }
   open_upstream();
+}
+
+// A request inside an intercepted connection names only its path: its host
+// and port are the CONNECT's, and logs show it as an https:// URL.
+TargetError Session::parse_target(const MessageHead& head) {
+  if (interception_) {
+    ex_->target.host = interception_->host;
+    ex_->target.port = interception_->port;
+    ex_->record.target.scheme = interception_->origin;
+    return parse_origin_target(head.target(), &ex_->target);
+  }
+  return ex_->is_connect ? parse_authority(head.target(), &ex_->target)
+                         : parse_absolute_target(head.target(), &ex_->target);
 }
 
 // The body bytes that came with the head are parsed now, before any

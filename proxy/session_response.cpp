@@ -135,9 +135,9 @@ void Session::on_response_complete(size_t trailing_bytes) {
                   ex_->plan.framing != BodyFraming::until_close &&
                   !ex_->response_parser.body_declared_not_sent();
   if (reusable) {
-    worker_.pool().park(ex_->target.host, ex_->target.port, std::move(upstream_),
-                        ex_->upstream_peer, route().upstream_keepalive_timeout,
-                        route().max_idle_per_upstream);
+    worker_.pool().park(ex_->target.host, ex_->target.port, upstream_transport(),
+                        std::move(upstream_), ex_->upstream_peer,
+                        route().upstream_keepalive_timeout, route().max_idle_per_upstream);
   } else {
     upstream_.close();
   }

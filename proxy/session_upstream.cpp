@@ -39,7 +39,8 @@ void warn_socket_options(int error) {
 // routes still let through.
 bool Session::take_pooled_upstream() {
   sockaddr_in6& peer = ex_->upstream_peer;
-  upstream_ = worker_.pool().take(ex_->target.host, ex_->target.port, this, &peer);
+  upstream_ =
+      worker_.pool().take(ex_->target.host, ex_->target.port, upstream_transport(), this, &peer);
   if (!upstream_) return false;
   if (config().routes_match_addresses) {
     RouteQuery query = route_query();
@@ -159,6 +160,13 @@ void Session::on_upstream_connected() {
     rc = upstream_.set_user_timeout(static_cast<unsigned>(r.tcp_user_timeout.ms()));
   }
   if (rc != 0) warn_socket_options(rc);
+  if (ex_->target.tls) {
+    enter(Phase::upstream_handshake);
+    upstream_.start_tls(
+        TlsLayer::connect(worker_.tls()->client(), ex_->target.host, r.tls_verify_upstream));
+    upstream_.start_reading();
+    return;
+  }
   if (ex_->is_connect) {
     send_to_client(kConnectEstablished.data(), kConnectEstablished.size());
     ex_->record.status = 200;
@@ -166,6 +174,36 @@ void Session::on_upstream_connected() {
     return start_tunnel(nullptr, 0);
   }
   send_request_head();
+}
+
+// cutoff's own TLS with an intercepted request's upstream: verified (unless
+// the route says not to), and a failure answered in RFC 9209's words.
+void Session::on_upstream_handshake(int status) {
+  if (status == 0) return send_request_head();
+  const TlsFailure& failure = upstream_.tls()->failure();
+  switch (failure.kind) {
+    case TlsFailure::Kind::certificate:
+      return fail_upstream(
+          ProxyError::tls_certificate_error,
+          fmt::format("the certificate of {} was refused: {} (route {}; for a test server with "
+                      "its own certificate, add its CA to [tls] upstream_ca or set "
+                      "tls_verify_upstream = false on the route)",
+                      describe_target(), failure.reason, ex_->route.name));
+    case TlsFailure::Kind::alert:
+      return fail_upstream(ProxyError::tls_alert_received,
+                           fmt::format("{} ended the TLS handshake with an alert: {} (route {})",
+                                       describe_target(), failure.reason, ex_->route.name));
+    default:
+      return fail_upstream(ProxyError::tls_protocol_error,
+                           fmt::format("the TLS handshake with {} failed: {} (route {})",
+                                       describe_target(), failure.reason, ex_->route.name));
+  }
+}
+
+UpstreamTransport Session::upstream_transport() const {
+  if (!ex_->target.tls) return UpstreamTransport::plain;
+  return route().tls_verify_upstream ? UpstreamTransport::tls_verified
+                                     : UpstreamTransport::tls_unverified;
 }
 
 void Session::send_request_head() {

@@ -64,6 +64,35 @@ int TcpSocket::send(const char* data, size_t len) {
 }
 
 int TcpSocket::send(const uv_buf_t* bufs, unsigned count) {
+  return core_->tls ? send_encrypted(bufs, count) : send_raw(bufs, count);
+}
+
+int TcpSocket::send_encrypted(const uv_buf_t* bufs, unsigned count) {
+  for (unsigned i = 0; i < count; ++i) {
+    if (bufs[i].len > 0 && !core_->tls->write(bufs[i].base, bufs[i].len)) return UV_EPROTO;
+  }
+  return send_tls_output(core_.get());
+}
+
+int TcpSocket::send_tls_output(Core* core) {
+  std::string_view out = core->tls->output();
+  if (out.empty() || core->owner == nullptr) return 0;
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(out.data()), static_cast<unsigned>(out.size()));
+  int rc = core->owner->send_raw(&buf, 1);
+  core->tls->clear_output();
+  return rc;
+}
+
+void TcpSocket::start_tls(std::unique_ptr<TlsLayer> layer, std::string_view read_ahead) {
+  Core* core = core_.get();
+  core->tls = std::move(layer);
+  if (!read_ahead.empty()) return on_ciphertext(core, read_ahead.data(), read_ahead.size());
+  // A client speaks first; a server's handshake() only waits for the hello.
+  core->tls->handshake();
+  send_tls_output(core);
+}
+
+int TcpSocket::send_raw(const uv_buf_t* bufs, unsigned count) {
   Core& core = *core_;
   for (unsigned i = 0; i < count; ++i) core.sent += bufs[i].len;
   unsigned first = 0;
@@ -144,6 +173,10 @@ uint64_t TcpSocket::acknowledged() const {
 int TcpSocket::shutdown_write() {
   if (core_->fin_queued) return 0;
   if (core_->connecting) return UV_ENOTCONN;
+  if (core_->tls) {
+    core_->tls->close_notify();
+    send_tls_output(core_.get());
+  }
   core_->shutdown_req.data = core_.get();
   int rc = uv_shutdown(&core_->shutdown_req, stream(), on_shutdown_done);
   core_->fin_queued = rc == 0;
@@ -184,6 +217,7 @@ void TcpSocket::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
   buffer->in_use = false;
   if (nread == 0 || core->events == nullptr) return;
   if (nread > 0) {
+    if (core->tls) return on_ciphertext(core, buffer->bytes, static_cast<size_t>(nread));
     core->events->on_data(*core->owner, buffer->bytes, static_cast<size_t>(nread));
     return;
   }
@@ -191,6 +225,43 @@ void TcpSocket::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
   uv_read_stop(stream);
   core->reading = false;
   core->events->on_read_end(*core->owner, static_cast<int>(nread));
+}
+
+// TLS records in: the handshake moves on until it is done, then the
+// plaintext goes to the owner a record at a time, through the worker's read
+// buffer (the layer has its own copy of the ciphertext). The owner may close
+// or hand the socket over from any callback, so each step looks again.
+void TcpSocket::on_ciphertext(Core* core, const char* data, size_t len) {
+  TlsLayer& tls = *core->tls;
+  tls.receive(data, len);
+  if (!tls.handshake_done()) {
+    TlsLayer::Progress progress = tls.handshake();
+    send_tls_output(core);  // the handshake's next flight, or our alert
+    if (progress == TlsLayer::Progress::waiting || core->events == nullptr) return;
+    core->events->on_handshake(*core->owner, progress == TlsLayer::Progress::done ? 0 : UV_EPROTO);
+    if (progress != TlsLayer::Progress::done) return;
+  }
+  deliver_plaintext(core);
+}
+
+void TcpSocket::deliver_plaintext(Core* core) {
+  ReadBuffer* buffer = core->buffer;
+  for (;;) {
+    if (core->events == nullptr) return;
+    size_t n = 0;
+    TlsLayer::Read result = core->tls->read(buffer->bytes, ReadBuffer::kSize, &n);
+    if (result == TlsLayer::Read::data) {
+      core->events->on_data(*core->owner, buffer->bytes, n);
+      continue;
+    }
+    send_tls_output(core);  // an answer to a key update, or our alert
+    if (result == TlsLayer::Read::waiting) return;
+    // close_notify is the TLS end of stream; anything else broke it.
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&core->tcp));
+    core->reading = false;
+    core->events->on_read_end(*core->owner, result == TlsLayer::Read::closed ? UV_EOF : UV_EPROTO);
+    return;
+  }
 }
 
 void TcpSocket::on_write(uv_write_t* req, int status) {

@@ -5,15 +5,16 @@
 
 namespace cutoff {
 
-void UpstreamPool::make_key(std::string& key, std::string_view host, uint16_t port) {
+void UpstreamPool::make_key(std::string& key, std::string_view host, uint16_t port,
+                            UpstreamTransport transport) {
   char digits[8];
   auto [end, ec] = std::to_chars(digits, digits + sizeof digits, port);
-  key.assign(host).append(":").append(digits, end);
+  key.assign(host).append(":").append(digits, end).push_back(static_cast<char>(transport));
 }
 
-TcpSocket UpstreamPool::take(std::string_view host, uint16_t port, SocketEvents* events,
-                             sockaddr_in6* peer) {
-  make_key(scratch_key_, host, port);
+TcpSocket UpstreamPool::take(std::string_view host, uint16_t port, UpstreamTransport transport,
+                             SocketEvents* events, sockaddr_in6* peer) {
+  make_key(scratch_key_, host, port, transport);
   auto it = by_key_.find(std::string_view(scratch_key_));
   if (it == by_key_.end() || it->second.empty()) return TcpSocket{};
   Entry* entry = it->second.back();
@@ -27,9 +28,10 @@ TcpSocket UpstreamPool::take(std::string_view host, uint16_t port, SocketEvents*
   return socket;
 }
 
-void UpstreamPool::park(std::string_view host, uint16_t port, TcpSocket socket,
-                        const sockaddr_in6& peer, Duration keepalive, int max_idle) {
-  make_key(scratch_key_, host, port);
+void UpstreamPool::park(std::string_view host, uint16_t port, UpstreamTransport transport,
+                        TcpSocket socket, const sockaddr_in6& peer, Duration keepalive,
+                        int max_idle) {
+  make_key(scratch_key_, host, port, transport);
   auto it = by_key_.find(std::string_view(scratch_key_));
   if (max_idle <= 0) return;  // `socket` closes as it goes out of scope
   if (it != by_key_.end() && it->second.size() >= static_cast<size_t>(max_idle)) {
@@ -43,7 +45,7 @@ void UpstreamPool::park(std::string_view host, uint16_t port, TcpSocket socket,
     entry = free_.back();
     free_.pop_back();
   }
-  make_key(entry->key, host, port);
+  make_key(entry->key, host, port, transport);
   entry->socket = std::move(socket);
   entry->peer = peer;
   entry->socket.set_events(entry);

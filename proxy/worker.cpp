@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include "cutoff/cares_resolver.hpp"
+#include "cutoff/leaf_cache.hpp"
+#include "cutoff/leaf_cache.hpp"
 #include "cutoff/session.hpp"
 #include "cutoff/socket_address.hpp"
 
@@ -216,6 +218,20 @@ void Worker::on_prepare(uv_prepare_t* prepare) {
 
 void Worker::on_flush_timer(uv_timer_t* timer) {
   static_cast<Worker*>(timer->data)->access_log_.flush();
+}
+
+void Worker::reload(std::shared_ptr<const Config> config, std::shared_ptr<const TlsContexts> tls) {
+  config_ = std::move(config);
+  // Leaves minted by another CA would not verify against the new one.
+  if (!tls || !tls_ || tls->authority() != tls_->authority()) leaves_.reset();
+  tls_ = std::move(tls);
+}
+
+std::shared_ptr<LeafCache> Worker::leaf_cache() {
+  // Enough for every host a test suite intercepts; a leaf is under 1 KiB.
+  constexpr size_t kLeaves = 1024;
+  if (!leaves_) leaves_ = std::make_shared<LeafCache>(tls_->authority(), kLeaves);
+  return leaves_;
 }
 
 }  // namespace cutoff

@@ -20,6 +20,9 @@ struct Target {
   std::string_view path;
   bool empty_path = false;  // "http://h?q": origin-form puts "/" before the query
   bool no_path = false;     // "http://h": neither path nor query (OPTIONS * then)
+  // https: a request inside an intercepted connection, which goes to its
+  // upstream over TLS (default port 443).
+  bool tls = false;
 };
 
 // `userinfo`: "user:password@" before the host, which RFC 9110 §4.2.4 has
@@ -30,6 +33,9 @@ enum class TargetError { none, origin_form, unsupported_scheme, userinfo, malfor
 TargetError parse_absolute_target(std::string_view target, Target* out);
 // CONNECT's "host:port" (port required).
 TargetError parse_authority(std::string_view authority, Target* out);
+// Origin-form "/path?q" (or "*") of a request inside an intercepted
+// connection, whose host and port are the CONNECT's, already in *out.
+TargetError parse_origin_target(std::string_view target, Target* out);
 
 struct RequestRewrite {
   bool via = true;

@@ -19,6 +19,9 @@ enum class ProxyError {
   destination_unavailable,
   http_response_timeout,
   http_protocol_error,
+  tls_protocol_error,     // an upstream's TLS broke the protocol
+  tls_certificate_error,  // an upstream's certificate did not verify
+  tls_alert_received,     // an upstream ended its TLS handshake with an alert
   http_request_denied,
   http_request_error,  // a bad request from the client: 400/414/431/408
 };

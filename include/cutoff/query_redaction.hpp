@@ -23,7 +23,9 @@ inline constexpr std::string_view kRedactionMarker = "<redacted>";
 // A request target as shown: `scheme`, then "<redacted>@" when
 // `userinfo_hidden`, then `kept`, then kRedactionMarker when `redacted`.
 struct ShownTarget {
-  std::string_view scheme;  // "http://" before a hidden userinfo, else empty
+  // "http://" before a hidden userinfo; for a request inside an intercepted
+  // connection, the origin its path belongs to ("https://host"); else empty.
+  std::string_view scheme;
   bool userinfo_hidden = false;
   std::string_view kept;
   bool redacted = false;  // the query was hidden

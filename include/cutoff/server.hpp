@@ -19,6 +19,7 @@
 #include "cutoff/admin_source.hpp"
 #include "cutoff/config.hpp"
 #include "cutoff/task_queue.hpp"
+#include "cutoff/tls_contexts.hpp"
 #include "cutoff/uv_handle.hpp"
 #include "cutoff/worker.hpp"
 #include "cutoff/worker_count.hpp"
@@ -31,9 +32,10 @@ class Server final : public AdminSource {
   using Reloader = std::function<std::optional<Config>()>;
 
   // `config_source` names where the config came from in reload lines: the
-  // file as given, or "built-in defaults".
-  Server(std::shared_ptr<const Config> config, std::string config_source, AccessLog& access_log,
-         Reloader reload);
+  // file as given, or "built-in defaults". `tls`: the config's TLS contexts
+  // (TlsContexts::load), null when it needs none.
+  Server(std::shared_ptr<const Config> config, std::shared_ptr<const TlsContexts> tls,
+         std::string config_source, AccessLog& access_log, Reloader reload);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -83,6 +85,7 @@ class Server final : public AdminSource {
   void for_each_worker(std::function<void(Worker&)> action);
 
   std::shared_ptr<const Config> config_;
+  std::shared_ptr<const TlsContexts> tls_;
   std::string config_source_;
   AccessLog& access_log_;
   Reloader reloader_;

@@ -5,6 +5,7 @@
 // in this class (see Session::enter() and on_deadline() in session.cpp). The work of the phases is
 // split by concern: session_request.cpp (the client's side of an exchange), session_upstream.cpp
 // (reaching the upstream, the one safe retry), session_response.cpp, session_tunnel.cpp,
+// session_interception.cpp (an intercepting CONNECT: the client's TLS handshake),
 // session_ending.cpp (failures, and handing the connection to the worker's ClosingSet) and
 // session_report.cpp (access log, metrics, /connections).
 
@@ -24,6 +25,7 @@
 #include "cutoff/route.hpp"
 #include "cutoff/session_phase.hpp"
 #include "cutoff/tcp_socket.hpp"
+#include "cutoff/upstream_pool.hpp"
 
 namespace cutoff {
 
@@ -69,6 +71,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void on_connect(TcpSocket& socket, int status) override;
   void on_drained(TcpSocket& socket, int status) override;
   void on_shutdown(TcpSocket& socket, int status) override;
+  void on_handshake(TcpSocket& socket, int status) override;
   void on_deadline(const Expiry& expiry) override;
   void mark_deliveries() override;
   uint64_t deliveries_since_mark() override;
@@ -83,6 +86,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void parse_request_head(const char* data, size_t len);
   void refuse_tls_handshake();
   void on_request_head();
+  TargetError parse_target(const MessageHead& head);
   bool client_allowed() const;  // listen.allow_clients, under the current config
   bool choose_route();
   RouteQuery route_query() const;
@@ -91,6 +95,8 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void open_upstream();
   void try_next_address();
   void on_upstream_connected();
+  void on_upstream_handshake(int status);
+  UpstreamTransport upstream_transport() const;
   void send_request_head();
   bool take_request_body_so_far();
   void forward_request_body(const char* data, size_t len);
@@ -105,6 +111,9 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   bool on_response_head();
   void on_response_complete(size_t trailing_bytes);
   void start_tunnel(const char* upstream_bytes, size_t len);
+  void intercept();
+  void on_client_handshake(int status);
+  void end_client_handshake(Outcome outcome);
   void watch_client_hello(const char* data, size_t len);
   void end_hello_watch();
   void tunnel_half_close(TcpSocket& from);
@@ -175,6 +184,15 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   // front still wait to go to the client.
   size_t staged_ = 0;
   uint64_t phase_started_at_ = 0;
+
+  // An intercepting CONNECT's destination, from its client's TLS handshake
+  // on: every request read inside that TLS goes there (SPEC §10).
+  struct Interception {
+    std::string host;  // canonical (address.hpp)
+    uint16_t port = 0;
+    std::string origin;  // "https://host[:port]": what logs show before the path
+  };
+  std::unique_ptr<Interception> interception_;
 
   // The peer's FIN (or reset) is in: a client that half-closed after its
   // request still gets its response (SPEC §7b); a tunnel ends when both are.

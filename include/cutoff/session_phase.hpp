@@ -12,16 +12,20 @@ namespace cutoff {
 
 // Each phase names the deadline that guards it; Session::enter() arms it.
 enum class SessionPhase : uint8_t {
-  idle,               // client_keepalive_timeout: waiting for a request's first byte
-  reading_head,       // request_header_timeout: from that byte to the end of the head
-  resolving,          // dns_timeout: looking up the upstream's name
-  connecting,         // connect_timeout: all of the upstream's addresses together
-  sending_request,    // idle_timeout, min_rate: the request body moves up, no response yet
-  awaiting_response,  // response_header_timeout: request sent, response head not yet whole
-  streaming,          // idle_timeout, min_rate: the response body moves down
-  tls_handshake,      // tls_handshake_timeout: a CONNECT tunnel's ClientHello, unanswered
-  tunnelling,         // tunnel_idle_timeout: CONNECT or Upgrade, bytes both ways
-  ended,              // none: nothing left to wait for; the worker frees the session
+  idle,                // client_keepalive_timeout: waiting for a request's first byte
+  reading_head,        // request_header_timeout: from that byte to the end of the head
+  resolving,           // dns_timeout: looking up the upstream's name
+  connecting,          // connect_timeout: all of the upstream's addresses together
+  upstream_handshake,  // tls_handshake_timeout: cutoff's TLS handshake with an intercepted
+                       // request's upstream
+  sending_request,     // idle_timeout, min_rate: the request body moves up, no response yet
+  awaiting_response,   // response_header_timeout: request sent, response head not yet whole
+  streaming,           // idle_timeout, min_rate: the response body moves down
+  client_handshake,    // tls_handshake_timeout: an intercepting CONNECT, answered; the
+                       // client's TLS handshake with cutoff
+  tls_handshake,       // tls_handshake_timeout: a CONNECT tunnel's ClientHello, unanswered
+  tunnelling,          // tunnel_idle_timeout: CONNECT or Upgrade, bytes both ways
+  ended,               // none: nothing left to wait for; the worker frees the session
 };
 
 inline constexpr size_t kSessionPhases = static_cast<size_t>(SessionPhase::ended) + 1;

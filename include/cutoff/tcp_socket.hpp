@@ -8,6 +8,10 @@
 // signal: the owner stops reading the other side while `queued()` is high and
 // resumes on `on_drained`.
 //
+// TLS: after start_tls(), what the owner sends is encrypted and what it reads
+// was decrypted (tls_layer.hpp); the owner sees the same plain bytes and
+// events either way, plus on_handshake when the TLS handshake ends.
+//
 // Closing: close() sends FIN (after nothing is pending); abort() sends RST.
 // shutdown_write() queues a FIN behind pending writes, for lingering closes.
 // The socket's handle and its requests live in a heap block that outlives the
@@ -21,6 +25,7 @@
 #include <string>
 #include <utility>
 
+#include "cutoff/tls_layer.hpp"
 #include "cutoff/uv_handle.hpp"
 
 namespace cutoff {
@@ -38,6 +43,9 @@ class SocketEvents {
   virtual void on_drained(TcpSocket& socket, int status) = 0;
   // The FIN queued by shutdown_write() went out (or failed).
   virtual void on_shutdown(TcpSocket& socket, int status) = 0;
+  // The TLS handshake of start_tls() is done (0) or failed (UV_EPROTO; the
+  // socket's tls()->failure() says why). Only sockets that start TLS.
+  virtual void on_handshake(TcpSocket&, int) {}
 
  protected:
   ~SocketEvents() = default;
@@ -75,10 +83,19 @@ class TcpSocket {
   // UV_EPIPE after shutdown_write().
   int send(const uv_buf_t* bufs, unsigned count);
   int send(const char* data, size_t len);
+
+  // From now on this connection speaks TLS through `layer`: a client layer
+  // sends its ClientHello at once, a server layer answers the peer's.
+  // `read_ahead`: bytes of the peer's that were read before, taken as if
+  // they arrived now (events may fire before this returns).
+  void start_tls(std::unique_ptr<TlsLayer> layer, std::string_view read_ahead = {});
+  // The TLS layer, or null for plain TCP.
+  const TlsLayer* tls() const { return core_ ? core_->tls.get() : nullptr; }
   size_t queued() const {
     return core_ && core_->out ? core_->out->backlog.size() + core_->out->inflight.size() : 0;
   }
-  // Bytes the peer has not acknowledged yet: what waits in libuv (counting
+  // Bytes the peer has not acknowledged yet (on the wire: TLS records count
+  // whole): what waits in libuv (counting
   // what it has written of the in-flight buffer) and the kernel's send queue
   // (SIOCOUTQ; with our FIN, once shut down). It shrinks while a slow peer
   // reads, even before on_drained; one ioctl(2).
@@ -127,6 +144,7 @@ class TcpSocket {
       std::string backlog;   // bytes waiting for the in-flight write to finish
     };
     std::unique_ptr<Output> out;
+    std::unique_ptr<TlsLayer> tls;  // when the bytes on the wire are TLS
     bool reading = false;
     bool connecting = false;
     bool fin_queued = false;
@@ -138,6 +156,13 @@ class TcpSocket {
   }
 
   int flush_backlog();
+  // send() of the bytes as they go on the wire.
+  int send_raw(const uv_buf_t* bufs, unsigned count);
+  int send_encrypted(const uv_buf_t* bufs, unsigned count);
+  // Sends the ciphertext the TLS layer has produced.
+  static int send_tls_output(Core* core);
+  static void on_ciphertext(Core* core, const char* data, size_t len);
+  static void deliver_plaintext(Core* core);
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_write(uv_write_t* req, int status);

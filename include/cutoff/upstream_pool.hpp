@@ -1,5 +1,5 @@
 #pragma once
-// Idle upstream connections, kept per (host, port) for reuse.
+// Idle upstream connections, kept per (host, port, transport) for reuse.
 //
 // A pooled connection is watched while it waits: any byte or close from the
 // upstream makes it unusable and it is closed at once, and its
@@ -21,20 +21,27 @@
 
 namespace cutoff {
 
+// What a connection to an upstream speaks. A connection is lent only to a
+// request that needs the same: an unverified TLS connection never serves a
+// route that verifies.
+enum class UpstreamTransport : char { plain = 'p', tls_verified = 'v', tls_unverified = 'u' };
+
 class UpstreamPool {
  public:
   UpstreamPool(uv_loop_t* loop, Metrics* metrics) : loop_(loop), metrics_(metrics) {}
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  // The most recently parked live connection to host:port, or an empty
-  // socket; *peer receives the address it is connected to.
-  TcpSocket take(std::string_view host, uint16_t port, SocketEvents* events, sockaddr_in6* peer);
+  // The most recently parked live connection to host:port speaking
+  // `transport`, or an empty socket; *peer receives the address it is
+  // connected to.
+  TcpSocket take(std::string_view host, uint16_t port, UpstreamTransport transport,
+                 SocketEvents* events, sockaddr_in6* peer);
   // Parks a connection, connected to `peer`, that just finished a response
   // cleanly. With `max_idle` parked for host:port already, the oldest of
   // them is closed first (0: the connection is closed, nothing is parked).
-  void park(std::string_view host, uint16_t port, TcpSocket socket, const sockaddr_in6& peer,
-            Duration keepalive, int max_idle);
+  void park(std::string_view host, uint16_t port, UpstreamTransport transport, TcpSocket socket,
+            const sockaddr_in6& peer, Duration keepalive, int max_idle);
   // The invariant of SPEC §4 for parked connections: each waits under its
   // upstream_keepalive_timeout.
   bool all_parked_armed() const;
@@ -63,7 +70,8 @@ class UpstreamPool {
     Deadline deadline;
   };
 
-  static void make_key(std::string& key, std::string_view host, uint16_t port);
+  static void make_key(std::string& key, std::string_view host, uint16_t port,
+                       UpstreamTransport transport);
   void drop(Entry* entry);  // closes the connection and recycles the entry
   void recycle(Entry* entry);
 

@@ -20,6 +20,7 @@
 #include "cutoff/resolver.hpp"
 #include "cutoff/task_queue.hpp"
 #include "cutoff/tcp_socket.hpp"
+#include "cutoff/tls_contexts.hpp"
 #include "cutoff/upstream_pool.hpp"
 #include "cutoff/uv_handle.hpp"
 
@@ -57,8 +58,9 @@ class Worker {
   // exchange. Whatever is left when `timeout` expires is torn down.
   void drain(Duration timeout);
   bool draining() const { return draining_; }
-  // New exchanges use `config`; running ones keep theirs.
-  void reload(std::shared_ptr<const Config> config) { config_ = std::move(config); }
+  // New exchanges use `config` and its TLS contexts (null when it needs
+  // none); running ones keep theirs.
+  void reload(std::shared_ptr<const Config> config, std::shared_ptr<const TlsContexts> tls);
   // Any thread: runs `task` on this worker's loop.
   void post(std::function<void()> task) { tasks_->post(std::move(task)); }
   // Appends one JSON object per open client connection, comma-separated,
@@ -75,6 +77,10 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   const std::shared_ptr<const Config>& config() const { return config_; }
   UpstreamPool& pool() { return pool_; }
+  const TlsContexts* tls() const { return tls_.get(); }
+  // The certificates this worker has minted for intercepted hosts, from the
+  // current CA.
+  std::shared_ptr<LeafCache> leaf_cache();
   // Connections on their way out (closing.hpp); a drain waits for them too.
   ClosingSet& closings() { return closings_; }
   ReadBuffer* read_buffer() { return &read_buffer_; }
@@ -108,6 +114,8 @@ class Worker {
   uv_loop_t loop_;
   int init_error_ = 0;
   std::shared_ptr<const Config> config_;
+  std::shared_ptr<const TlsContexts> tls_;
+  std::shared_ptr<LeafCache> leaves_;  // made at the first interception
   std::unique_ptr<Resolver> resolver_;
   ReadBuffer read_buffer_;
   Metrics metrics_;  // before the members that count into it

@@ -288,7 +288,7 @@ class ProxyUnderTest {
   void reload(Config config) {
     auto shared = std::make_shared<const Config>(std::move(config));
     on_loop([&] {
-      worker_->reload(shared);
+      worker_->reload(shared, nullptr);
       return 0;
     });
   }

@@ -549,3 +549,36 @@ TEST_CASE("absolute targets and CONNECT: hosts are canonical", "[http_rewrite]")
   CHECK(target_error("http://exa%6dple.com/") == "malformed");
   CHECK(target_error("http://a..b/") == "malformed");
 }
+
+TEST_CASE("origin-form targets inside an intercepted connection", "[http_rewrite]") {
+  Target t;
+  t.host = "api.example.test";
+  t.port = 443;
+  REQUIRE(error_name(parse_origin_target("/v1/items?page=2#top", &t)) == "none");
+  CHECK(t.tls);
+  CHECK(t.path == "/v1/items?page=2");
+  CHECK_FALSE(t.no_path);
+  REQUIRE(error_name(parse_origin_target("*", &t)) == "none");
+  CHECK(t.no_path);
+  CHECK(error_name(parse_origin_target("http://api.example.test/", &t)) == "malformed");
+  CHECK(error_name(parse_origin_target("", &t)) == "malformed");
+  CHECK(error_name(parse_origin_target("api.example.test:443", &t)) == "malformed");
+
+  // Host carries the port unless it is https's own.
+  Request r("GET /v1 HTTP/1.1\r\nHost: api.example.test\r\n\r\n");
+  for (auto [port, host] : {std::pair<uint16_t, std::string_view>{443, "api.example.test"},
+                            {8443, "api.example.test:8443"}}) {
+    Target rt;
+    rt.host = "api.example.test";
+    rt.port = port;
+    REQUIRE(error_name(parse_origin_target(r.head().target(), &rt)) == "none");
+    std::string out;
+    build_request_head(out, r.head(), r.parser.framing(), rt, RequestRewrite{});
+    CHECK(out == "GET /v1 HTTP/1.1\r\nHost: " + std::string(host) + "\r\nVia: 1.1 cutoff\r\n\r\n");
+  }
+  // A plain target parsed after an intercepted one is plain again.
+  REQUIRE(error_name(parse_absolute_target("http://example.com/", &t)) == "none");
+  CHECK_FALSE(t.tls);
+  REQUIRE(error_name(parse_authority("example.com:443", &t)) == "none");
+  CHECK_FALSE(t.tls);
+}

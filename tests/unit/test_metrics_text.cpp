@@ -247,7 +247,9 @@ TEST_CASE("exchanges in flight are shown by phase, idle and ended left out", "[m
   CHECK(has_line(text, n + "\"awaiting_response\"} 3"));
   CHECK(has_line(text, n + "\"tunnelling\"} 1"));
   CHECK(has_line(text, n + "\"reading_head\"} 0"));
-  CHECK(count_prefix(text, n) == 8);
+  CHECK(has_line(text, n + "\"client_handshake\"} 0"));
+  CHECK(has_line(text, n + "\"upstream_handshake\"} 0"));
+  CHECK(count_prefix(text, n) == 10);
   CHECK(count_prefix(text, n + "\"idle\"") == 0);
   CHECK(count_prefix(text, n + "\"ended\"") == 0);
 }
