@@ -1,6 +1,7 @@
 #include "cutoff/command_line.hpp"
 
 #include <string_view>
+#include <utility>
 
 #include "cutoff/address.hpp"
 
@@ -8,6 +9,7 @@ namespace cutoff {
 
 const char* const kUsage =
     "usage: cutoff [--config FILE] [--check] [--listen HOST:PORT] [--admin HOST:PORT|off]\n"
+    "       cutoff ca init DIR\n"
     "       cutoff --version | --help\n"
     "\n"
     "  --config FILE       TOML configuration (default: built-in defaults,\n"
@@ -22,6 +24,11 @@ const char* const kUsage =
     "                      here instead of [admin] address; \"off\" disables\n"
     "  --version           print \"cutoff VERSION\" and exit\n"
     "  --help              this text\n"
+    "\n"
+    "  ca init DIR         write a new CA for TLS interception into DIR\n"
+    "                      (ca.pem, and ca-key.pem readable by you only;\n"
+    "                      DIR is created if missing, an existing CA is never\n"
+    "                      overwritten) and print how to use it\n"
     "\n"
     "Every flag with a value also takes it as --flag=VALUE.\n";
 
@@ -93,11 +100,46 @@ void set(Flag flag, std::string_view name, std::string value, CommandLine* out) 
   }
 }
 
+// Reads the command words at the start of argv, if any; the index of the
+// first argument after them.
+int parse_command(int argc, const char* const* argv, CommandLine* out) {
+  if (argc < 2 || std::string_view(argv[1]) != "ca") return 1;
+  if (argc < 3 || std::string_view(argv[2]).starts_with("--")) {
+    out->usage_errors.push_back("ca needs a command: ca init DIR");
+    return 2;
+  }
+  if (std::string_view(argv[2]) != "init") {
+    out->usage_errors.push_back("unknown command ca " + std::string(argv[2]) +
+                                " (known: ca init DIR)");
+    return 3;
+  }
+  std::string_view dir = argc > 3 ? argv[3] : "";
+  if (dir.empty() || dir.starts_with("--")) {
+    out->usage_errors.push_back("ca init needs a directory: ca init DIR");
+    // A flag in its place is still read as one; an empty word is not.
+    return dir.starts_with("--") || argc < 4 ? 3 : 4;
+  }
+  out->options.ca_init_dir = std::string(dir);
+  return 4;
+}
+
+// A flag beside a command that ignores it would be believed to do something.
+void refuse_flags_beside_command(CommandLine* out) {
+  const Options& o = out->options;
+  if (!o.ca_init_dir) return;
+  for (const auto& [given, name] :
+       {std::pair{o.config_path.has_value(), "--config"},
+        std::pair{o.listen.has_value(), "--listen"}, std::pair{o.admin.has_value(), "--admin"},
+        std::pair{o.check, "--check"}, std::pair{o.version, "--version"}}) {
+    if (given) out->usage_errors.push_back(std::string(name) + " does not apply to ca init");
+  }
+}
+
 }  // namespace
 
 CommandLine parse_command_line(int argc, const char* const* argv) {
   CommandLine out;
-  for (int i = 1; i < argc; ++i) {
+  for (int i = parse_command(argc, argv, &out); i < argc; ++i) {
     std::string_view arg = argv[i];
     std::string_view name = arg;
     std::optional<std::string> value;
@@ -124,6 +166,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     }
     set(flag, name, std::move(*value), &out);
   }
+  refuse_flags_beside_command(&out);
   return out;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cutoff/access_log.hpp"
+#include "cutoff/ca_init.hpp"
 #include "cutoff/command_line.hpp"
 #include "cutoff/config.hpp"
 #include "cutoff/config_summary.hpp"
@@ -118,6 +119,7 @@ int main(int argc, char** argv) {
     std::printf("cutoff %s\n", cutoff::kVersion);
     return 0;
   }
+  if (options.ca_init_dir) return cutoff::run_ca_init(*options.ca_init_dir, stdout, stderr);
   // Every error at once: the flags', the file's, and (for --check) whether
   // the access log could be opened.
   std::vector<std::string> errors;

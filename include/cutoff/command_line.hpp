@@ -15,6 +15,8 @@ struct Options {
   std::optional<std::string> config_path;
   std::optional<std::string> listen;  // valid as parse_host_port reads it
   std::optional<std::string> admin;   // the same, or "off"
+  // `cutoff ca init DIR`: write a CA into DIR instead of serving.
+  std::optional<std::string> ca_init_dir;
   bool check = false;
   bool help = false;
   bool version = false;
@@ -33,7 +35,8 @@ struct CommandLine {
 
 // Reads `--flag VALUE` and `--flag=VALUE` alike. A value that starts with
 // "--" is taken as the next flag, so that a forgotten value is reported
-// instead of swallowing the flag after it.
+// instead of swallowing the flag after it. A command (`ca init DIR`) comes
+// first, before any flag.
 CommandLine parse_command_line(int argc, const char* const* argv);
 
 }  // namespace cutoff

@@ -1,8 +1,9 @@
 """Start-up and reload tell the truth (SPEC section 7): `--version`, the
 first log lines (version, configuration, workers and why, every route's
 deadlines), what a SIGHUP changed, a second cutoff on an address already
-served, ":port" on IPv4 and IPv6, and `--check` reporting every error of
-the flags, the file and the access log path."""
+served, ":port" on IPv4 and IPv6, `--check` reporting every error of
+the flags, the file and the access log path, and `cutoff ca init` writing a
+CA that is not readable by others and never overwritten."""
 
 import os
 import re
@@ -14,6 +15,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+from pathlib import Path
 
 from harness import (ADMIN_ON, DEFAULT_CONFIG, REPO, SCALE, Client, Cutoff, CutoffTestCase,
                      _pdeathsig_prefix, admin_addr, find_binary, merge, run_tool, shown,
@@ -375,6 +377,110 @@ class SecondInstanceTest(StartupTestCase):
                                            extra_args=["--listen", f"127.0.0.1:{first.port}"])
                 self.assertEqual(error,
                                  f"cannot listen on 127.0.0.1:{first.port}: address already in use")
+
+
+# ---------------------------------------------------------------------------
+# `cutoff ca init DIR` (SPEC section 10)
+
+class CaInitTest(StartupTestCase):
+
+    def ca_init(self, directory: str, cwd: str | None = None, umask: int | None = None):
+        """Runs `cutoff ca init DIRECTORY`; CompletedProcess (text)."""
+        preexec = (lambda: os.umask(umask)) if umask is not None else None
+        return subprocess.run(_pdeathsig_prefix() + [find_binary(), "ca", "init", directory],
+                              capture_output=True, text=True, timeout=10 * SCALE, cwd=cwd,
+                              stdin=subprocess.DEVNULL, preexec_fn=preexec)
+
+    def new_dir(self) -> str:
+        base = tempfile.mkdtemp(prefix="cutoff-it-")
+        self.addCleanup(shutil.rmtree, base, True)
+        return base
+
+    def mode(self, path: str) -> int:
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+    def test_writes_a_ca_with_a_private_key_and_says_how_to_use_it(self):
+        ca = os.path.join(self.new_dir(), "ca")
+        p = self.ca_init(ca)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr, "")
+        cert, key = os.path.join(ca, "ca.pem"), os.path.join(ca, "ca-key.pem")
+        self.assertEqual(self.mode(ca), 0o700)
+        self.assertEqual(self.mode(key), 0o600)
+        self.assertEqual(self.mode(cert), 0o644)
+        for step in (f'ca_cert = "{cert}"', f'ca_key = "{key}"', 'tls = "intercept"',
+                     f"--cacert {cert}", "CURL_CA_BUNDLE=", f"NODE_EXTRA_CA_CERTS={cert}",
+                     "SSL_CERT_FILE=", "REQUESTS_CA_BUNDLE=", "update-ca-certificates",
+                     "/usr/local/share/ca-certificates/cutoff.crt"):
+            self.assertIn(step, p.stdout)
+
+        text = run_tool(["openssl", "x509", "-in", cert, "-noout", "-text"], timeout=5 * SCALE)
+        self.assertEqual(text.returncode, 0, text.stderr)
+        out = text.stdout.decode()
+        self.assertRegex(out, r"Basic Constraints: critical\s+CA:TRUE, pathlen:0")
+        self.assertRegex(out, r"Key Usage: critical\s+Certificate Sign, CRL Sign")
+        self.assertRegex(out, r"Subject: CN ?= ?cutoff interception CA [0-9a-f]{6}\n")
+        self.assertIn("NIST CURVE: P-256", out)
+        self.assertIn("Subject Key Identifier", out)
+        match = run_tool(["openssl", "x509", "-in", cert, "-noout", "-pubkey"], timeout=5 * SCALE)
+        derived = run_tool(["openssl", "pkey", "-in", key, "-pubout"], timeout=5 * SCALE)
+        self.assertEqual(match.stdout, derived.stdout, "the key is not the certificate's")
+
+    def test_a_second_run_refuses_and_changes_nothing(self):
+        ca = self.new_dir()
+        self.assertEqual(self.ca_init(ca).returncode, 0)
+        names = ("ca.pem", "ca-key.pem")
+        before = {n: Path(ca, n).read_bytes() for n in names}
+        p = self.ca_init(ca)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(p.stdout, "")
+        self.assertIn(os.path.join(ca, "ca-key.pem") + " already exists", p.stderr)
+        self.assertEqual({n: Path(ca, n).read_bytes() for n in names}, before)
+        self.assertEqual(sorted(os.listdir(ca)), sorted(names))
+        # A certificate alone is not overwritten either, nor left with a new key.
+        os.remove(os.path.join(ca, "ca-key.pem"))
+        p = self.ca_init(ca)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(os.path.join(ca, "ca.pem") + " already exists", p.stderr)
+        self.assertEqual(os.listdir(ca), ["ca.pem"])
+        self.assertEqual(Path(ca, "ca.pem").read_bytes(), before["ca.pem"])
+
+    def test_two_cas_have_different_names(self):
+        base = self.new_dir()
+        subjects = set()
+        for name in ("one", "two"):
+            self.assertEqual(self.ca_init(os.path.join(base, name)).returncode, 0)
+            p = run_tool(["openssl", "x509", "-in", os.path.join(base, name, "ca.pem"), "-noout",
+                          "-subject"], timeout=5 * SCALE)
+            subjects.add(p.stdout)
+        self.assertEqual(len(subjects), 2, subjects)
+
+    def test_a_relative_dir_is_printed_absolute_and_a_umask_keeps_the_modes(self):
+        base = os.path.realpath(self.new_dir())
+        p = self.ca_init("ca", cwd=base, umask=0o077)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f'ca_cert = "{base}/ca/ca.pem"', p.stdout)
+        self.assertEqual(self.mode(os.path.join(base, "ca", "ca.pem")), 0o644)
+        self.assertEqual(self.mode(os.path.join(base, "ca", "ca-key.pem")), 0o600)
+
+    def test_a_missing_dir_or_command_is_a_usage_error(self):
+        for args, error in ((["ca"], "ca needs a command"),
+                            (["ca", "init"], "ca init needs a directory"),
+                            (["ca", "frob", "x"], "unknown command ca frob")):
+            with self.subTest(args=args):
+                p = self.run_binary(*args)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(f"cutoff: {error}", p.stderr)
+                self.assertIn("cutoff ca init DIR", p.stderr)
+
+    def test_a_dir_that_cannot_be_made_is_an_error(self):
+        blocker = self.temp_file("plain-file", "")
+        p = self.ca_init(os.path.join(blocker, "ca"))
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"cutoff: cannot create the directory {blocker}/ca: ", p.stderr)
+        p = self.ca_init(blocker)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"cutoff: {blocker} exists and is not a directory", p.stderr)
 
 
 # ---------------------------------------------------------------------------

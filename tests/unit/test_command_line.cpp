@@ -60,3 +60,46 @@ TEST_CASE("a flag with a value given twice is an error, not the last one winning
   CHECK(parse({"--check", "--check"}).usage_errors ==
         std::vector<std::string>{"--check is given twice"});
 }
+
+TEST_CASE("ca init DIR is a command, read before any flag") {
+  const CommandLine cl = parse({"ca", "init", "some/dir"});
+  CHECK(cl.usage_errors.empty());
+  CHECK(cl.value_errors.empty());
+  CHECK(cl.options.ca_init_dir == "some/dir");
+  CHECK_FALSE(parse({"--check"}).options.ca_init_dir);
+  // --help still explains instead of acting.
+  const CommandLine help = parse({"ca", "init", "d", "--help"});
+  CHECK(help.usage_errors.empty());
+  CHECK(help.options.help);
+}
+
+TEST_CASE("ca without a known command or a directory is a usage error") {
+  CHECK(parse({"ca"}).usage_errors == std::vector<std::string>{"ca needs a command: ca init DIR"});
+  CHECK(parse({"ca", "--check"}).usage_errors ==
+        std::vector<std::string>{"ca needs a command: ca init DIR"});
+  CHECK(parse({"ca", "create", "d"}).usage_errors ==
+        std::vector<std::string>{"unknown command ca create (known: ca init DIR)",
+                                 "unknown argument d"});
+  for (const auto& args :
+       {std::vector<const char*>{"ca", "init"}, std::vector<const char*>{"ca", "init", ""},
+        std::vector<const char*>{"ca", "init", "--help"}}) {
+    const CommandLine cl = parse(args);
+    CHECK(cl.usage_errors == std::vector<std::string>{"ca init needs a directory: ca init DIR"});
+    CHECK_FALSE(cl.options.ca_init_dir);
+  }
+  // The words are a command only in front.
+  CHECK(parse({"--check", "ca", "init", "d"}).usage_errors ==
+        std::vector<std::string>{"unknown argument ca", "unknown argument init",
+                                 "unknown argument d"});
+}
+
+TEST_CASE("ca init refuses flags it would ignore") {
+  const CommandLine cl =
+      parse({"ca", "init", "d", "--config", "a.toml", "--listen=:0", "--check", "--version"});
+  CHECK(cl.usage_errors == std::vector<std::string>{"--config does not apply to ca init",
+                                                    "--listen does not apply to ca init",
+                                                    "--check does not apply to ca init",
+                                                    "--version does not apply to ca init"});
+  CHECK(parse({"ca", "init", "d", "extra"}).usage_errors ==
+        std::vector<std::string>{"unknown argument extra"});
+}
