@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 
 BUILD_DEPS=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libtomlplusplus-dev libspdlog-dev
             node-llhttp libssl-dev)
-TEST_DEPS=(catch2 python3 curl wget iproute2 openssl)
+TEST_DEPS=(catch2 python3 curl wget iproute2 openssl ca-certificates)
 FUZZ_DEPS=(clang libclang-rt-14-dev)
 TSAN_DEPS=(clang libclang-rt-14-dev python3 curl wget iproute2)
 

@@ -6,7 +6,9 @@ A new user follows the README literally, so its examples are checked:
   inside conf/kubernetes.yaml's ConfigMap must pass `cutoff --check` as
   they stand (no block is wrapped or skipped).
 - Every ```json block of README.md must parse.
-- Every ```sh block of README.md is run, unless the line right before it is
+- Every ```sh block of README.md is run (a block through the proxy, one of
+  `cutoff --check` lines, or the interception set-up around `cutoff ca
+  init`), unless the line right before it is
   `<!-- readme-test: skip, REASON -->` (a container engine, a cluster, the
   whole suite). An unmarked block this module cannot run fails it, so a new
   block is either run here or consciously excused in the README; a marker
@@ -162,7 +164,7 @@ class ReadmeTest(unittest.TestCase):
 
     def env(self) -> dict:
         return {"PATH": self.bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
-                "HOME": self.tmp, "LANG": "C.UTF-8"}
+                "HOME": self.tmp, "TMPDIR": self.tmp, "LANG": "C.UTF-8"}
 
     def test_toml_blocks_pass_check(self):
         tomls = [(n, t) for lang, n, t, _ in self.found if lang == "toml"]
@@ -204,6 +206,10 @@ class ReadmeTest(unittest.TestCase):
                 elif "http_proxy" in text or "-x http://127.0.0.1:3128" in text:
                     self.run_through_proxy(n, text)
                 elif all(c.split()[:2] == ["cutoff", "--check"] for c in commands):
+                    self.run_block(n, text)
+                elif "cutoff ca init" in text:
+                    # Sets up interception: makes a CA and checks the
+                    # config it wrote; nothing goes through a proxy.
                     self.run_block(n, text)
                 else:
                     self.fail(f"README.md line {n}: this ```sh block is neither run by "
