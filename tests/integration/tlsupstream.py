@@ -33,7 +33,7 @@ import ssl
 import sys
 import time
 
-from fakenet import LOOPBACK, Conn, PeerFin, PeerReset
+from fakenet import LOOPBACK, Conn, PeerReset
 from fakeupstream import FakeUpstream
 
 HANDSHAKE_RECORD = 0x16
