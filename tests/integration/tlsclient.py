@@ -6,7 +6,7 @@ apart (a truncated response ends with RST). TlsSocket runs TLS in memory
 BIOs over the plain socket and behaves like one for harness.Client:
 
 - recv(n) returns plaintext; b"" when the TCP connection ended with FIN
-  (after a close_notify or without one); a reset raises
+  (after a close_notify, which is not answered, or without one); a reset raises
   ConnectionResetError; a timeout raises socket.timeout;
 - sendall, settimeout, setsockopt, shutdown (close_notify first for
   SHUT_WR), close, fileno, getsockname as a socket;
@@ -84,15 +84,9 @@ class TlsSocket:
                 continue
             except ssl.SSLZeroReturnError:
                 pass
+            # Not answered with our own close_notify: bytes sent now could
+            # only provoke a reset from a peer that has closed already.
             self.closed_by_peer = True
-            try:
-                self.tls.unwrap()  # answer with our close_notify
-            except ssl.SSLError:
-                pass
-            try:
-                self._flush()
-            except OSError:
-                pass
 
     def sendall(self, data: bytes):
         self.tls.write(data)
