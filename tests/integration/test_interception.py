@@ -202,8 +202,11 @@ class InterceptTest(InterceptTestCase):
             "tls": {"ca_cert": PKI.ca_cert, "ca_key": PKI.ca_key,
                     "upstream_ca": PKI.upstream_ca.cert},
             "dns": {"servers": [DNS.address]},
+            # tunnel_idle_timeout far from the others: an intercepted
+            # connection is HTTP, not a tunnel, so it must never fire here.
             "defaults": {"tls": "intercept", "tls_handshake_timeout": "400ms",
-                         "response_header_timeout": "500ms", "idle_timeout": "300ms"},
+                         "response_header_timeout": "500ms", "idle_timeout": "300ms",
+                         "tunnel_idle_timeout": "3s"},
         }
 
     ROUTES = [{"name": "lax", "match": {"host": LAX}, "tls_verify_upstream": False}]
