@@ -95,6 +95,13 @@ class Pki:
 
     def __init__(self, binary: str):
         self.dir = tempfile.mkdtemp(prefix="cutoff-intercept-")
+        try:
+            self._make(binary)
+        except BaseException:
+            self.remove()
+            raise
+
+    def _make(self, binary: str):
         self.upstream_ca = TestCa(self.dir)
         self.good = self.upstream_ca.issue("good", dns=[API], ips=["127.0.0.1"])
         self.other = self.upstream_ca.issue("other", dns=[OTHER])
