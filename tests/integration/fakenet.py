@@ -154,6 +154,14 @@ class Conn:
         """Appends what arrives to buf and returns it; None on timeout.
 
         Raises PeerFin or PeerReset (recorded) when the peer goes away."""
+        data = self.recv_raw(timeout)
+        if data:
+            self.buf += data
+        return data
+
+    def recv_raw(self, timeout=None):
+        """The bytes that arrive on the socket, as recv_some, without
+        buffering them (a subclass that decrypts them buffers the plaintext)."""
         if self.fin_seen:
             raise PeerFin()
         if not self._poll(select.POLLIN, timeout):
@@ -173,7 +181,6 @@ class Conn:
             self.rec._add("fin")
             raise PeerFin()
         self.rec.bytes_in += len(data)
-        self.buf += data
         return data
 
     def read_until(self, marker: bytes, limit: int = HEAD_LIMIT, timeout=None) -> bytes:

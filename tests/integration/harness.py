@@ -51,6 +51,7 @@ from pathlib import Path
 import fakeload
 import fakenet
 import fakeupstream
+import tlsupstream
 
 SCALE = float(os.environ.get("CUTOFF_TIME_SCALE", "") or 1.0)
 # Workers of every cutoff whose test does not choose its own number: the
@@ -1133,6 +1134,12 @@ class CutoffTestCase(unittest.TestCase):
 
     def upstream(self) -> fakeupstream.FakeUpstream:
         return self._own(fakeupstream.FakeUpstream().start())
+
+    def tls_upstream(self, cert=None, key=None, handshake="ok",
+                     **kw) -> tlsupstream.TlsUpstream:
+        """A FakeUpstream behind TLS (tlsupstream): handshake "ok" with
+        cert/key, "silent" or "alert"."""
+        return self._own(tlsupstream.TlsUpstream(cert, key, handshake, **kw).start())
 
     def echo_server(self) -> fakenet.RawEchoServer:
         return self._own(fakenet.RawEchoServer().start())

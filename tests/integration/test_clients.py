@@ -21,6 +21,7 @@ import unittest
 
 from fakeupstream import pattern
 from harness import SCALE, CutoffTestCase, ms, run_tool, tolerance
+from tlscerts import needs_openssl, self_signed
 
 TOOL_TIMEOUT = 15 * SCALE
 
@@ -108,13 +109,9 @@ class ClientsTest(CutoffTestCase):
         self.cutoff.wait_access(lambda e: e["method"] == "CONNECT", target=f"127.0.0.1:{up.port}")
 
     @need("curl")
-    @unittest.skipUnless(shutil.which("openssl"), "openssl not installed (needed for a test certificate)")
+    @needs_openssl
     def test_curl_https_proxy_env_real_tls(self):
-        cert, key = os.path.join(self.tmp, "cert.pem"), os.path.join(self.tmp, "key.pem")
-        g = run_tool(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                      "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
-                      "-addext", "subjectAltName=IP:127.0.0.1"], 30)
-        self.assertEqual(g.returncode, 0, g.stderr)
+        cert, key = self_signed(self.tmp, "127.0.0.1", ips=["127.0.0.1"])
         seen = []
 
         class Handler(http.server.BaseHTTPRequestHandler):

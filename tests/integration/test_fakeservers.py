@@ -3,14 +3,19 @@
 If these fail, the proxy tests cannot be trusted: they check that the fakes
 misbehave as the catalogue says and that FIN and RST are told apart."""
 
+import shutil
 import socket
+import ssl
 import struct
+import tempfile
 import time
 import unittest
 
 from fakeload import LoopClients, percentile
 from fakeupstream import pattern
 from harness import SCALE, Client, CutoffTestCase, build_request
+from tlscerts import TestCa, needs_openssl, self_signed
+from tlsclient import start_tls
 
 
 class FakeServersTest(CutoffTestCase):
@@ -255,6 +260,114 @@ class FakeServersTest(CutoffTestCase):
         self.assertTrue(bh.wait_for(lambda: bh.records[0].end == "rst", 1.0), bh.records)
         self.assertEqual(percentile([3, 1, 2, 4], 50), 2)
         self.assertEqual(percentile(list(range(1, 201)), 99), 198)
+
+
+@needs_openssl
+class TlsFakesTest(CutoffTestCase):
+    """The TLS upstream (tlsupstream) and the TLS client (tlsclient) that
+    the interception tests stand on, against each other."""
+
+    NEEDS_CUTOFF = False
+    TIME_LIMIT = 5.0
+    NAME = "api.example.test"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = tempfile.mkdtemp(prefix="cutoff-fake-tls-")
+        cls.ca = TestCa(cls.certs)
+        cls.leaf = cls.ca.issue("leaf", dns=[cls.NAME], ips=["127.0.0.1"])
+        cls.lone = self_signed(cls.certs, "127.0.0.1", ips=["127.0.0.1"])
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.certs, True)
+
+    def tls_client(self, srv, name, ca=None, alpn=("http/1.1",), timeout=2.0):
+        """A Client that has done its TLS handshake with srv."""
+        cl = Client(srv.addr, timeout)
+        self._clients.append(cl)
+        ctx = ssl.create_default_context(cafile=ca or self.ca.cert)
+        ctx.set_alpn_protocols(list(alpn))
+        start_tls(cl, ctx, name)
+        return cl
+
+    def test_keepalive_over_tls_records_sni_and_alpn(self):
+        srv = self.tls_upstream(*self.leaf, alpn=("h2", "http/1.1"))
+        cl = self.tls_client(srv, self.NAME)
+        for i in range(3):
+            cl.request("GET", f"/ok?size={i * 100}", host=self.NAME)
+            r = cl.read_response()
+            self.assertEqual((r.status, r.body, r.header("X-Upstream-Request")),
+                             (200, pattern(i * 100), str(i)))
+        self.assertEqual(srv.connection_count(), 1)
+        rec = srv.conn(0)
+        self.assertEqual((rec.sni, rec.alpn, rec.tls_error), (self.NAME, "http/1.1", None))
+        self.assertEqual(rec.kinds()[:2], ["client_hello", "handshake"])
+        cl.close()
+        self.assertEqual(srv.wait_end(0).state, "fin")
+        # An IP literal: no SNI, the certificate's IP SAN verifies.
+        ip = self.tls_client(srv, "127.0.0.1")
+        ip.request("GET", "/status?code=204", host="127.0.0.1")
+        self.assertEqual(ip.read_response().status, 204)
+        self.assertIsNone(srv.conn(1).sni)
+
+    def test_hang_stall_and_reset_inside_tls_tell_fin_from_rst(self):
+        srv = self.tls_upstream(*self.leaf)
+        cl = self.tls_client(srv, self.NAME)
+        cl.request("GET", "/stall-mid-body?size=5000&sent=700", host="x")
+        with self.assertRaises(TimeoutError):
+            cl.read_response(timeout=0.3)
+        self.assertEqual(bytes(cl.buf)[-700:], pattern(700))
+        cl.abort()
+        self.assertEqual(srv.wait_end(0).state, "rst")
+        cl = self.tls_client(srv, self.NAME)
+        cl.request("GET", "/reset-mid-body?size=5000&sent=700&delay=50", host="x")
+        r = cl.read_response()
+        self.assertEqual((r.complete, cl.end, r.body), (False, "rst", pattern(700)))
+        self.assertEqual(srv.wait_end(1).state, "reset")
+        cl = self.tls_client(srv, self.NAME)
+        cl.request("GET", "/hang", host="x")
+        self.assertTrue(srv.wait_requests(3, 1))
+        # close_notify and FIN (a bare close() would reset: the session
+        # tickets TLS 1.3 sent after the handshake are still unread).
+        cl.shutdown_write()
+        self.assertEqual(srv.wait_end(2).state, "fin")
+        # close_notify, then FIN: a whole close-delimited body.
+        cl = self.tls_client(srv, self.NAME)
+        cl.request("GET", "/close-delimited?size=3000", host="x")
+        r = cl.read_response()
+        self.assertEqual((r.framing, r.complete, r.body), ("close", True, pattern(3000)))
+        cl.close()
+        self.assertEqual(srv.wait_end(3).kinds()[-2:], ["shutdown", "fin"])
+
+    def test_clients_refuse_a_wrong_name_and_an_unknown_issuer(self):
+        srv = self.tls_upstream(*self.leaf)
+        with self.assertRaisesRegex(ssl.SSLCertVerificationError, "other.example.test"):
+            self.tls_client(srv, "other.example.test")
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            self.tls_client(srv, self.NAME, ca=self.lone[0])
+        # The server saw each client's alert.
+        self.assertTrue(srv.wait_for(lambda: srv.connection_count() == 2 and all(
+            r.finished and r.tls_error for r in srv.connections()), 1.0), srv.connections())
+        lone = self.tls_upstream(*self.lone)
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            self.tls_client(lone, "127.0.0.1")
+        self.tls_client(lone, "127.0.0.1", ca=self.lone[0])
+
+    def test_silent_and_alert_handshakes(self):
+        silent = self.tls_upstream(handshake="silent")
+        t = time.monotonic()
+        with self.assertRaises(TimeoutError):
+            self.tls_client(silent, self.NAME, timeout=0.3)
+        self.assertGreaterEqual(time.monotonic() - t, 0.3 * SCALE - 0.01)
+        self.assertIsNotNone(silent.conn(0).time_of("client_hello"))
+        self._clients[-1].abort()
+        self.assertEqual(silent.wait_end(0).state, "rst")
+        alert = self.tls_upstream(handshake="alert")
+        with self.assertRaisesRegex(ssl.SSLError, "(?i)alert handshake failure"):
+            self.tls_client(alert, self.NAME)
+        rec = alert.wait_end(0)
+        self.assertEqual(rec.kinds()[:2], ["client_hello", "closed"])
 
 
 if __name__ == "__main__":

@@ -12,22 +12,22 @@ record headers and the ClientHello of a tunnel, never decrypting anything.
   records sni=.
 - Plain TCP through CONNECT is left alone: no handshake deadline, no SNI.
 
-Certificates are made for the test with the openssl command line; every
-server is on 127.0.0.1.
+The certificate is made for the test with the openssl command line
+(tlscerts), the TLS server is the fake upstream behind TLS (tlsupstream);
+every server is on 127.0.0.1.
 """
 
 import json
-import os
 import shutil
-import socket
 import ssl
-import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
+from fakeupstream import pattern
 from harness import ADMIN_ON, SCALE, CutoffTestCase, admin_get, merge, ms, run_tool
+from tlscerts import needs_openssl, self_signed
+from tlsclient import start_tls
 
 TLS_HANDSHAKE = ms(400)
 NAME = "tls.example.test"
@@ -45,54 +45,7 @@ def client_hello(server_hostname: str) -> bytes:
     return outgoing.read()
 
 
-class TlsServer:
-    """A TLS server on 127.0.0.1 answering every request on a connection
-    with `200 ok` (keep-alive), one thread per connection."""
-
-    def __init__(self, cert: str, key: str):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(cert, key)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
-
-    def _accept(self):
-        self.sock.settimeout(0.1)
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self.threads.append(t)
-            t.start()
-
-    def _serve(self, conn):
-        conn.settimeout(5.0 * SCALE)
-        try:
-            with self.ctx.wrap_socket(conn, server_side=True) as tls:
-                buf = b""
-                while not self.stopping:
-                    data = tls.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                    while b"\r\n\r\n" in buf:
-                        _, buf = buf.split(b"\r\n\r\n", 1)
-                        tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        except (OSError, ssl.SSLError):
-            return
-
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-        for t in self.threads:
-            t.join(2.0)
-
-
-@unittest.skipUnless(shutil.which("openssl"), "needs the openssl command")
+@needs_openssl
 class TlsTunnelTest(CutoffTestCase):
     CONFIG = merge(ADMIN_ON, {"defaults": {"tls_handshake_timeout": "400ms",
                                            "tunnel_idle_timeout": "3s"}})
@@ -101,23 +54,13 @@ class TlsTunnelTest(CutoffTestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = tempfile.mkdtemp(prefix="cutoff-tls-")
-        cls.cert = os.path.join(cls.certs, "cert.pem")
-        cls.key = os.path.join(cls.certs, "key.pem")
-        run_tool(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                  "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", f"/CN={NAME}",
-                  "-addext", f"subjectAltName=DNS:{NAME}", "-keyout", cls.key, "-out", cls.cert],
-                 timeout=20)
+        cls.cert, cls.key = self_signed(cls.certs, NAME, dns=[NAME])
         super().setUpClass()
 
     @classmethod
     def tearDownClass(cls):
         super().tearDownClass()
         shutil.rmtree(cls.certs, True)
-
-    def tls_server(self) -> TlsServer:
-        srv = TlsServer(self.cert, self.key)
-        self.addCleanup(srv.stop)
-        return srv
 
     def tunnel(self, port):
         r, cl, _ = self.connect_tunnel(port)
@@ -157,19 +100,17 @@ class TlsTunnelTest(CutoffTestCase):
         self.assertNotIn("sni", e)
 
     def test_real_handshake_records_the_sni_and_the_tunnel_lives_on(self):
-        srv = self.tls_server()
+        srv = self.tls_upstream(self.cert, self.key)
         cl = self.tunnel(srv.port)
-        ctx = ssl.create_default_context(cafile=self.cert)
-        with ctx.wrap_socket(cl.sock, server_hostname=NAME) as tls:
-            tls.settimeout(5.0 * SCALE)
-            tls.sendall(b"GET / HTTP/1.1\r\nHost: " + NAME.encode() + b"\r\n\r\n")
-            self.assertTrue(tls.recv(100).endswith(b"ok"))
-            # Quiet for longer than tls_handshake_timeout: a finished
-            # handshake is tunnel_idle_timeout's (3 s) to judge.
-            time.sleep(2 * TLS_HANDSHAKE)
-            tls.sendall(b"GET /again HTTP/1.1\r\nHost: " + NAME.encode() + b"\r\n\r\n")
-            self.assertTrue(tls.recv(100).endswith(b"ok"))
-            cl.sock = None  # the TLS socket owns it now
+        start_tls(cl, ssl.create_default_context(cafile=self.cert), NAME)
+        cl.request("GET", "/ok", host=NAME)
+        self.assertEqual(cl.read_response().body, pattern(5))
+        # Quiet for longer than tls_handshake_timeout: a finished
+        # handshake is tunnel_idle_timeout's (3 s) to judge.
+        time.sleep(2 * TLS_HANDSHAKE)
+        cl.request("GET", "/ok?again", host=NAME)
+        self.assertEqual(cl.read_response().body, pattern(5))
+        cl.close()
         e = self.cutoff.wait_access(lambda e: e["method"] == "CONNECT", target=f":{srv.port}")
         self.assertEqual((e["outcome"], e.get("sni")), ("ok", NAME), e)
 
@@ -187,13 +128,13 @@ class TlsTunnelTest(CutoffTestCase):
 
     @unittest.skipUnless(shutil.which("curl"), "needs curl")
     def test_curl_through_the_tunnel(self):
-        srv = self.tls_server()
+        srv = self.tls_upstream(self.cert, self.key)
         r = run_tool(["curl", "-sS", "--max-time", str(5 * SCALE), "--cacert", self.cert,
                       "-x", f"http://127.0.0.1:{self.cutoff.port}",
                       "--connect-to", f"{NAME}:{srv.port}:127.0.0.1:{srv.port}",
-                      f"https://{NAME}:{srv.port}/"], timeout=10 * SCALE)
+                      f"https://{NAME}:{srv.port}/ok"], timeout=10 * SCALE)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout, b"ok")
+        self.assertEqual(r.stdout, pattern(5))
         e = self.cutoff.wait_access(lambda e: e["method"] == "CONNECT", target=f":{srv.port}")
         self.assertEqual((e["outcome"], e.get("sni")), ("ok", NAME), e)
 
