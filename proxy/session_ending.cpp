@@ -101,8 +101,13 @@ void Session::fail(Outcome outcome, ProxyError error, int status, std::string_vi
 }
 
 // The client left (a reset, or a FIN before its request was whole) before
-// its exchange ended.
+// its exchange ended; or, idle between exchanges, it reset the connection
+// while the last response was still on its way to it.
 void Session::client_gone() {
+  if (!ex_) {
+    client_.close();
+    return end();
+  }
   ex_->record.outcome = Outcome::client_aborted();
   teardown_upstream();
   client_.close();

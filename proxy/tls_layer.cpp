@@ -74,6 +74,9 @@ int TlsLayer::select_certificate(SSL* ssl, void* arg) {
 }
 
 void TlsLayer::receive(const char* data, size_t len) {
+  // A failed connection reads nothing more: what its peer still sends
+  // (while it closes) is dropped, not kept.
+  if (failure_.kind != TlsFailure::Kind::none) return;
   while (len > 0) {
     int n = BIO_write(in_, data, clamp_int(len));
     if (n <= 0) return;

@@ -20,9 +20,11 @@ side: what bytes it gets, when, and how its connection ends.
 from __future__ import annotations
 
 import json
+import random
 import signal
 import socket
 import struct
+import threading
 import time
 
 from fakeupstream import pattern
@@ -147,6 +149,36 @@ class ClosingTest(CutoffTestCase):
         self.assertEqual(r.wait_end(timeout=IDLE * 2 + 2), "rst",
                          "a client that stopped reading is reset when idle_timeout fires")
         self.assertGreaterEqual(time.monotonic() - stopped, IDLE - 0.05)
+
+    @time_limit(15)
+    def test_client_resets_racing_the_last_response_bytes(self):
+        # A client's reset that lands while cutoff writes the end of a
+        # response: the write fails after the response is whole and the
+        # connection idle again, with no exchange to end (it crashed
+        # cutoff). The race is won a few times in a thousand resets, so
+        # several clients reset for a while.
+        up = self.upstream()
+        target = self.url(up, "/slow-head?delay=2&size=20000")
+        stop = time.monotonic() + 2.0 * SCALE
+        resets = [0]
+
+        def resetting_client(seed: int):
+            pause = random.Random(seed)
+            while time.monotonic() < stop and self.cutoff.alive():
+                with socket.create_connection(self.cutoff.addr) as sock:
+                    sock.sendall(build_request("GET", target))
+                    time.sleep(pause.uniform(0.0015, 0.004))
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    struct.pack("ii", 1, 0))
+                resets[0] += 1
+
+        threads = [threading.Thread(target=resetting_client, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertTrue(self.cutoff.alive(), f"cutoff died after {resets[0]} resets")
+        self.assertEqual(self.exchange("GET", self.url(up))[0].status, 200)
 
     # == half-close ==============================================================
 
