@@ -29,7 +29,7 @@ std::string origin_of(const Target& target) {
 }  // namespace
 
 void Session::intercept() {
-  const TlsContexts* tls = worker_.tls();
+  std::shared_ptr<const TlsContexts> tls = worker_.tls();
   if (tls == nullptr || tls->server() == nullptr) {
     // A config that intercepts always brings its CA (config.cpp); this is
     // the worker not having it, which must not pass silently.
@@ -38,7 +38,7 @@ void Session::intercept() {
                               ex_->route.name));
   }
   interception_ = std::make_unique<Interception>(
-      Interception{ex_->target.host, ex_->target.port, origin_of(ex_->target)});
+      Interception{ex_->target.host, ex_->target.port, origin_of(ex_->target), tls, {}});
   send_to_client(kConnectEstablished.data(), kConnectEstablished.size());
   ex_->record.status = 200;
   ex_->response_started = true;
@@ -53,7 +53,8 @@ void Session::intercept() {
 // SNI, and the connection waits for the first request inside.
 void Session::on_client_handshake(int status) {
   const TlsLayer& tls = *client_.tls();
-  ex_->record.sni = tls.server_name();
+  interception_->sni = plausible_host_name(tls.server_name());
+  ex_->record.sni = interception_->sni;
   if (status == 0) {
     ex_->record.outcome = Outcome::ok();
     log_exchange();
@@ -84,7 +85,10 @@ void Session::on_client_handshake(int status) {
 // handshake left to send (an alert), and a FIN.
 void Session::end_client_handshake(Outcome outcome) {
   ex_->record.outcome = outcome;
-  if (ex_->record.sni.empty() && client_.tls()) ex_->record.sni = client_.tls()->server_name();
+  if (ex_->record.sni.empty() && client_.tls()) {
+    interception_->sni = plausible_host_name(client_.tls()->server_name());
+    ex_->record.sni = interception_->sni;
+  }
   log_exchange();
   begin_closing();
 }

@@ -163,7 +163,7 @@ void Session::on_upstream_connected() {
   if (ex_->target.tls) {
     enter(Phase::upstream_handshake);
     upstream_.start_tls(
-        TlsLayer::connect(worker_.tls()->client(), ex_->target.host, r.tls_verify_upstream));
+        TlsLayer::connect(interception_->tls->client(), ex_->target.host, r.tls_verify_upstream));
     upstream_.start_reading();
     return;
   }

@@ -8,6 +8,7 @@
 
 #include <cassert>
 #include <cerrno>
+#include <cstring>
 
 namespace cutoff {
 
@@ -68,8 +69,22 @@ int TcpSocket::send(const uv_buf_t* bufs, unsigned count) {
 }
 
 int TcpSocket::send_encrypted(const uv_buf_t* bufs, unsigned count) {
-  for (unsigned i = 0; i < count; ++i) {
-    if (bufs[i].len > 0 && !core_->tls->write(bufs[i].base, bufs[i].len)) return UV_EPROTO;
+  // Pieces that fit one record together (a response head and a small body)
+  // go as one: a record costs far more than copying them.
+  char record[kTlsRecord];
+  size_t total = 0;
+  for (unsigned i = 0; i < count; ++i) total += bufs[i].len;
+  if (count > 1 && total <= sizeof record) {
+    size_t at = 0;
+    for (unsigned i = 0; i < count; ++i) {
+      std::memcpy(record + at, bufs[i].base, bufs[i].len);
+      at += bufs[i].len;
+    }
+    if (!core_->tls->write(record, total)) return UV_EPROTO;
+  } else {
+    for (unsigned i = 0; i < count; ++i) {
+      if (bufs[i].len > 0 && !core_->tls->write(bufs[i].base, bufs[i].len)) return UV_EPROTO;
+    }
   }
   return send_tls_output(core_.get());
 }
@@ -224,7 +239,9 @@ void TcpSocket::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
   // The read side is over: libuv stops reading on EOF; make it explicit.
   uv_read_stop(stream);
   core->reading = false;
-  core->events->on_read_end(*core->owner, static_cast<int>(nread));
+  int status = static_cast<int>(nread);
+  if (status == UV_EOF && core->tls && core->tls->end_is_truncation()) status = UV_EPROTO;
+  core->events->on_read_end(*core->owner, status);
 }
 
 // TLS records in: the handshake moves on until it is done, then the
@@ -244,17 +261,30 @@ void TcpSocket::on_ciphertext(Core* core, const char* data, size_t len) {
   deliver_plaintext(core);
 }
 
+// Everything one read brought is decrypted, then handed over in one piece,
+// as a plain socket hands over one read: a response and the bytes behind it
+// arrive together, so the owner sees what trails a response (and never
+// reuses that connection) whatever the records' boundaries.
 void TcpSocket::deliver_plaintext(Core* core) {
   ReadBuffer* buffer = core->buffer;
-  for (;;) {
-    if (core->events == nullptr) return;
-    size_t n = 0;
-    TlsLayer::Read result = core->tls->read(buffer->bytes, ReadBuffer::kSize, &n);
-    if (result == TlsLayer::Read::data) {
-      core->events->on_data(*core->owner, buffer->bytes, n);
-      continue;
+  while (core->events != nullptr) {
+    size_t filled = 0;
+    TlsLayer::Read result = TlsLayer::Read::data;
+    while (filled < ReadBuffer::kSize) {
+      size_t n = 0;
+      result = core->tls->read(buffer->bytes + filled, ReadBuffer::kSize - filled, &n);
+      if (result != TlsLayer::Read::data) break;
+      filled += n;
+      // Asking again with nothing buffered would only hear "want more".
+      if (!core->tls->buffered()) {
+        result = TlsLayer::Read::waiting;
+        break;
+      }
     }
-    send_tls_output(core);  // an answer to a key update, or our alert
+    if (filled > 0) core->events->on_data(*core->owner, buffer->bytes, filled);
+    if (core->events == nullptr) return;
+    send_tls_output(core);                         // an answer to a key update, or our alert
+    if (result == TlsLayer::Read::data) continue;  // the buffer was full
     if (result == TlsLayer::Read::waiting) return;
     // close_notify is the TLS end of stream; anything else broke it.
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&core->tcp));

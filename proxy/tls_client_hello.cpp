@@ -62,9 +62,8 @@ uint16_t record_length(std::string_view header) {
                                static_cast<uint8_t>(header[4]));
 }
 
-// A server name as it may appear in a log: a DNS name's letters, digits,
-// '-', '.' and '_' (RFC 6066 forbids IP literals here), lower-cased. Else
-// nothing: the name is for people to read, and a client chose its bytes.
+}  // namespace
+
 std::string plausible_host_name(std::string_view name) {
   if (name.empty() || name.size() > 253) return {};
   std::string out(name);
@@ -76,8 +75,6 @@ std::string plausible_host_name(std::string_view name) {
   }
   return out;
 }
-
-}  // namespace
 
 bool looks_like_tls_handshake(const char* data, size_t len) {
   return len >= 1 && static_cast<uint8_t>(data[0]) == kHandshakeRecord &&

@@ -1,6 +1,10 @@
 #include "cutoff/tls_contexts.hpp"
 
 #include <openssl/err.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace cutoff {
 namespace {
@@ -68,10 +72,17 @@ std::shared_ptr<const TlsContexts> TlsContexts::load(const TlsConfig& tls, std::
     *error = "tls: cannot set up the upstream context: " + openssl_reason();
     return nullptr;
   }
-  if (!tls.upstream_ca.empty() &&
-      SSL_CTX_load_verify_locations(client, tls.upstream_ca.c_str(), nullptr) != 1) {
-    *error = "tls.upstream_ca: cannot use " + tls.upstream_ca + ": " + openssl_reason();
-    return nullptr;
+  if (!tls.upstream_ca.empty()) {
+    // OpenSSL says only "system lib" for a file it cannot open.
+    if (access(tls.upstream_ca.c_str(), R_OK) != 0) {
+      *error = "tls.upstream_ca: cannot read " + tls.upstream_ca + ": " + std::strerror(errno);
+      return nullptr;
+    }
+    if (SSL_CTX_load_verify_locations(client, tls.upstream_ca.c_str(), nullptr) != 1) {
+      *error = "tls.upstream_ca: " + tls.upstream_ca +
+               " holds no usable PEM certificate: " + openssl_reason();
+      return nullptr;
+    }
   }
   return contexts;
 }

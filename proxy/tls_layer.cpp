@@ -63,13 +63,12 @@ std::unique_ptr<TlsLayer> TlsLayer::connect(SSL_CTX* ctx, const std::string& hos
   return layer;
 }
 
-// Called once the ClientHello is in: the leaf for the name the client will
-// check, which is its SNI when it sent one.
+// Called once the ClientHello is in. The leaf names the CONNECT host, where
+// the requests go, whatever the SNI asks for: a client cannot have cutoff
+// vouch for another name, nor make it sign one leaf per made-up name.
 int TlsLayer::select_certificate(SSL* ssl, void* arg) {
   auto* self = static_cast<TlsLayer*>(arg);
-  const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-  X509* leaf = self->leaves_->get(sni != nullptr && *sni != '\0' ? std::string_view(sni)
-                                                                 : std::string_view(self->host_));
+  X509* leaf = self->leaves_->get(self->host_);
   return leaf != nullptr && SSL_use_certificate(ssl, leaf) == 1 ? 1 : 0;
 }
 
@@ -120,6 +119,15 @@ TlsLayer::Read TlsLayer::read(char* out, size_t size, size_t* n) {
   }
 }
 
+bool TlsLayer::end_is_truncation() const {
+  return !SSL_is_server(ssl_.get()) && handshake_done_ &&
+         (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) == 0;
+}
+
+bool TlsLayer::buffered() const {
+  return SSL_has_pending(ssl_.get()) == 1 || BIO_ctrl_pending(in_) > 0;
+}
+
 bool TlsLayer::write(const char* data, size_t len) {
   // Nothing goes out before the handshake is done, nor after a failure.
   if (!handshake_done_ || failure_.kind != TlsFailure::Kind::none) return false;
@@ -164,7 +172,9 @@ void TlsLayer::fail(int ssl_error) {
   long verify = SSL_get_verify_result(ssl_.get());
   unsigned long code = ERR_peek_error();
   int reason = ERR_GET_REASON(code);
-  if (!SSL_is_server(ssl_.get()) && verify != X509_V_OK) {
+  // OpenSSL records a verify result even when told not to verify.
+  bool verifying = (SSL_get_verify_mode(ssl_.get()) & SSL_VERIFY_PEER) != 0;
+  if (!SSL_is_server(ssl_.get()) && verifying && verify != X509_V_OK) {
     failure_ = {TlsFailure::Kind::certificate, X509_verify_cert_error_string(verify)};
   } else if (ERR_GET_LIB(code) == ERR_LIB_SSL && reason >= kAlertReasonOffset &&
              reason < kAlertReasonEnd) {

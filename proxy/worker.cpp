@@ -9,7 +9,6 @@
 
 #include "cutoff/cares_resolver.hpp"
 #include "cutoff/leaf_cache.hpp"
-#include "cutoff/leaf_cache.hpp"
 #include "cutoff/session.hpp"
 #include "cutoff/socket_address.hpp"
 

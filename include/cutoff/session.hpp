@@ -25,6 +25,7 @@
 #include "cutoff/route.hpp"
 #include "cutoff/session_phase.hpp"
 #include "cutoff/tcp_socket.hpp"
+#include "cutoff/tls_contexts.hpp"
 #include "cutoff/upstream_pool.hpp"
 
 namespace cutoff {
@@ -191,6 +192,10 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
     std::string host;  // canonical (address.hpp)
     uint16_t port = 0;
     std::string origin;  // "https://host[:port]": what logs show before the path
+    // The contexts it began with: a reload that drops [tls] leaves the
+    // connections already intercepted working.
+    std::shared_ptr<const TlsContexts> tls;
+    std::string sni;  // the client's server name, as logs may show it (plausible_host_name)
   };
   std::unique_ptr<Interception> interception_;
 

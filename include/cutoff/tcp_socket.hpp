@@ -155,6 +155,7 @@ class TcpSocket {
     return reinterpret_cast<uv_handle_t*>(&core->tcp);
   }
 
+  static constexpr size_t kTlsRecord = 16 * 1024;  // the most plaintext one TLS record holds
   int flush_backlog();
   // send() of the bytes as they go on the wire.
   int send_raw(const uv_buf_t* bufs, unsigned count);

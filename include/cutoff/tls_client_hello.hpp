@@ -17,6 +17,11 @@
 
 namespace cutoff {
 
+// A server name as it may appear in a log: a DNS name's letters, digits,
+// '-', '.' and '_' (RFC 6066 forbids IP literals here), lower-cased. Else
+// nothing: the name is for people to read, and a client chose its bytes.
+std::string plausible_host_name(std::string_view name);
+
 class ClientHelloReader {
  public:
   // A ClientHello larger than this is not read (post-quantum key shares

@@ -36,8 +36,7 @@ struct TlsFailure {
 class TlsLayer {
  public:
   // cutoff as the server of an intercepting connection: the certificate is
-  // minted (or taken from `leaves`) for the name the client asks for in its
-  // SNI, or for `host` (the CONNECT host) when it names none.
+  // minted (or taken from `leaves`) for `host`, the CONNECT host.
   static std::unique_ptr<TlsLayer> accept(SSL_CTX* ctx, std::shared_ptr<LeafCache> leaves,
                                           std::string_view host);
   // cutoff as the client of an upstream: SNI and the name check for `host`
@@ -61,6 +60,9 @@ class TlsLayer {
   // Decrypts the next piece of application data into `out` (*n bytes).
   // `closed`: the peer's close_notify; `failed`: see failure().
   Read read(char* out, size_t size, size_t* n);
+  // Whether received bytes wait to be read: a record decrypted but not read
+  // out, or ciphertext not yet looked at.
+  bool buffered() const;
   // Encrypts `data` into output(); false once the connection has failed.
   bool write(const char* data, size_t len);
   // Queues a close_notify: the last thing this side sends.
@@ -69,6 +71,11 @@ class TlsLayer {
   // Ciphertext waiting to be sent; clear_output() once it is handed on.
   std::string_view output() const;
   void clear_output();
+
+  // cutoff's connection to an upstream ended (TCP FIN) without the
+  // upstream's close_notify: what came last may be cut short (RFC 8446
+  // §6.1), so the end is an error, not the end of a body.
+  bool end_is_truncation() const;
 
   const TlsFailure& failure() const { return failure_; }
   // The server name the client asked for (server side), or empty.
@@ -83,7 +90,7 @@ class TlsLayer {
   BIO* in_ = nullptr;   // owned by ssl_
   BIO* out_ = nullptr;  // owned by ssl_
   std::shared_ptr<LeafCache> leaves_;
-  std::string host_;  // the CONNECT host, when the client sends no SNI
+  std::string host_;  // the CONNECT host, which the leaf names
   TlsFailure failure_;
   bool handshake_done_ = false;
 };

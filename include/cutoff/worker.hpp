@@ -77,7 +77,7 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   const std::shared_ptr<const Config>& config() const { return config_; }
   UpstreamPool& pool() { return pool_; }
-  const TlsContexts* tls() const { return tls_.get(); }
+  const std::shared_ptr<const TlsContexts>& tls() const { return tls_; }
   // The certificates this worker has minted for intercepted hosts, from the
   // current CA.
   std::shared_ptr<LeafCache> leaf_cache();

@@ -294,8 +294,9 @@ def b_chunked(srv, conn, req):
 
 
 def b_close_delimited(srv, conn, req):
-    """200 without Content-Length or chunking: `size` bytes (default 1000), then FIN; waits for the peer to close."""
+    """200 without Content-Length or chunking: `size` bytes (default 1000), then FIN; waits for the peer to close. notify=0: inside TLS, the FIN comes without a close_notify."""
     read_body(conn, req)
+    conn.close_notify_on_shutdown = req.query.get("notify") != "0"
     hs = srv.std_headers(conn, req) + [("Content-Type", "application/octet-stream")]
     out = head_bytes(200, hs)
     if req.method != "HEAD":
@@ -303,6 +304,18 @@ def b_close_delimited(srv, conn, req):
     conn.send_all(out)
     conn.rec.response_ends.append(time.monotonic())
     conn.shutdown_write()
+    conn.park(read=True)
+
+
+def b_extra_record(srv, conn, req):
+    """200 "r1" (Content-Length 2), and in the same write a second response nobody asked for (inside TLS, in a record of its own). Keep-alive."""
+    read_body(conn, req)
+    first = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nr1"
+    extra = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nINJECTED"
+    if hasattr(conn, "send_records"):
+        conn.send_records([first, extra])
+    else:
+        conn.send_all(first + extra)
     conn.park(read=True)
 
 
@@ -541,6 +554,7 @@ BEHAVIOURS = {
     "chunked": b_chunked,
     "close-delimited": b_close_delimited,
     "echo": b_echo,
+    "extra-record": b_extra_record,
     "status": b_status,
     "hang": b_hang,
     "slow-head": b_slow_head,

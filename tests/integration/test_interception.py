@@ -70,8 +70,8 @@ import urllib.request
 
 from fakedns import FakeDns
 from fakeupstream import pattern
-from harness import (SCALE, SLACK, Cutoff, CutoffTestCase, find_binary, ms, run_tool, shown,
-                     time_limit)
+from harness import (SCALE, SLACK, Cutoff, CutoffTestCase, build_request, find_binary, ms,
+                     run_tool, shown, time_limit)
 from tlscerts import TestCa, self_signed
 from tlsclient import start_tls
 
@@ -328,6 +328,75 @@ class InterceptTest(InterceptTestCase):
         self.assertLess(cl.end_time - r.t_head, ms(50) + QUICK)
         e = self.request_entry(srv.port, path)
         self.assertIn("connection_terminated", e.get("outcome", ""), e["line"])
+
+    def test_close_delimited_body_needs_the_upstreams_close_notify(self):
+        # Inside TLS, the end of a body delimited by the close is the
+        # upstream's close_notify; a bare FIN may have cut it short, so the
+        # client gets a reset, never a body passed off as whole.
+        srv = self.tls_upstream(*PKI.good)
+        for notify, end, outcome in (("1", "fin", "ok"), ("0", "rst", "error:connection_terminated")):
+            with self.subTest(close_notify=notify):
+                cl, _ = self.intercept(srv.port)
+                path = f"/close-delimited?size=3000&notify={notify}"
+                cl.request("GET", path, host=f"127.0.0.1:{srv.port}")
+                r = cl.read_head()
+                body = cl.read_exactly(3000)
+                self.assertEqual((r.status, body), (200, pattern(3000)), r)
+                self.assertEqual(cl.wait_end(2.0), end)
+                self.assertEntry(self.request_entry(srv.port, path), 200, outcome)
+
+    def test_bytes_behind_a_response_never_answer_the_next_request(self):
+        # The upstream sends a second, unasked-for response in a record of
+        # its own right behind the first; the client has pipelined its
+        # next request. As with plain HTTP, that connection is not reused:
+        # the next request gets its own answer from a fresh connection.
+        srv = self.tls_upstream(*PKI.good)
+        cl, _ = self.intercept(srv.port)
+        host = f"127.0.0.1:{srv.port}"
+        cl.send(build_request("GET", "/extra-record", [("Host", host)]) +
+                build_request("GET", "/ok?size=7", [("Host", host)]))
+        first, second = cl.read_response(), cl.read_response()
+        self.assertEqual((first.status, first.body), (200, b"r1"), first)
+        self.assertEqual((second.status, second.body), (200, pattern(7)), second)
+        self.assertEqual(srv.connection_count(), 2, "the connection with extra bytes was reused")
+
+    def test_server_name_is_logged_only_as_a_host_name(self):
+        # OpenSSL takes any bytes for a server name; the access log shows
+        # one only if it is a plausible host name, lower-cased, so that a
+        # client cannot write fields or lines of its own into the log.
+        srv = self.tls_upstream(*PKI.good)
+        mark = len(self.cutoff.access_entries())
+        for sni in ("evil outcome=ok status=200", "x\nforged line", "Upper.Example.TEST"):
+            run_tool(["openssl", "s_client", "-proxy", f"127.0.0.1:{self.cutoff.port}",
+                      "-connect", f"127.0.0.1:{srv.port}", "-servername", sni, "-brief"],
+                     timeout=TOOL_TIMEOUT, input=b"")
+        lines = self.cutoff.wait_access(is_connect, target=f"127.0.0.1:{srv.port}", count=3,
+                                        since=mark)
+        self.assertEqual([e.get("sni") for e in lines], [None, None, "upper.example.test"],
+                         "\n".join(e["line"] for e in lines))
+        self.assertEqual(len(self.cutoff.access_entries()) - mark, 3, "a line was forged")
+
+    def test_reload_without_tls_leaves_intercepted_connections_working(self):
+        # A SIGHUP to a config that intercepts nothing and names no CA:
+        # new CONNECTs are tunnels, but a connection intercepted before
+        # keeps the TLS it began with (it used to crash cutoff).
+        config = self.config()
+        config["defaults"] = dict(config["defaults"], upstream_keepalive_timeout="100ms")
+        cutoff = self.dedicated_cutoff(config)
+        srv = self.tls_upstream(*PKI.good)
+        r, cl, _ = self.connect_tunnel(srv.port, cutoff=cutoff)
+        self.assertEqual(r.status, 200, r)
+        start_tls(cl, PKI.client_context(), "127.0.0.1")
+        r, _ = self.get(cl, "/ok?n=1", "127.0.0.1", srv.port)
+        self.assertEqual(r.status, 200, r)
+        cutoff.config = {k: v for k, v in cutoff.config.items() if k != "tls"}
+        cutoff.config["defaults"] = dict(cutoff.config["defaults"], tls="tunnel")
+        cutoff.reload()
+        srv.wait_end(0, 2.0)  # the pooled connection's keep-alive ran out
+        # So a fresh TLS connection upstream, under the TLS it began with.
+        r, _ = self.get(cl, "/ok?n=2", "127.0.0.1", srv.port)
+        self.assertEqual((r.status, srv.connection_count()), (200, 2), r)
+        self.assertTrue(cutoff.alive())
 
     def test_upstream_certificate_for_another_name(self):
         srv = self.tls_upstream(*PKI.other)

@@ -117,6 +117,15 @@ class TlsConn(Conn):
         self.tls.write(data)
         self._flush(timeout)
 
+    def send_records(self, pieces, timeout=None) -> None:
+        """Each piece in a TLS record of its own, all in one TCP write."""
+        for piece in pieces:
+            self.tls.write(piece)
+        self._flush(timeout)
+
+    # A handler may end its TLS with a bare FIN instead (see close-delimited).
+    close_notify_on_shutdown = True
+
     def _close_notify(self):
         if not self.handshaken or self.fin_seen or self.rec.finished:
             return
@@ -130,7 +139,8 @@ class TlsConn(Conn):
             pass
 
     def shutdown_write(self):
-        self._close_notify()
+        if self.close_notify_on_shutdown:
+            self._close_notify()
         super().shutdown_write()
 
     def close(self):
