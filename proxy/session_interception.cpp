@@ -53,9 +53,9 @@ void Session::intercept() {
 // SNI, and the connection waits for the first request inside.
 void Session::on_client_handshake(int status) {
   const TlsLayer& tls = *client_.tls();
-  interception_->sni = plausible_host_name(tls.server_name());
-  ex_->record.sni = interception_->sni;
   if (status == 0) {
+    interception_->sni = plausible_host_name(tls.server_name());
+    ex_->record.sni = interception_->sni;
     ex_->record.outcome = Outcome::ok();
     log_exchange();
     if (worker_.draining()) return begin_closing();
@@ -85,10 +85,8 @@ void Session::on_client_handshake(int status) {
 // handshake left to send (an alert), and a FIN.
 void Session::end_client_handshake(Outcome outcome) {
   ex_->record.outcome = outcome;
-  if (ex_->record.sni.empty() && client_.tls()) {
-    interception_->sni = plausible_host_name(client_.tls()->server_name());
-    ex_->record.sni = interception_->sni;
-  }
+  interception_->sni = plausible_host_name(client_.tls()->server_name());
+  ex_->record.sni = interception_->sni;
   log_exchange();
   begin_closing();
 }
