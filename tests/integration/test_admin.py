@@ -308,9 +308,9 @@ class MetricsTest(OpsTestCase):
         self.assertEqual(base.get("cutoff_exchanges_in_flight", **key), 0, base.text)
         self.assertEqual(base.types.get("cutoff_exchanges_in_flight"), "gauge")
         phases = {lb["phase"] for lb, _ in base.labelled("cutoff_exchanges_in_flight")}
-        self.assertEqual(phases, {"reading_head", "resolving", "connecting", "sending_request",
-                                  "awaiting_response", "streaming", "tls_handshake",
-                                  "tunnelling"})
+        self.assertEqual(phases, {"reading_head", "resolving", "connecting", "upstream_handshake",
+                                  "sending_request", "awaiting_response", "streaming",
+                                  "client_handshake", "tls_handshake", "tunnelling"})
         up = self.upstream()
         idle = self.client()
         idle.request("GET", self.url(up, "/ok"))
