@@ -274,9 +274,18 @@ class StartupLinesTest(StartupTestCase):
         self.assertEqual(messages[1],
                          "configuration: built-in defaults, overridden by --listen 127.0.0.1:0 "
                          "--admin off")
-        cpus = os.cpu_count()
-        self.assertEqual(messages[2],
-                         f"workers: {cpus} (one per CPU, {cpus} CPU{'s' if cpus > 1 else ''} found)")
+        # One per CPU of the affinity mask, unless a cgroup CPU quota (a
+        # container's limit) allows fewer; the line says which.
+        cpus = len(os.sched_getaffinity(0))
+        in_affinity = f"{cpus} CPU{'s' if cpus > 1 else ''} in its CPU affinity"
+        if "CPU quota" in messages[2]:
+            m = re.fullmatch(r"workers: (\d+) \(one per CPU it may use: a CPU quota of \1 CPUs? "
+                             r"\(cgroup v[12] .*, rounded up\), (.*)\)", messages[2])
+            self.assertTrue(m, messages[2])
+            self.assertLess(int(m.group(1)), cpus, messages[2])
+            self.assertEqual(m.group(2), in_affinity, messages[2])
+        else:
+            self.assertEqual(messages[2], f"workers: {cpus} (one per CPU, {in_affinity})")
         self.assertTrue(messages[3].startswith(
             "deadlines [defaults]: action=forward dns_timeout=5s connect_timeout=5s "
             "response_header_timeout=30s idle_timeout=1m request_timeout=off "), messages[3])
