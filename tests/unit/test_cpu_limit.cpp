@@ -7,7 +7,7 @@
 
 #include "cutoff/cpu_limit.hpp"
 #include "cutoff/worker_count.hpp"
-#include "temp_ca.hpp"
+#include "temp_dir.hpp"
 
 using namespace cutoff;
 using cutoff::testing::TempDir;
