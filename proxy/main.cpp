@@ -127,10 +127,10 @@ int main(int argc, char** argv) {
   std::optional<cutoff::Config> config = load(options, &errors);
   if (config && options.check) check_access_log(*config, options, &errors);
   std::shared_ptr<const cutoff::TlsContexts> tls;
-  if (config && cutoff::TlsContexts::wanted(*config)) {
+  if (config) {
     std::string error;
-    tls = cutoff::TlsContexts::load(config->tls, &error);
-    if (!tls) errors.push_back(error);
+    tls = cutoff::TlsContexts::for_config(*config, &error);
+    if (!error.empty()) errors.push_back(error);
   }
   if (!errors.empty()) {
     for (const std::string& e : errors) std::fprintf(stderr, "%s\n", e.c_str());

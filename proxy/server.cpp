@@ -207,16 +207,13 @@ void Server::reload() {
   }
   // The CA and trust files are read again as well: a bad one refuses the
   // reload like a bad key would.
-  std::shared_ptr<const TlsContexts> tls;
-  if (TlsContexts::wanted(*loaded)) {
-    std::string error;
-    tls = TlsContexts::load(loaded->tls, &error);
-    if (!tls) {
-      spdlog::error("{}", error);
-      spdlog::error("reload refused ({} has errors); the running configuration stays",
-                    config_source_);
-      return;
-    }
+  std::string error;
+  std::shared_ptr<const TlsContexts> tls = TlsContexts::for_config(*loaded, &error);
+  if (!error.empty()) {
+    spdlog::error("{}", error);
+    spdlog::error("reload refused ({} has errors); the running configuration stays",
+                  config_source_);
+    return;
   }
   const ConfigSummary in_file = summarize(*loaded);
   keep_what_needs_a_restart(*config_, &*loaded);

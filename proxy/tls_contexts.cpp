@@ -45,8 +45,11 @@ SslCtxPtr make_context(const SSL_METHOD* method) {
 
 }  // namespace
 
-bool TlsContexts::wanted(const Config& config) {
-  return config.intercepts || !config.tls.ca_cert.empty() || !config.tls.upstream_ca.empty();
+std::shared_ptr<const TlsContexts> TlsContexts::for_config(const Config& config,
+                                                           std::string* error) {
+  error->clear();
+  bool wanted = config.intercepts || !config.tls.ca_cert.empty() || !config.tls.upstream_ca.empty();
+  return wanted ? load(config.tls, error) : nullptr;
 }
 
 std::shared_ptr<const TlsContexts> TlsContexts::load(const TlsConfig& tls, std::string* error) {

@@ -33,7 +33,7 @@ class Server final : public AdminSource {
 
   // `config_source` names where the config came from in reload lines: the
   // file as given, or "built-in defaults". `tls`: the config's TLS contexts
-  // (TlsContexts::load), null when it needs none.
+  // (TlsContexts::for_config), null when it needs none.
   Server(std::shared_ptr<const Config> config, std::shared_ptr<const TlsContexts> tls,
          std::string config_source, AccessLog& access_log, Reloader reload);
   ~Server();

@@ -17,11 +17,11 @@ namespace cutoff {
 
 class TlsContexts {
  public:
-  // Whether `config` needs any: it intercepts, or names TLS files (which
-  // are then checked all the same).
-  static bool wanted(const Config& config);
-  // Null with *error naming the file and the reason when something cannot be
-  // used.
+  // The contexts `config` needs: null when it needs none (it neither
+  // intercepts nor names TLS files, which are checked all the same), or,
+  // with *error naming the file and the reason, when one cannot be used.
+  static std::shared_ptr<const TlsContexts> for_config(const Config& config, std::string* error);
+  // The contexts of [tls], whatever the routes say; null with *error as above.
   static std::shared_ptr<const TlsContexts> load(const TlsConfig& tls, std::string* error);
 
   // Null without a CA.

@@ -582,6 +582,26 @@ def catalogue() -> str:
     return "\n".join(lines)
 
 
+def serve_until_interrupted(srv: FakeUpstream, url: str, describe=str):
+    """Runs `srv` for manual poking until Ctrl-C or SIGTERM, then prints
+    its connection records (each through `describe`) and exits 0."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    srv.start()
+    print(f"{srv.name} on {url.format(port=srv.port)}  (Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.stop()
+        for r in srv.connections():
+            print(describe(r))
+        sys.exit(0)
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -592,17 +612,4 @@ if __name__ == "__main__":
     if args.catalogue:
         print(catalogue())
         sys.exit(0)
-    import signal
-
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    srv = FakeUpstream(port=args.port).start()
-    print(f"fake upstream on http://{LOOPBACK}:{srv.port}/  (Ctrl-C stops)", flush=True)
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.stop()
-        for r in srv.connections():
-            print(r)
+    serve_until_interrupted(FakeUpstream(port=args.port), f"http://{LOOPBACK}:{{port}}/")

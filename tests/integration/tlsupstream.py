@@ -34,7 +34,7 @@ import sys
 import time
 
 from fakenet import LOOPBACK, Conn, PeerReset
-from fakeupstream import FakeUpstream
+from fakeupstream import FakeUpstream, serve_until_interrupted
 
 HANDSHAKE_RECORD = 0x16
 # A TLS 1.2-versioned record: alert (21), length 2, fatal (2),
@@ -226,18 +226,6 @@ if __name__ == "__main__":
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--handshake", choices=HANDSHAKES, default="ok")
     args = ap.parse_args()
-    import signal
-
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    srv = TlsUpstream(args.cert, args.key, args.handshake, port=args.port).start()
-    print(f"TLS fake upstream on https://{LOOPBACK}:{srv.port}/  (Ctrl-C stops)", flush=True)
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.stop()
-        for r in srv.connections():
-            print(r, f"sni={r.sni} alpn={r.alpn} tls_error={r.tls_error}")
-        sys.exit(0)
+    serve_until_interrupted(TlsUpstream(args.cert, args.key, args.handshake, port=args.port),
+                            f"https://{LOOPBACK}:{{port}}/",
+                            lambda r: f"{r} sni={r.sni} alpn={r.alpn} tls_error={r.tls_error}")
