@@ -14,6 +14,8 @@
 #include <utility>
 
 #include "cutoff/ascii.hpp"
+#include "cutoff/base64.hpp"
+#include "cutoff/parent_proxy.hpp"
 #include "cutoff/uri_path.hpp"
 
 namespace cutoff {
@@ -58,7 +60,8 @@ constexpr std::string_view kSettingsKeys[] = {"dns_timeout",
                                               "action",
                                               "tcp_keepalive",
                                               "tcp_user_timeout",
-                                              "max_idle_per_upstream"};
+                                              "max_idle_per_upstream",
+                                              "parent_proxy"};
 constexpr std::string_view kRouteOwnKeys[] = {"name", "match"};
 constexpr std::string_view kMatchKeys[] = {"host", "port", "method", "path_prefix", "address"};
 constexpr std::string_view kKeepaliveKeys[] = {"idle", "interval", "count"};
@@ -144,27 +147,6 @@ std::string_view type_name(toml::node_type type) {
   return "nothing";
 }
 
-// RFC 9110 tchar: what an HTTP method may be made of.
-std::string base64_encode(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    for (int shift : {18, 12, 6, 0}) out.push_back(kAlphabet[(v >> shift) & 63]);
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    out.append({kAlphabet[(v >> 18) & 63], kAlphabet[(v >> 12) & 63], '=', '='});
-  } else if (i + 2 == in.size()) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out.append(
-        {kAlphabet[(v >> 18) & 63], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63], '='});
-  }
-  return out;
-}
-
 std::string to_upper(std::string_view s) {
   std::string out(s);
   for (char& c : out) {
@@ -216,6 +198,8 @@ class Loader {
   void load_dns(const toml::node& node, DnsConfig* dns);
   void load_tls(const toml::node& node, TlsConfig* tls);
   void check_interception(const toml::table& root, const Config& config);
+  void load_parent_proxy(const toml::node& node, const std::string& path, ParentProxy* parent);
+  void check_parent_loops(const toml::table& root, const Config& config);
   void load_defaults(const toml::node& node, RouteSettings* settings);
   // Returns false when `key` is not a RouteSettings key.
   bool load_setting(std::string_view key, const toml::node& node, const std::string& prefix,
@@ -416,6 +400,46 @@ void Loader::load(const toml::table& root, Config* config) {
   }
   config->intercepts |= config->defaults.tls == TlsMode::intercept;
   check_interception(root, *config);
+  check_parent_loops(root, *config);
+}
+
+// A parent proxy that is cutoff's own listener (HTTP_PROXY set for every
+// container of a CI job, cutoff's included, is the usual way there) would
+// send each request round until the connections ran out.
+void Loader::check_parent_loops(const toml::table& root, const Config& config) {
+  std::string listen_host, reason;
+  uint16_t listen_port = 0;
+  if (!parse_host_port(config.listen.address, &listen_host, &listen_port, &reason)) return;
+  auto local = [](std::string_view host) {
+    return host == "localhost" || host == "::1" || host.substr(0, 4) == "127.";
+  };
+  auto loops = [&](const std::optional<ProxyEndpoint>& parent) {
+    if (!parent || parent->port != listen_port) return false;
+    if (parent->host == listen_host) return true;
+    bool listens_locally = listen_host.empty() || listen_host == "0.0.0.0" ||
+                           listen_host == "::" || local(listen_host);
+    return listens_locally && local(parent->host);
+  };
+  // A route that inherits the setting is covered by the error on [defaults].
+  auto check = [&](const RouteSettings& settings, const std::string& where) {
+    const toml::node* node = root.at_path(where + ".parent_proxy").node();
+    if (node == nullptr) return;
+    for (const auto* parent : {&settings.parent_proxy.http, &settings.parent_proxy.https}) {
+      if (!loops(*parent)) continue;
+      error(node->source(),
+            where + ".parent_proxy: " + (*parent)->url +
+                " is cutoff's own listen address: every request would come back to cutoff" +
+                (settings.parent_proxy.source == ParentProxy::Source::env
+                     ? " (clear HTTP_PROXY/HTTPS_PROXY in cutoff's environment, or add the "
+                       "address to NO_PROXY)"
+                     : ""));
+      return;
+    }
+  };
+  check(config.defaults, "defaults");
+  for (size_t i = 0; i < config.routes.size(); ++i) {
+    check(config.routes[i].settings, "route[" + std::to_string(i) + "]");
+  }
 }
 
 void Loader::load_tls(const toml::node& node, TlsConfig* tls) {
@@ -752,6 +776,10 @@ bool Loader::load_setting(std::string_view key, const toml::node& node, const st
     load_keepalive(node, path, &settings->tcp_keepalive);
     return true;
   }
+  if (key == "parent_proxy") {
+    load_parent_proxy(node, path, &settings->parent_proxy);
+    return true;
+  }
   if (key == "max_idle_per_upstream") {
     int64_t v = 0;
     if (get_integer(node, path, 0, 100000, &v))
@@ -759,6 +787,30 @@ bool Loader::load_setting(std::string_view key, const toml::node& node, const st
     return true;
   }
   return false;
+}
+
+// "none", "env" (read now, from cutoff's own environment) or a proxy URL.
+void Loader::load_parent_proxy(const toml::node& node, const std::string& path,
+                               ParentProxy* parent) {
+  std::string text;
+  if (!get_string(node, path, &text)) return;
+  std::string reason;
+  if (text == "none") {
+    *parent = ParentProxy{};
+  } else if (text == "env") {
+    if (!parent_from_environment(::getenv, parent, &reason)) {
+      error(node.source(), path + ": \"env\" takes cutoff's environment, where " + reason);
+    }
+  } else {
+    ProxyEndpoint endpoint;
+    if (!parse_proxy_url(text, &endpoint, &reason)) {
+      error(node.source(), path + ": " + reason + " (or \"none\", or \"env\")");
+      return;
+    }
+    parent->source = ParentProxy::Source::url;
+    parent->http = endpoint;
+    parent->https = std::move(endpoint);
+  }
 }
 
 void Loader::load_keepalive(const toml::node& node, const std::string& path,

@@ -185,6 +185,8 @@ const Key<RouteSettings> kRouteSettingKeys[] = {
     {"tcp_user_timeout", [](const RouteSettings& s) { return show(s.tcp_user_timeout); },
      kOnStartupLine},
     {"max_idle_per_upstream", [](const RouteSettings& s) { return show(s.max_idle_per_upstream); }},
+    {"parent_proxy", [](const RouteSettings& s) { return describe_parent(s.parent_proxy); },
+     kOnStartupLine},
 };
 
 template <typename Part, size_t N>

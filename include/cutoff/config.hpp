@@ -13,6 +13,7 @@
 #include "cutoff/address.hpp"
 #include "cutoff/duration.hpp"
 #include "cutoff/min_rate.hpp"
+#include "cutoff/parent_proxy.hpp"
 
 namespace cutoff {
 
@@ -62,6 +63,9 @@ struct RouteSettings {
   // Idle pooled connections kept per upstream host:port; the oldest goes
   // first when another is parked.
   int max_idle_per_upstream = 64;
+  // Where requests go instead of their destination (SPEC §11); Source::none:
+  // straight there.
+  ParentProxy parent_proxy;
 };
 
 // An empty field matches anything.

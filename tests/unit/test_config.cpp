@@ -1032,3 +1032,48 @@ tls = "intercept"
   e = one_error("[tls]\nca_crt = \"a\"\n", 2, 1, "in [tls]");
   CHECK_THAT(e.message, Catch::Contains("did you mean \"ca_cert\"?"));
 }
+
+TEST_CASE("parent_proxy: a URL, none, or env, per route", "[config][parent_proxy]") {
+  const Config config = parse_ok(
+      "[defaults]\nparent_proxy = \"http://ci:pw@proxy.corp:3128\"\n"
+      "[[route]]\nname = \"inside\"\nmatch = { host = \"*.internal\" }\nparent_proxy = \"none\"\n");
+  const ParentProxy& parent = config.defaults.parent_proxy;
+  REQUIRE(parent.source == ParentProxy::Source::url);
+  CHECK(parent.for_target("example.com", 80, false)->url == "http://proxy.corp:3128");
+  CHECK(parent.for_target("example.com", 443, true)->url == "http://proxy.corp:3128");
+  CHECK(config.routes[0].settings.parent_proxy.source == ParentProxy::Source::none);
+  CHECK(default_config().defaults.parent_proxy.source == ParentProxy::Source::none);
+}
+
+TEST_CASE("parent_proxy = env reads cutoff's environment at load", "[config][parent_proxy]") {
+  ::setenv("HTTPS_PROXY", "http://10.9.8.7:8080", 1);
+  ::setenv("NO_PROXY", ".internal,127.0.0.1", 1);
+  ::unsetenv("https_proxy");
+  ::unsetenv("http_proxy");
+  ::unsetenv("HTTP_PROXY");
+  ::unsetenv("no_proxy");
+  const Config config = parse_ok("[defaults]\nparent_proxy = \"env\"\n");
+  const ParentProxy& parent = config.defaults.parent_proxy;
+  CHECK(parent.for_target("example.com", 443, true)->url == "http://10.9.8.7:8080");
+  CHECK(parent.for_target("example.com", 80, false) == nullptr);
+  CHECK(parent.for_target("git.internal", 443, true) == nullptr);
+
+  ::setenv("HTTPS_PROXY", "https://10.9.8.7:8080", 1);
+  one_error("[defaults]\nparent_proxy = \"env\"\n", 2, 16, "HTTPS_PROXY: ");
+  ::unsetenv("HTTPS_PROXY");
+  ::unsetenv("NO_PROXY");
+}
+
+TEST_CASE("parent_proxy refuses what it cannot use", "[config][parent_proxy]") {
+  one_error("[defaults]\nparent_proxy = \"socks5://p:1080\"\n", 2, 16, "plain HTTP");
+  one_error("[defaults]\nparent_proxy = 3128\n", 2, 16, "defaults.parent_proxy");
+  // A parent that is cutoff's own listener would send each request round.
+  one_error("[listen]\naddress = \"127.0.0.1:3128\"\n[defaults]\nparent_proxy = "
+            "\"http://localhost:3128\"\n",
+            4, 16, "is cutoff's own listen address");
+  one_error("[listen]\naddress = \"0.0.0.0:8080\"\n[[route]]\nname = \"r\"\nmatch = { host = "
+            "\"*\" }\nparent_proxy = \"http://127.0.0.1:8080\"\n",
+            6, 16, "route[0].parent_proxy");
+  parse_ok("[listen]\naddress = \"127.0.0.1:3128\"\n[defaults]\nparent_proxy = "
+           "\"http://127.0.0.1:3129\"\n");
+}

@@ -93,7 +93,8 @@ TEST_CASE("the summary lists every key of the built-in defaults, in file order")
                                                      "defaults.teardown",
                                                      "defaults.tcp_keepalive",
                                                      "defaults.tcp_user_timeout",
-                                                     "defaults.max_idle_per_upstream"});
+                                                     "defaults.max_idle_per_upstream",
+                                                     "defaults.parent_proxy"});
   CHECK(value_of(summary, "workers") == "one per CPU");
   CHECK(value_of(summary, "listen.address") == "127.0.0.1:3128");
   CHECK(value_of(summary, "listen.allow_clients") ==
@@ -167,7 +168,7 @@ TEST_CASE("start-up lines: [defaults], each route with its match, [listen], glob
       "tunnel_idle_timeout=5m "
       "tunnel_max_duration=off tls_handshake_timeout=10s tls=tunnel "
       "tcp_keepalive={idle=30s,interval=10s,count=3} "
-      "tcp_user_timeout=30s";
+      "tcp_user_timeout=30s parent_proxy=none";
   auto with = [&](const std::string& response_header, const std::string& idle) {
     std::string out = bounds;
     out.replace(out.find("{}"), 2, response_header);
