@@ -266,9 +266,11 @@ def report(args):
     print("| syscall | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
     for call in calls:
-        cells = [f"{statistics.median(by[(n, r)]['syscalls_by_name'].get(call, 0) for r in rounds if (n, r) in by):.2f}"
-                 for n in names]
-        print(f"| {call} | " + " | ".join(cells) + " |")
+        medians = [statistics.median(by[(n, r)]["syscalls_by_name"].get(call, 0)
+                                     for r in rounds if (n, r) in by) for n in names]
+        if all(abs(m) < 0.005 for m in medians):
+            continue
+        print(f"| {call} | " + " | ".join(f"{m:.2f}" for m in medians) + " |")
     print()
 
     idle = sorted({r["idle_conns"] for r in rows})

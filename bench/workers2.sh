@@ -24,7 +24,9 @@
 # STRACE_SHORT (2), STRACE_LONG (6), IDLE_CONNS (10000, fewer when the
 # descriptor limit cannot give haproxy that many: the figure at 10k is then
 # extrapolated), PROXIES ("cutoff haproxy nginx").
-# Prints Markdown on stdout; progress on stderr. Exit 1 if a measurement failed.
+# Prints Markdown on stdout, progress on stderr; keeps the measurements in
+# bench/results/workers2.jsonl (workers2.py report FILE prints them again).
+# Exit 1 if a measurement failed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/ports.sh
@@ -139,12 +141,18 @@ for round in $(seq "$ROUNDS"); do
       --idle-conns "$IDLE_CONNS" "${log[@]}" >>"$results"
     kill -"$stop_signal" "$pid"
     wait "$pid" || { echo "workers2: $name exited $?" >&2; exit 1; }
-    if [ -s "$dir/stderr" ]; then
+    # haproxy says on stderr how many connections each proxy section took
+    # when it stops; anything else there is worth a look.
+    if grep -v ' stopped (cumulated conns: ' "$dir/stderr" >"$dir/stderr.rest"; then
       echo "workers2: $name wrote to stderr:" >&2
-      cat "$dir/stderr" >&2
+      cat "$dir/stderr.rest" >&2
     fi
   done
 done
+
+# The rounds as measured, to report again or compare later.
+mkdir -p "$here/results"
+cp "$results" "$here/results/workers2.jsonl"
 
 echo "# cutoff with two workers, next to haproxy and nginx"
 echo
