@@ -7,7 +7,9 @@ resident memory of the proxy's process tree grew, per connection. A proxy that
 closes client connections after every response (tinyproxy) is measured on
 connections that never sent a request instead, and the result is marked "*".
 
-Prints one line: "RESULT kib_per_conn=<x> mode=<keepalive|fresh> open=<n>".
+Prints one line: "RESULT rss_before_kib=<b> rss_after_kib=<a> kib_per_conn=<x>
+mode=<keepalive|fresh> open=<n>" (the resident memory of the proxy's process
+tree before and after the connections, in KiB).
 """
 
 import argparse
@@ -126,7 +128,8 @@ def main():
     for s in socks:
         s.close()
     per_conn = (after - before) / max(len(alive), 1)
-    print(f"RESULT kib_per_conn={per_conn:.2f} mode={mode} open={len(alive)}")
+    print(f"RESULT rss_before_kib={before} rss_after_kib={after} kib_per_conn={per_conn:.2f} "
+          f"mode={mode} open={len(alive)}")
     return 0
 
 
