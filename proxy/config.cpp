@@ -416,8 +416,8 @@ void Loader::check_parent_loops(const toml::table& root, const Config& config) {
   auto loops = [&](const std::optional<ProxyEndpoint>& parent) {
     if (!parent || parent->port != listen_port) return false;
     if (parent->host == listen_host) return true;
-    bool listens_locally = listen_host.empty() || listen_host == "0.0.0.0" ||
-                           listen_host == "::" || local(listen_host);
+    bool listens_locally = listen_host.empty() || listen_host == "0.0.0.0" || listen_host == "::" ||
+                           local(listen_host);
     return listens_locally && local(parent->host);
   };
   // A route that inherits the setting is covered by the error on [defaults].

@@ -63,6 +63,18 @@ void append_content_length(std::string& out, uint64_t length) {
 
 constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n";
 
+// "host[:port]", the port left out when it is the scheme's default.
+void append_authority(std::string& out, const Target& target) {
+  bool v6 = target.host.find(':') != std::string::npos;
+  if (v6) out.push_back('[');
+  out.append(target.host);
+  if (v6) out.push_back(']');
+  if (target.port != (target.tls ? 443 : 80)) {
+    out.push_back(':');
+    append_number(out, target.port);
+  }
+}
+
 }  // namespace
 
 TargetError parse_absolute_target(std::string_view target, Target* out) {
@@ -110,22 +122,20 @@ TargetError parse_origin_target(std::string_view target, Target* out) {
 
 void build_request_head(std::string& out, const MessageHead& request, const Framing& framing,
                         const Target& target, const RequestRewrite& rewrite) {
-  out.append(request.method());
-  if (target.no_path && request.method() == "OPTIONS") {
-    // RFC 9112 §3.2.4: the server itself, not a resource, is asked.
-    out.append(" *");
+  out.append(request.method()).push_back(' ');
+  // RFC 9112 §3.2.4: OPTIONS asking about the server itself, not a resource.
+  const bool asks_server = target.no_path && request.method() == "OPTIONS";
+  if (rewrite.absolute_form) {
+    out.append("http://");
+    append_authority(out, target);
+    if (!asks_server) out.append(target.empty_path ? "/" : "").append(target.path);
+  } else if (asks_server) {
+    out.push_back('*');
   } else {
-    out.append(target.empty_path ? " /" : " ").append(target.path);
+    out.append(target.empty_path ? "/" : "").append(target.path);
   }
   out.append(" HTTP/1.1\r\nHost: ");
-  bool v6 = target.host.find(':') != std::string::npos;
-  if (v6) out.push_back('[');
-  out.append(target.host);
-  if (v6) out.push_back(']');
-  if (target.port != (target.tls ? 443 : 80)) {
-    out.push_back(':');
-    append_number(out, target.port);
-  }
+  append_authority(out, target);
   out.append("\r\n");
   // The framing line takes the place of the field it was decided from.
   bool framed = false;
@@ -150,6 +160,7 @@ void build_request_head(std::string& out, const MessageHead& request, const Fram
     append_header(out, "Upgrade", request.join("upgrade"));
     out.append("Connection: upgrade\r\n");
   }
+  out.append(rewrite.proxy_authorization);
   if (rewrite.via) out.append(kVia);
   out.append("\r\n");
 }

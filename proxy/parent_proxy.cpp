@@ -13,7 +13,9 @@ namespace {
 
 constexpr uint16_t kDefaultProxyPort = 1080;  // curl's, for a proxy URL without one
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);

@@ -83,11 +83,14 @@ std::string_view status_reason(int status) {
 }
 
 void build_error_response(std::string& out, int status, ProxyError error, std::string_view sentence,
-                          bool close, std::string_view extra_headers, bool to_head) {
+                          bool close, std::string_view extra_headers, bool to_head,
+                          std::string_view proxy_status_before) {
   char number[24];
   auto [status_end, ec1] = std::to_chars(number, number + sizeof number, status);
   out.append("HTTP/1.1 ").append(number, status_end).append(" ").append(status_reason(status));
-  out.append("\r\nProxy-Status: cutoff");
+  out.append("\r\nProxy-Status: ");
+  if (!proxy_status_before.empty()) out.append(proxy_status_before).append(", ");
+  out.append("cutoff");
   if (error != ProxyError::http_request_error) out.append("; error=").append(error_token(error));
   out.append("; details=\"");
   for (char c : sentence) {

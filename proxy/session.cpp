@@ -190,6 +190,14 @@ void Session::on_upstream_end(int status) {
                            fmt::format("{} closed the connection in the middle of the response "
                                        "(route {})",
                                        describe_target(), ex_->route.name));
+    case Phase::connecting:
+      // Only a parent's connection is read before it is used.
+      return fail_upstream(
+          ProxyError::connection_terminated,
+          fmt::format("parent proxy {} closed the connection before answering CONNECT {} ({}, "
+                      "route {})",
+                      ex_->parent->url, target_authority(), fin ? "FIN" : uv_err_name(status),
+                      ex_->route.name));
     case Phase::upstream_handshake:
       return fail_upstream(
           ProxyError::connection_terminated,
@@ -327,11 +335,16 @@ void Session::flush_to_client() {
   send_to_client("", 0);
 }
 
-std::string Session::describe_target() const {
+std::string Session::target_authority() const {
   if (ex_->target.host.find(':') != std::string::npos) {
     return fmt::format("[{}]:{}", ex_->target.host, ex_->target.port);
   }
   return fmt::format("{}:{}", ex_->target.host, ex_->target.port);
+}
+
+std::string Session::describe_target() const {
+  if (ex_->parent == nullptr) return target_authority();
+  return fmt::format("{} through parent proxy {}", target_authority(), ex_->parent->url);
 }
 
 int64_t Session::since(uint64_t start) const {

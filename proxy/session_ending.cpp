@@ -42,6 +42,12 @@ void Session::fail_timeout(const Expiry& expiry) {
                   fmt::format("the TLS handshake with {} did not complete within {} ({}, route {})",
                               describe_target(), value, name, ex_->route.name));
     case Phase::connecting:
+      if (ex_->awaiting_parent) {
+        return fail(
+            Outcome::timed_out(expiry.name), ProxyError::connection_timeout, 504,
+            fmt::format("parent proxy {} did not answer CONNECT {} within {} ({}, route {})",
+                        ex_->parent->url, target_authority(), value, name, ex_->route.name));
+      }
       return fail(Outcome::timed_out(expiry.name), ProxyError::connection_timeout, 504,
                   fmt::format("connect to {} timed out after {} ({}, route {})", describe_target(),
                               value, name, ex_->route.name));
@@ -91,7 +97,7 @@ void Session::fail(Outcome outcome, ProxyError error, int status, std::string_vi
     std::string& out = worker_.scratch();
     out.clear();
     build_error_response(out, status, error, sentence, /*close=*/true, extra_headers,
-                         ex_->request_parser.method() == HTTP_HEAD);
+                         ex_->request_parser.method() == HTTP_HEAD, ex_->parent_proxy_status);
     send_to_client(out.data(), out.size());
     ex_->record.status = status;
     spdlog::debug("{}: {} {}: {}", client_name_, status, error_token(error), sentence);

@@ -192,6 +192,7 @@ void Session::on_request_head() {
   }
 
   if (!choose_route()) return;
+  choose_parent();
   if (!ex_->is_connect) deadline_.arm_cap(TimeoutName::request_timeout, route().request_timeout);
 
   const ListenConfig& listen = config().listen;
@@ -210,8 +211,10 @@ void Session::on_request_head() {
                 407, "this proxy needs Basic credentials in Proxy-Authorization",
                 "Proxy-Authenticate: Basic realm=\"cutoff\"\r\n");
   }
-  // A deny that a route on addresses could still overturn waits for them.
-  if (route().action == RouteAction::deny && !ex_->route.address_pending) {
+  // A deny that a route on addresses could still overturn waits for them
+  // (never through a parent: cutoff does not resolve the target then).
+  if (route().action == RouteAction::deny &&
+      (!ex_->route.address_pending || ex_->parent != nullptr)) {
     return reject(
         403, ProxyError::http_request_denied,
         fmt::format("requests to {} are denied (route {})", describe_target(), ex_->route.name));
@@ -283,6 +286,13 @@ bool Session::choose_route() {
   ex_->route = select_route(config(), route_query());
   ex_->record.route = ex_->route.name;
   return true;
+}
+
+// SPEC §11: the route's parent proxy, unless NO_PROXY exempts the target.
+// HTTPS (a tunnel, or an intercepted request) takes the parent for https.
+void Session::choose_parent() {
+  ex_->parent = route().parent_proxy.for_target(ex_->target.host, ex_->target.port,
+                                                ex_->is_connect || ex_->target.tls);
 }
 
 RouteQuery Session::route_query() const {

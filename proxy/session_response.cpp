@@ -9,6 +9,7 @@
 namespace cutoff {
 
 void Session::on_upstream_bytes(const char* data, size_t len) {
+  if (ex_->awaiting_parent) return on_parent_answer(data, len);
   relay_response(data, len);
   // The response head and the body bytes that came with it leave in one write.
   flush_to_client();
@@ -74,6 +75,12 @@ bool Session::on_response_head() {
   const MessageHead& request = ex_->request_parser.head();
   int status = response.status();
   bool upgrading = status == 101 && ex_->is_upgrade && ex_->response_parser.upgrade_requested();
+  // The parent wants credentials from cutoff, not from the client, which
+  // would take a 407 as cutoff's own.
+  if (status == 407 && ex_->parent) {
+    fail_parent_refusal(response, fmt::format("{} to {}", request.method(), target_authority()));
+    return false;
+  }
   if (status == 101 && !upgrading) {
     fail_upstream(ProxyError::http_protocol_error,
                   fmt::format("{} switched protocols without being asked to (route {})",
@@ -135,9 +142,9 @@ void Session::on_response_complete(size_t trailing_bytes) {
                   ex_->plan.framing != BodyFraming::until_close &&
                   !ex_->response_parser.body_declared_not_sent();
   if (reusable) {
-    worker_.pool().park(ex_->target.host, ex_->target.port, upstream_transport(),
-                        std::move(upstream_), ex_->upstream_peer,
-                        route().upstream_keepalive_timeout, route().max_idle_per_upstream);
+    worker_.pool().park(pool_host(), pool_port(), upstream_transport(), std::move(upstream_),
+                        ex_->upstream_peer, route().upstream_keepalive_timeout,
+                        route().max_idle_per_upstream);
   } else {
     upstream_.close();
   }

@@ -33,16 +33,23 @@ void warn_socket_options(int error) {
       uv_strerror(error));
 }
 
+// A status line's reason, as a sentence for logs may quote it.
+std::string printable_reason(std::string_view reason) {
+  std::string out;
+  for (char c : reason.substr(0, 64)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  return out;
+}
+
 }  // namespace
 
 // A parked connection to the target, if there is one whose address the
 // routes still let through.
 bool Session::take_pooled_upstream() {
   sockaddr_in6& peer = ex_->upstream_peer;
-  upstream_ =
-      worker_.pool().take(ex_->target.host, ex_->target.port, upstream_transport(), this, &peer);
+  upstream_ = worker_.pool().take(pool_host(), pool_port(), upstream_transport(), this, &peer);
   if (!upstream_) return false;
-  if (config().routes_match_addresses) {
+  // Through a parent, the peer is the parent: routes on addresses do not see it.
+  if (config().routes_match_addresses && ex_->parent == nullptr) {
     RouteQuery query = route_query();
     query.address = reinterpret_cast<const sockaddr*>(&peer);
     RouteChoice choice = select_route(config(), query);
@@ -90,18 +97,21 @@ bool Session::route_by_address() {
   return true;
 }
 
+// Through a parent proxy cutoff resolves and connects to the parent only:
+// the target's name is the parent's to resolve (a runner behind a corporate
+// proxy often cannot), so routes on addresses do not apply there.
 void Session::open_upstream() {
-  if (parse_ip_literal(ex_->target.host, ex_->target.port, &ex_->addresses)) {
-    if (!route_by_address()) return;
+  if (parse_ip_literal(hop_host(), hop_port(), &ex_->addresses)) {
+    if (ex_->parent == nullptr && !route_by_address()) return;
     ex_->next_address = 0;
     enter(Phase::connecting);
     return try_next_address();
   }
   enter(Phase::resolving);
-  ex_->lookup = worker_.resolver().resolve(ex_->target.host, ex_->target.port, this);
+  ex_->lookup = worker_.resolver().resolve(hop_host(), hop_port(), this);
   if (ex_->lookup == nullptr) {
-    fail_upstream(ProxyError::dns_error, fmt::format("{} could not be resolved (route {})",
-                                                     ex_->target.host, ex_->route.name));
+    fail_upstream(ProxyError::dns_error,
+                  fmt::format("{} could not be resolved (route {})", hop_host(), ex_->route.name));
   }
 }
 
@@ -111,11 +121,11 @@ void Session::on_resolved(int status, const AddressList& addresses) {
   ex_->record.dns_ms = since(phase_started_at_);
   if (status != 0) {
     return fail_upstream(ProxyError::dns_error,
-                         fmt::format("{} could not be resolved: {} (route {})", ex_->target.host,
+                         fmt::format("{} could not be resolved: {} (route {})", hop_host(),
                                      uv_strerror(status), ex_->route.name));
   }
   ex_->addresses = addresses;
-  if (!route_by_address()) return;
+  if (ex_->parent == nullptr && !route_by_address()) return;
   ex_->next_address = 0;
   enter(Phase::connecting);
   try_next_address();
@@ -148,7 +158,6 @@ void Session::on_connect(TcpSocket&, int status) {
 }
 
 void Session::on_upstream_connected() {
-  ex_->record.connect_ms = since(phase_started_at_);
   const RouteSettings& r = route();
   int rc = 0;
   if (r.tcp_keepalive.enabled) {
@@ -160,10 +169,22 @@ void Session::on_upstream_connected() {
     rc = upstream_.set_user_timeout(static_cast<unsigned>(r.tcp_user_timeout.ms()));
   }
   if (rc != 0) warn_socket_options(rc);
+  // A tunnel, or TLS to the target, goes through the parent's CONNECT.
+  if (ex_->parent && (ex_->is_connect || ex_->target.tls)) return ask_parent_to_connect();
+  use_upstream(nullptr, 0);
+}
+
+// The connection reaches the target (straight, through the parent's
+// CONNECT, or a plain HTTP connection to the parent): cutoff's TLS starts,
+// the client's CONNECT is answered, or the request goes. `read_ahead`: what
+// the target sent with the parent's answer.
+void Session::use_upstream(const char* read_ahead, size_t len) {
+  ex_->record.connect_ms = since(phase_started_at_);
   if (ex_->target.tls) {
     enter(Phase::upstream_handshake);
-    upstream_.start_tls(
-        TlsLayer::connect(interception_->tls->client(), ex_->target.host, r.tls_verify_upstream));
+    upstream_.start_tls(TlsLayer::connect(interception_->tls->client(), ex_->target.host,
+                                          route().tls_verify_upstream),
+                        std::string_view(read_ahead, len));
     upstream_.start_reading();
     return;
   }
@@ -171,9 +192,66 @@ void Session::on_upstream_connected() {
     send_to_client(kConnectEstablished.data(), kConnectEstablished.size());
     ex_->record.status = 200;
     ex_->response_started = true;
-    return start_tunnel(nullptr, 0);
+    return start_tunnel(read_ahead, len);
   }
   send_request_head();
+}
+
+// SPEC §11: the parent opens the tunnel; connect_timeout, which has run
+// since the connect began, covers its answer too.
+void Session::ask_parent_to_connect() {
+  std::string& request = worker_.scratch();
+  request.clear();
+  std::string authority = target_authority();
+  request.append("CONNECT ").append(authority).append(" HTTP/1.1\r\nHost: ").append(authority);
+  request.append("\r\n").append(ex_->parent->authorization).append("\r\n");
+  upstream_.send(request.data(), request.size());
+  ex_->awaiting_parent = true;
+  ex_->response_parser.reset();
+  ex_->response_parser.set_skip_body(true);
+  upstream_.start_reading();
+}
+
+void Session::on_parent_answer(const char* data, size_t len) {
+  size_t used = 0;
+  switch (ex_->response_parser.feed(data, len, &used)) {
+    case HttpParser::Event::need_more:
+      return;
+    case HttpParser::Event::head:
+    case HttpParser::Event::message_complete:
+      break;
+    default:
+      return fail_upstream(
+          ProxyError::http_protocol_error,
+          fmt::format(
+              "parent proxy {} answered CONNECT {} with a malformed response: {} (route {})",
+              ex_->parent->url, target_authority(), ex_->response_parser.error_reason(),
+              ex_->route.name));
+  }
+  ex_->awaiting_parent = false;
+  const MessageHead& answer = ex_->response_parser.head();
+  if (answer.status() < 200 || answer.status() > 299) {
+    return fail_parent_refusal(answer, "CONNECT " + target_authority());
+  }
+  // What follows the answer is the target's: a server that speaks first.
+  use_upstream(data + used, len - used);
+}
+
+// A parent that refused (or wants credentials cutoff did not give): the
+// client gets a 502 naming the parent and its status, with the parent's own
+// Proxy-Status entry before cutoff's (RFC 9209 lists every intermediary).
+void Session::fail_parent_refusal(const MessageHead& answer, std::string_view request) {
+  ex_->parent_proxy_status = answer.join("proxy-status");
+  std::string hint;
+  if (answer.status() == 407) {
+    hint = ex_->parent->authorization.empty()
+               ? "; give parent_proxy its credentials as http://user:password@host:port"
+               : "; the credentials in parent_proxy were refused";
+  }
+  fail_upstream(
+      ProxyError::destination_unavailable,
+      fmt::format("parent proxy {} refused {} with {} {}{} (route {})", ex_->parent->url, request,
+                  answer.status(), printable_reason(answer.reason()), hint, ex_->route.name));
 }
 
 // cutoff's own TLS with an intercepted request's upstream: verified (unless
@@ -201,17 +279,36 @@ void Session::on_upstream_handshake(int status) {
 }
 
 UpstreamTransport Session::upstream_transport() const {
-  if (!ex_->target.tls) return UpstreamTransport::plain;
+  if (!ex_->target.tls) return ex_->parent ? UpstreamTransport::proxy : UpstreamTransport::plain;
   return route().tls_verify_upstream ? UpstreamTransport::tls_verified
                                      : UpstreamTransport::tls_unverified;
+}
+
+const std::string& Session::hop_host() const {
+  return ex_->parent ? ex_->parent->host : ex_->target.host;
+}
+
+uint16_t Session::hop_port() const {
+  return ex_->parent ? ex_->parent->port : ex_->target.port;
+}
+
+const std::string& Session::pool_host() const {
+  return ex_->target.tls ? ex_->target.host : hop_host();
+}
+
+uint16_t Session::pool_port() const {
+  return ex_->target.tls ? ex_->target.port : hop_port();
 }
 
 void Session::send_request_head() {
   assert(staged_ == 0 && "the scratch buffer still holds bytes for the client");
   std::string& head = worker_.scratch();
   head.clear();
+  // Plain HTTP through a parent: the parent needs the whole URL.
+  const bool through_parent = ex_->parent != nullptr && !ex_->target.tls;
   build_request_head(head, ex_->request_parser.head(), ex_->request_parser.framing(), ex_->target,
-                     RequestRewrite{config().listen.via, ex_->is_upgrade});
+                     RequestRewrite{config().listen.via, ex_->is_upgrade, through_parent,
+                                    through_parent ? ex_->parent->authorization : ""});
   upstream_.send(head.data(), head.size());
   ex_->record.up_bytes += head.size();
   upstream_.start_reading();

@@ -26,6 +26,14 @@ struct ExchangeState {
   HttpParser response_parser{HTTP_RESPONSE};
   Target target;
   RouteChoice route{nullptr, {}};
+  // The parent proxy the exchange goes through (SPEC §11), or null: direct.
+  // Points into `config`, which the exchange holds.
+  const ProxyEndpoint* parent = nullptr;
+  // A CONNECT to the parent is out and its answer not yet in: still
+  // `connecting`, under the same connect_timeout.
+  bool awaiting_parent = false;
+  // The parent's Proxy-Status when it refused: cutoff's own entry follows it.
+  std::string parent_proxy_status;
   Resolver::Lookup* lookup = nullptr;  // while resolving
   AddressList addresses;
   int next_address = 0;

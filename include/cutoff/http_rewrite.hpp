@@ -40,10 +40,16 @@ TargetError parse_origin_target(std::string_view target, Target* out);
 struct RequestRewrite {
   bool via = true;
   bool upgrade = false;  // keep Upgrade and ask for it with Connection: upgrade
+  // To a parent proxy: the request line names the whole http:// URL
+  // (RFC 9112 §3.2.2), and `proxy_authorization` (a whole header line, or
+  // empty) gives the parent cutoff's credentials.
+  bool absolute_form = false;
+  std::string_view proxy_authorization;
 };
 
-// Appends the upstream request head: origin-form request line in HTTP/1.1,
-// Host from the target, end-to-end headers, the framing of `framing`, Via.
+// Appends the upstream request head: an HTTP/1.1 request line in origin
+// form (or absolute form), Host from the target, end-to-end headers, the
+// framing of `framing`, Via.
 void build_request_head(std::string& out, const MessageHead& request, const Framing& framing,
                         const Target& target, const RequestRewrite& rewrite);
 

@@ -39,7 +39,10 @@ std::string_view status_reason(int status);
 // `extra_headers` are whole header lines (with CRLF), e.g. Proxy-Authenticate.
 // `to_head`: the answer to a HEAD request, which has the length of the
 // sentence but not the sentence (RFC 9110 §9.3.2).
+// `proxy_status_before`: the Proxy-Status members of the proxies between
+// cutoff and the origin (a parent's), which come first (RFC 9209 §2).
 void build_error_response(std::string& out, int status, ProxyError error, std::string_view sentence,
-                          bool close, std::string_view extra_headers = {}, bool to_head = false);
+                          bool close, std::string_view extra_headers = {}, bool to_head = false,
+                          std::string_view proxy_status_before = {});
 
 }  // namespace cutoff

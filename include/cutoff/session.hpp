@@ -90,14 +90,27 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   TargetError parse_target(const MessageHead& head);
   bool client_allowed() const;  // listen.allow_clients, under the current config
   bool choose_route();
+  void choose_parent();
   RouteQuery route_query() const;
   bool take_pooled_upstream();
   bool route_by_address();
   void open_upstream();
   void try_next_address();
   void on_upstream_connected();
+  void ask_parent_to_connect();
+  void on_parent_answer(const char* data, size_t len);
+  void fail_parent_refusal(const MessageHead& answer, std::string_view request);
+  void use_upstream(const char* read_ahead, size_t len);
   void on_upstream_handshake(int status);
   UpstreamTransport upstream_transport() const;
+  // Where the upstream connection goes: the parent proxy if there is one,
+  // else the target.
+  const std::string& hop_host() const;
+  uint16_t hop_port() const;
+  // Whom a pooled connection serves: the target, or (plain HTTP through a
+  // parent) the parent, whose connections carry requests for any target.
+  const std::string& pool_host() const;
+  uint16_t pool_port() const;
   void send_request_head();
   bool take_request_body_so_far();
   void forward_request_body(const char* data, size_t len);
@@ -155,6 +168,10 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   // Sends to the client, after whatever is staged.
   void send_to_client(const char* data, size_t len);
   void flush_to_client();
+  // "host:port" ("[v6]:port") of the target.
+  std::string target_authority() const;
+  // The target as sentences name it: its authority, and the parent proxy
+  // it is reached through.
   std::string describe_target() const;
   std::string_view server_timing(char* buf, size_t size) const;
   int64_t since(uint64_t start) const;

@@ -24,7 +24,13 @@ namespace cutoff {
 // What a connection to an upstream speaks. A connection is lent only to a
 // request that needs the same: an unverified TLS connection never serves a
 // route that verifies.
-enum class UpstreamTransport : char { plain = 'p', tls_verified = 'v', tls_unverified = 'u' };
+// `proxy`: plain HTTP to a parent proxy, requests in absolute form.
+enum class UpstreamTransport : char {
+  plain = 'p',
+  tls_verified = 'v',
+  tls_unverified = 'u',
+  proxy = 'x',
+};
 
 class UpstreamPool {
  public:

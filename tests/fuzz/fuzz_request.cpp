@@ -21,6 +21,8 @@ namespace {
 
 // Pipelined requests checked per input; more add little but time.
 constexpr int kMaxRequests = 4;
+constexpr std::string_view kParentCredentials = "Basic Y2k6c2VjcmV0";
+constexpr std::string_view kParentAuthorization = "Proxy-Authorization: Basic Y2k6c2VjcmV0\r\n";
 
 // The canonical spelling of a host is a fixed point (SPEC §9): routes compare
 // it byte for byte, so canonicalising twice must not change it.
@@ -126,6 +128,8 @@ void check_hop_by_hop(const MessageHead& original, const MessageHead& forwarded,
   for (size_t i = 0; i < forwarded.header_count(); ++i) {
     std::string_view name = forwarded.header(i).name;
     if (rewrite.upgrade && (iequals(name, "upgrade") || iequals(name, "connection"))) continue;
+    // cutoff's own credentials for a parent proxy, never the client's.
+    if (!rewrite.proxy_authorization.empty() && iequals(name, "proxy-authorization")) continue;
     FUZZ_CHECK(!fixed_hop_by_hop(name));
   }
   if (rewrite.upgrade) {
@@ -148,6 +152,9 @@ void check_end_to_end(const MessageHead& original, const MessageHead& forwarded,
                       const RequestRewrite& rewrite) {
   HeaderList expected = end_to_end_headers(original);
   if (rewrite.upgrade) expected.emplace_back("Connection", "upgrade");
+  if (!rewrite.proxy_authorization.empty()) {
+    expected.emplace_back("Proxy-Authorization", kParentCredentials);
+  }
   if (rewrite.via) expected.emplace_back("Via", "1.1 cutoff");
   HeaderList actual;
   for (size_t i = 0; i < forwarded.header_count(); ++i) {
@@ -170,8 +177,16 @@ void check_forwarded_head(const HttpParser& original, const Target& target,
   std::string origin_form = target.empty_path ? "/" : "";
   origin_form.append(target.path);
   // RFC 9112 §3.2.4: OPTIONS for a bare authority asks the server itself.
-  if (target.no_path && forwarded.method() == "OPTIONS") origin_form = "*";
-  FUZZ_CHECK(forwarded.target() == origin_form);
+  bool asks_server = target.no_path && forwarded.method() == "OPTIONS";
+  if (asks_server) origin_form = "*";
+  if (rewrite.absolute_form) {
+    // To a parent proxy: the same URL, with the authority the Host field has.
+    std::string url = "http://" + std::string(forwarded.find("host"));
+    if (!asks_server) url.append(origin_form);
+    FUZZ_CHECK(forwarded.target() == url);
+  } else {
+    FUZZ_CHECK(forwarded.target() == origin_form);
+  }
   FUZZ_CHECK(same_framing(upstream.framing(), original.framing()));
   FUZZ_CHECK(upstream.upgrade_requested() == rewrite.upgrade);
   check_host_field(forwarded, target);
@@ -190,7 +205,7 @@ struct Exchange {
 // The session's on_request_head: parse the target, route on its canonical
 // host and normalised path, build the upstream head. False where the session
 // answers the client itself (a bad target, or CONNECT).
-bool accept_head(const HttpParser& parser, bool via, Exchange* ex) {
+bool accept_head(const HttpParser& parser, const RequestRewrite& rewrite, Exchange* ex) {
   const MessageHead& head = parser.head();
   Context context("request target", head.target());
   if (parser.method() == HTTP_CONNECT) {
@@ -204,7 +219,8 @@ bool accept_head(const HttpParser& parser, bool via, Exchange* ex) {
   FUZZ_CHECK(!ex->target.path.empty());
   FUZZ_CHECK(ex->target.path.find('#') == std::string_view::npos);
   check_path(ex->target.path);
-  ex->rewrite = RequestRewrite{via, parser.upgrade_requested()};
+  ex->rewrite = rewrite;
+  ex->rewrite.upgrade = parser.upgrade_requested();
   build_request_head(ex->upstream_head, head, parser.framing(), ex->target, ex->rewrite);
   return true;
 }
@@ -243,11 +259,12 @@ bool read_body(HttpParser& parser, Driver& client, CollectingSink& sink, std::st
 
 // One request from the client stream; false when the connection cannot
 // carry another one.
-bool one_request(HttpParser& parser, Driver& client, bool via, Splits& splits) {
+bool one_request(HttpParser& parser, Driver& client, const RequestRewrite& rewrite,
+                 Splits& splits) {
   Event e;
   if (!read_head(parser, client, &e)) return false;
   Exchange ex;
-  if (!accept_head(parser, via, &ex)) return false;
+  if (!accept_head(parser, rewrite, &ex)) return false;
   Context head_context("upstream head", ex.upstream_head);
   HttpParser upstream(HTTP_REQUEST);
   // An upgrade request has no body: after its head come the tunnel's bytes.
@@ -273,13 +290,17 @@ bool one_request(HttpParser& parser, Driver& client, bool via, Splits& splits) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cutoff::fuzz;
   if (size < 2) return 0;
-  bool via = (data[0] & 1u) == 0;
+  cutoff::RequestRewrite rewrite;
+  rewrite.via = (data[0] & 1u) == 0;
+  // Through a parent proxy: absolute form, and cutoff's credentials.
+  rewrite.absolute_form = (data[0] & 2u) != 0;
+  if (rewrite.absolute_form) rewrite.proxy_authorization = kParentAuthorization;
   Splits splits(data[1]);
   std::string_view stream(reinterpret_cast<const char*>(data) + 2, size - 2);
   Context context("client stream", stream);
   cutoff::HttpParser parser(HTTP_REQUEST);
   Driver client(parser, stream, splits);
   int requests = 0;
-  while (requests++ < kMaxRequests && one_request(parser, client, via, splits)) continue;
+  while (requests++ < kMaxRequests && one_request(parser, client, rewrite, splits)) continue;
   return 0;
 }

@@ -302,6 +302,26 @@ TEST_CASE("build_request_head: Via can be off", "[http_rewrite]") {
         "GET /x HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n");
 }
 
+TEST_CASE("build_request_head: to a parent proxy, absolute form and cutoff's credentials",
+          "[http_rewrite][parent_proxy]") {
+  RequestRewrite rewrite;
+  rewrite.absolute_form = true;
+  rewrite.proxy_authorization = "Proxy-Authorization: Basic Y2k6cHc=\r\n";
+  // The client's own Proxy-Authorization was for cutoff: it stays behind.
+  CHECK(upstream_head("GET http://Example.com:8080/a?b=1 HTTP/1.1\r\nHost: x\r\n"
+                      "Proxy-Authorization: Basic Y2xpZW50OnB3\r\nAccept: */*\r\n\r\n",
+                      rewrite) ==
+        "GET http://example.com:8080/a?b=1 HTTP/1.1\r\nHost: example.com:8080\r\n"
+        "Accept: */*\r\nProxy-Authorization: Basic Y2k6cHc=\r\nVia: 1.1 cutoff\r\n\r\n");
+  rewrite.proxy_authorization = {};
+  CHECK(upstream_head("GET http://[::1]?q HTTP/1.1\r\n\r\n", rewrite) ==
+        "GET http://[::1]/?q HTTP/1.1\r\nHost: [::1]\r\nVia: 1.1 cutoff\r\n\r\n");
+  CHECK(upstream_head("OPTIONS http://example.com HTTP/1.1\r\n\r\n", rewrite) ==
+        "OPTIONS http://example.com HTTP/1.1\r\nHost: example.com\r\nVia: 1.1 cutoff\r\n\r\n");
+  CHECK(upstream_head("GET http://example.com HTTP/1.1\r\n\r\n", rewrite) ==
+        "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nVia: 1.1 cutoff\r\n\r\n");
+}
+
 TEST_CASE("build_request_head: hop-by-hop headers are removed, the rest kept in order",
           "[http_rewrite]") {
   const std::string request =

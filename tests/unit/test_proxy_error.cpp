@@ -64,6 +64,15 @@ TEST_CASE("build_error_response: the whole layout", "[proxy_error]") {
   CHECK(sentence.size() + 1 == 58);
 }
 
+TEST_CASE("build_error_response: a parent's Proxy-Status comes before cutoff's",
+          "[proxy_error][parent_proxy]") {
+  std::string out;
+  build_error_response(out, 502, ProxyError::destination_unavailable, "refused", true, {}, false,
+                       "corp-proxy; error=http_request_denied");
+  CHECK(out.find("\r\nProxy-Status: corp-proxy; error=http_request_denied, cutoff; "
+                 "error=destination_unavailable; details=\"refused\"\r\n") != std::string::npos);
+}
+
 TEST_CASE("build_error_response: Content-Length matches the body", "[proxy_error]") {
   for (std::string_view sentence : {std::string_view(""), std::string_view("x"),
                                     std::string_view("a \"quoted\" and \\ backslashed sentence")}) {
