@@ -5,8 +5,12 @@
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <span>
+
+#include "cutoff/address_order.hpp"
 
 namespace cutoff {
 
@@ -214,12 +218,22 @@ void CaresResolver::on_addrinfo(void* arg, int status, int, ares_addrinfo* resul
   AddressList addresses;
   int uv_status = uv_status_from_ares(status);
   if (status == ARES_SUCCESS && result != nullptr) {
+    // c-ares has sorted the answer (RFC 6724). Only AddressList::kMax
+    // addresses are kept, taken in RFC 8305's interleaved order, so that a
+    // name with many addresses of one family keeps some of the other to
+    // fall back on. That needs at most kMax of each family.
+    const sockaddr* found[2 * AddressList::kMax];
+    size_t count = 0;
+    int per_family[2] = {0, 0};
     for (ares_addrinfo_node* node = result->nodes; node != nullptr; node = node->ai_next) {
       if (node->ai_family != AF_INET && node->ai_family != AF_INET6) continue;
-      if (addresses.count == AddressList::kMax) break;
-      addresses.add(node->ai_addr);
-      set_port(&addresses.entries[addresses.count - 1], lookup->port);
+      int& taken = per_family[node->ai_family == AF_INET6 ? 1 : 0];
+      if (taken == AddressList::kMax) continue;
+      ++taken;
+      found[count++] = node->ai_addr;
     }
+    interleave_families(std::span(found, count), &addresses);
+    for (int i = 0; i < addresses.count; ++i) set_port(&addresses.entries[i], lookup->port);
     if (addresses.count == 0) uv_status = UV_EAI_NODATA;
   }
   if (result != nullptr) ares_freeaddrinfo(result);

@@ -24,6 +24,7 @@ Session::~Session() {
   if (!ex_) return;
   if (ex_->lookup != nullptr) worker_.resolver().cancel(ex_->lookup);
   ex_->lookup = nullptr;
+  ex_->race.cancel();
   worker_.return_exchange(std::move(ex_));
 }
 

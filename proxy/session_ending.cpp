@@ -137,12 +137,14 @@ void Session::hand_over_client(Duration flush_idle) {
                            ClientTag{id_, client_name_, accepted_at_});
 }
 
-// Whatever the exchange still waits for (a lookup included) is dropped.
+// Whatever the exchange still waits for (a lookup, a connect race) is
+// dropped.
 void Session::end(bool client_handed_over) {
   if (ex_ && ex_->lookup != nullptr) {
     worker_.resolver().cancel(ex_->lookup);
     ex_->lookup = nullptr;
   }
+  if (ex_) ex_->race.cancel();
   enter(Phase::ended);
   worker_.retire(this, /*client_closed=*/!client_handed_over);
 }

@@ -103,9 +103,8 @@ bool Session::route_by_address() {
 void Session::open_upstream() {
   if (parse_ip_literal(hop_host(), hop_port(), &ex_->addresses)) {
     if (ex_->parent == nullptr && !route_by_address()) return;
-    ex_->next_address = 0;
     enter(Phase::connecting);
-    return try_next_address();
+    return connect_upstream();
   }
   enter(Phase::resolving);
   ex_->lookup = worker_.resolver().resolve(hop_host(), hop_port(), this);
@@ -126,35 +125,37 @@ void Session::on_resolved(int status, const AddressList& addresses) {
   }
   ex_->addresses = addresses;
   if (ex_->parent == nullptr && !route_by_address()) return;
-  ex_->next_address = 0;
   enter(Phase::connecting);
-  try_next_address();
+  connect_upstream();
 }
 
-// Tries the target's addresses in turn, all under one connect_timeout.
-void Session::try_next_address() {
-  while (ex_->next_address < ex_->addresses.count) {
-    const sockaddr* address = ex_->addresses.at(ex_->next_address);
-    ex_->upstream_peer = ex_->addresses.entries[ex_->next_address++];
-    int rc = upstream_.init(worker_.loop(), worker_.read_buffer(), this);
-    if (rc == 0) rc = upstream_.connect(address);
-    if (rc == 0) return;  // on_connect follows
-    ex_->last_connect_error = rc;
-    upstream_.close();
-  }
-  ProxyError error = ex_->last_connect_error == UV_ECONNREFUSED ? ProxyError::connection_refused
-                     : ex_->last_connect_error == UV_ETIMEDOUT
-                         ? ProxyError::connection_timeout
-                         : ProxyError::destination_unavailable;
+// Races the next hop's addresses (RFC 8305, connect_race.hpp), all under one
+// connect_timeout: fail() ends the race along with the exchange.
+void Session::connect_upstream() {
+  ex_->race.start(worker_.loop(), worker_.read_buffer(), ex_->addresses, this);
+}
+
+void Session::on_race_won(TcpSocket winner, const sockaddr_in6& peer) {
+  upstream_ = std::move(winner);
+  upstream_.set_events(this);
+  // The address that answered, which need not be the first: the pool and
+  // the address routes of a reused connection go by it.
+  ex_->upstream_peer = peer;
+  on_upstream_connected();
+}
+
+void Session::on_race_lost(int last_error) {
+  ProxyError error = last_error == UV_ECONNREFUSED ? ProxyError::connection_refused
+                     : last_error == UV_ETIMEDOUT  ? ProxyError::connection_timeout
+                                                   : ProxyError::destination_unavailable;
   fail_upstream(error, fmt::format("connect to {} failed: {} (route {})", describe_target(),
-                                   uv_strerror(ex_->last_connect_error), ex_->route.name));
+                                   uv_strerror(last_error), ex_->route.name));
 }
 
-void Session::on_connect(TcpSocket&, int status) {
-  if (status == 0) return on_upstream_connected();
-  ex_->last_connect_error = status;
-  upstream_.close();
-  try_next_address();
+// Upstream connects are the race's (on_race_won); the client connection
+// was accepted, and pooled connections are connected already.
+void Session::on_connect(TcpSocket&, int) {
+  assert(!"a session's sockets never connect themselves");
 }
 
 void Session::on_upstream_connected() {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cutoff/config.hpp"
+#include "cutoff/connect_race.hpp"
 #include "cutoff/exchange.hpp"
 #include "cutoff/http_parser.hpp"
 #include "cutoff/http_rewrite.hpp"
@@ -36,13 +37,14 @@ struct ExchangeState {
   std::string parent_proxy_status;
   Resolver::Lookup* lookup = nullptr;  // while resolving
   AddressList addresses;
-  int next_address = 0;
+  // Connecting to `addresses` (RFC 8305): holds the attempts while the
+  // phase is `connecting`, nothing before or after.
+  ConnectRace race;
   sockaddr_in6 upstream_peer{};  // the address the upstream connection goes to
   // The readings of the path routes match (uri_path.hpp), when some route
   // has a path_prefix; the lenient one only when it may differ.
   std::string match_path;
   std::string match_path_lenient;
-  int last_connect_error = 0;
   ResponsePlan plan;
   ExchangeRecord record;
   uint64_t started_at = 0;  // loop time (ms) of the request's first byte

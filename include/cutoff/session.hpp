@@ -16,6 +16,7 @@
 #include <string>
 
 #include "cutoff/config.hpp"
+#include "cutoff/connect_race.hpp"
 #include "cutoff/deadline.hpp"
 #include "cutoff/exchange.hpp"
 #include "cutoff/exchange_state.hpp"
@@ -32,7 +33,11 @@ namespace cutoff {
 
 class Worker;
 
-class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink {
+class Session final : SocketEvents,
+                      DeadlineListener,
+                      ResolveListener,
+                      BodySink,
+                      ConnectRaceListener {
  public:
   explicit Session(Worker& worker);
   ~Session();
@@ -66,7 +71,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   void describe(std::string& out, int worker_index, uint64_t now) const;
 
  private:
-  // --- SocketEvents, DeadlineListener, ResolveListener, BodySink ---
+  // --- SocketEvents, DeadlineListener, ResolveListener, BodySink, ConnectRaceListener ---
   void on_data(TcpSocket& socket, const char* data, size_t len) override;
   void on_read_end(TcpSocket& socket, int status) override;
   void on_connect(TcpSocket& socket, int status) override;
@@ -78,6 +83,8 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   uint64_t deliveries_since_mark() override;
   void on_resolved(int status, const AddressList& addresses) override;
   void on_body(const char* data, size_t len) override;
+  void on_race_won(TcpSocket winner, const sockaddr_in6& peer) override;
+  void on_race_lost(int last_error) override;
 
   // --- phases ---
   void enter(Phase phase);
@@ -95,7 +102,7 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   bool take_pooled_upstream();
   bool route_by_address();
   void open_upstream();
-  void try_next_address();
+  void connect_upstream();
   void on_upstream_connected();
   void ask_parent_to_connect();
   void on_parent_answer(const char* data, size_t len);

@@ -19,6 +19,10 @@ The building blocks every fake server shares, and the raw targets:
 - FullBacklog: a listener whose SYNs are never answered (connect hangs).
 - ClosedPort: a port that refuses connections.
 
+Every server binds 127.0.0.1 unless given another host ("::1" for IPv6)
+and an ephemeral port unless given one, so a test can put different
+servers on one port number of ::1 and 127.0.0.1.
+
 The scripted HTTP origin built on these is fakeupstream.FakeUpstream.
 """
 
@@ -32,6 +36,7 @@ import threading
 import time
 
 LOOPBACK = "127.0.0.1"
+LOOPBACK6 = "::1"
 POLL_STEP = 0.02  # seconds between checks of the stop flag while waiting
 HEAD_LIMIT = 1 << 20
 
@@ -43,6 +48,11 @@ def pattern(n: int, offset: int = 0) -> bytes:
     start = offset % 251
     reps = (start + n) // 251 + 1
     return (_PATTERN_BASE * reps)[start:start + n]
+
+
+def family_of(host: str) -> int:
+    """The address family of a literal address ("::1" or "127.0.0.1")."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 class Stopping(Exception):
@@ -297,7 +307,8 @@ class Conn:
 
 
 class _TcpServer:
-    """A threaded TCP server on 127.0.0.1:0 recording every connection."""
+    """A threaded TCP server on 127.0.0.1:0 (or the host and port given)
+    recording every connection."""
 
     name = "tcp"
 
@@ -316,7 +327,7 @@ class _TcpServer:
     # -- lifecycle -------------------------------------------------------
 
     def start(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(family_of(self.host), socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((self.host, self._port))
         s.listen(self.backlog)
@@ -504,20 +515,23 @@ class FullBacklog:
     with its own connections and verifies from Python that a fresh connect
     really hangs; it raises RuntimeError when the kernel does not cooperate."""
 
-    def __init__(self, probe_timeout: float = 0.3):
+    def __init__(self, probe_timeout: float = 0.3, host: str = LOOPBACK, port: int = 0):
         self.probe_timeout = probe_timeout
+        self.host = host
+        self._port = port
         self._lsock = None
         self._fillers: list[socket.socket] = []
 
     def start(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind((LOOPBACK, 0))
+        family = family_of(self.host)
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.bind((self.host, self._port))
         s.listen(0)
         self._lsock = s
         self.port = s.getsockname()[1]
-        self.addr = (LOOPBACK, self.port)
+        self.addr = (self.host, self.port)
         for _ in range(16):
-            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c = socket.socket(family, socket.SOCK_STREAM)
             c.setblocking(False)
             self._fillers.append(c)
             c.connect_ex(self.addr)
@@ -526,7 +540,7 @@ class FullBacklog:
         else:
             self.stop()
             raise RuntimeError("FullBacklog: the accept queue never filled")
-        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe = socket.socket(family, socket.SOCK_STREAM)
         probe.settimeout(self.probe_timeout)
         try:
             probe.connect(self.addr)
@@ -558,14 +572,16 @@ class ClosedPort:
     """A port that refuses connections: bound (so nobody else takes it) but not
     listening, so a SYN to it is answered with RST."""
 
-    def __init__(self):
+    def __init__(self, host: str = LOOPBACK, port: int = 0):
+        self.host = host
+        self._port = port
         self._sock = None
 
     def start(self):
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind((LOOPBACK, 0))
+        self._sock = socket.socket(family_of(self.host), socket.SOCK_STREAM)
+        self._sock.bind((self.host, self._port))
         self.port = self._sock.getsockname()[1]
-        self.addr = (LOOPBACK, self.port)
+        self.addr = (self.host, self.port)
         return self
 
     def stop(self):

@@ -1132,8 +1132,8 @@ class CutoffTestCase(unittest.TestCase):
         self.addCleanup(srv.stop)
         return srv
 
-    def upstream(self) -> fakeupstream.FakeUpstream:
-        return self._own(fakeupstream.FakeUpstream().start())
+    def upstream(self, host: str = fakenet.LOOPBACK, port: int = 0) -> fakeupstream.FakeUpstream:
+        return self._own(fakeupstream.FakeUpstream(host, port).start())
 
     def tls_upstream(self, cert=None, key=None, handshake="ok",
                      **kw) -> tlsupstream.TlsUpstream:
@@ -1151,16 +1151,16 @@ class CutoffTestCase(unittest.TestCase):
         """A one-thread "ok" or "blackhole" server for load tests (fakeload)."""
         return self._own(fakeload.LoopServer(mode).start())
 
-    def full_backlog(self) -> fakenet.FullBacklog:
+    def full_backlog(self, host: str = fakenet.LOOPBACK, port: int = 0) -> fakenet.FullBacklog:
         try:
-            srv = fakenet.FullBacklog().start()
+            srv = fakenet.FullBacklog(host=host, port=port).start()
         except RuntimeError as e:
             self.skipTest(f"cannot make a full-backlog listener here: {e}")
         self.addCleanup(srv.stop)
         return srv
 
-    def closed_port(self) -> fakenet.ClosedPort:
-        srv = fakenet.ClosedPort().start()
+    def closed_port(self, host: str = fakenet.LOOPBACK, port: int = 0) -> fakenet.ClosedPort:
+        srv = fakenet.ClosedPort(host, port).start()
         self.addCleanup(srv.stop)
         return srv
 

@@ -12,6 +12,7 @@ import time
 import unittest
 
 from fakeload import LoopClients, percentile
+from fakenet import LOOPBACK6
 from fakeupstream import pattern
 from harness import SCALE, Client, CutoffTestCase, build_request
 from tlscerts import TestCa, needs_openssl, self_signed
@@ -221,6 +222,34 @@ class FakeServersTest(CutoffTestCase):
             s.connect(cp.addr)
         self.assertLess(time.monotonic() - t, 0.1)
         s.close()
+
+    def test_fakes_on_ipv6_loopback_share_a_port_number_with_ipv4_ones(self):
+        try:
+            with socket.socket(socket.AF_INET6) as s:
+                s.bind((LOOPBACK6, 0))
+        except OSError as e:
+            self.skipTest(f"no IPv6 on loopback: {e}")
+        up = self.upstream()
+        fb = self.full_backlog(LOOPBACK6, up.port)
+        self.assertEqual(fb.addr, (LOOPBACK6, up.port))
+        s = socket.socket(socket.AF_INET6)
+        s.settimeout(0.2)
+        with self.assertRaises((socket.timeout, TimeoutError)):
+            s.connect(fb.addr)
+        s.close()
+        cl = self.direct(up)  # 127.0.0.1 on the same port still answers
+        cl.request("GET", "/ok", host="x")
+        self.assertEqual(cl.read_response().status, 200)
+        cp = self.closed_port(LOOPBACK6)
+        s = socket.socket(socket.AF_INET6)
+        with self.assertRaises(ConnectionRefusedError):
+            s.connect(cp.addr)
+        s.close()
+        up6 = self.upstream(LOOPBACK6)
+        cl = self.direct(up6)
+        cl.request("GET", "/ok", host="x")
+        self.assertEqual(cl.read_response().status, 200)
+        self.assertEqual(up6.conn(0).peer[0], LOOPBACK6)
 
     def test_raw_script_server_records_bytes_and_follows_its_script(self):
         keep_alive = ["request", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "repeat"]

@@ -63,46 +63,6 @@ class SilentServer {
   uint16_t port_ = 0;
 };
 
-// A loop for one test. The resolver's handles do not keep a loop running
-// (a session's deadline does that), so run_until() keeps it alive with a
-// timer of its own, which also bounds the wait.
-class Loop {
- public:
-  Loop() { REQUIRE(uv_loop_init(&loop_) == 0); }
-  ~Loop() {
-    uv_run(&loop_, UV_RUN_DEFAULT);  // the close callbacks
-    CHECK(uv_loop_close(&loop_) == 0);
-  }
-  uv_loop_t* get() { return &loop_; }
-
-  // Runs the loop until `done` holds or `ms` have passed; whether it held.
-  // `done` is checked before the loop would block, so a callback that
-  // makes it true ends the run without waiting for the bound.
-  bool run_until(const std::function<bool()>& done, uint64_t ms) {
-    struct Run {
-      const std::function<bool()>& done;
-      bool expired = false;
-    } run{done};
-    UvPtr<uv_timer_t> bound = make_uv<uv_timer_t>();
-    uv_timer_init(&loop_, bound.get());
-    bound->data = &run;
-    uv_timer_start(
-        bound.get(), [](uv_timer_t* t) { static_cast<Run*>(t->data)->expired = true; },
-        static_cast<uint64_t>(ms * time_scale()), 0);
-    UvPtr<uv_prepare_t> check = make_uv<uv_prepare_t>();
-    uv_prepare_init(&loop_, check.get());
-    check->data = &run;
-    uv_prepare_start(check.get(), [](uv_prepare_t* p) {
-      if (static_cast<Run*>(p->data)->done()) uv_stop(p->loop);
-    });
-    while (!done() && !run.expired) uv_run(&loop_, UV_RUN_ONCE);
-    return done();
-  }
-
- private:
-  uv_loop_t loop_;
-};
-
 std::vector<DnsServer> at(uint16_t port) {
   return {DnsServer{"127.0.0.1", port}};
 }
