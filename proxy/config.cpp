@@ -199,7 +199,6 @@ class Loader {
   void load_tls(const toml::node& node, TlsConfig* tls);
   void check_interception(const toml::table& root, const Config& config);
   void load_parent_proxy(const toml::node& node, const std::string& path, ParentProxy* parent);
-  void check_parent_loops(const toml::table& root, const Config& config);
   void load_defaults(const toml::node& node, RouteSettings* settings);
   // Returns false when `key` is not a RouteSettings key.
   bool load_setting(std::string_view key, const toml::node& node, const std::string& prefix,
@@ -397,49 +396,11 @@ void Loader::load(const toml::table& root, Config* config) {
     config->routes_match_paths |= !route.match.path_prefix.empty();
     config->routes_match_addresses |= !route.match.addresses.empty();
     config->intercepts |= route.settings.tls == TlsMode::intercept;
+    config->uses_parent_proxy |= route.settings.parent_proxy.source != ParentProxy::Source::none;
   }
   config->intercepts |= config->defaults.tls == TlsMode::intercept;
+  config->uses_parent_proxy |= config->defaults.parent_proxy.source != ParentProxy::Source::none;
   check_interception(root, *config);
-  check_parent_loops(root, *config);
-}
-
-// A parent proxy that is cutoff's own listener (HTTP_PROXY set for every
-// container of a CI job, cutoff's included, is the usual way there) would
-// send each request round until the connections ran out.
-void Loader::check_parent_loops(const toml::table& root, const Config& config) {
-  std::string listen_host, reason;
-  uint16_t listen_port = 0;
-  if (!parse_host_port(config.listen.address, &listen_host, &listen_port, &reason)) return;
-  auto local = [](std::string_view host) {
-    return host == "localhost" || host == "::1" || host.substr(0, 4) == "127.";
-  };
-  auto loops = [&](const std::optional<ProxyEndpoint>& parent) {
-    if (!parent || parent->port != listen_port) return false;
-    if (parent->host == listen_host) return true;
-    bool listens_locally = listen_host.empty() || listen_host == "0.0.0.0" || listen_host == "::" ||
-                           local(listen_host);
-    return listens_locally && local(parent->host);
-  };
-  // A route that inherits the setting is covered by the error on [defaults].
-  auto check = [&](const RouteSettings& settings, const std::string& where) {
-    const toml::node* node = root.at_path(where + ".parent_proxy").node();
-    if (node == nullptr) return;
-    for (const auto* parent : {&settings.parent_proxy.http, &settings.parent_proxy.https}) {
-      if (!loops(*parent)) continue;
-      error(node->source(),
-            where + ".parent_proxy: " + (*parent)->url +
-                " is cutoff's own listen address: every request would come back to cutoff" +
-                (settings.parent_proxy.source == ParentProxy::Source::env
-                     ? " (clear HTTP_PROXY/HTTPS_PROXY in cutoff's environment, or add the "
-                       "address to NO_PROXY)"
-                     : ""));
-      return;
-    }
-  };
-  check(config.defaults, "defaults");
-  for (size_t i = 0; i < config.routes.size(); ++i) {
-    check(config.routes[i].settings, "route[" + std::to_string(i) + "]");
-  }
 }
 
 void Loader::load_tls(const toml::node& node, TlsConfig* tls) {

@@ -1,6 +1,9 @@
 #include "cutoff/http_rewrite.hpp"
 
+#include <fmt/format.h>
+
 #include <charconv>
+#include <random>
 
 #include "cutoff/address.hpp"
 #include "cutoff/ascii.hpp"
@@ -75,7 +78,32 @@ void append_authority(std::string& out, const Target& target) {
   }
 }
 
+// "(1f2e3d4c)": drawn once per process, so that two cutoffs chained on
+// purpose never take each other's requests for their own.
+std::string_view own_via_mark() {
+  static const std::string mark = [] {
+    std::random_device random;
+    return fmt::format("({:08x})", random());
+  }();
+  return mark;
+}
+
 }  // namespace
+
+void append_parent_via(std::string& out) {
+  out.append("Via: 1.1 cutoff ").append(own_via_mark()).append("\r\n");
+}
+
+bool carries_own_via(const MessageHead& request) {
+  for (size_t i = 0; i < request.header_count(); ++i) {
+    MessageHead::Header h = request.header(i);
+    if (h.role == HeaderRole::end_to_end && iequals(h.name, "via") &&
+        h.value.find(own_via_mark()) != std::string_view::npos) {
+      return true;
+    }
+  }
+  return false;
+}
 
 TargetError parse_absolute_target(std::string_view target, Target* out) {
   out->tls = false;
@@ -161,7 +189,11 @@ void build_request_head(std::string& out, const MessageHead& request, const Fram
     out.append("Connection: upgrade\r\n");
   }
   out.append(rewrite.proxy_authorization);
-  if (rewrite.via) out.append(kVia);
+  if (rewrite.absolute_form) {
+    append_parent_via(out);
+  } else if (rewrite.via) {
+    out.append(kVia);
+  }
   out.append("\r\n");
 }
 

@@ -148,9 +148,11 @@ bool parse_proxy_url(std::string_view text, ProxyEndpoint* out, std::string* err
   return true;
 }
 
-bool NoProxy::parse(std::string_view list, std::string* error) {
-  all_ = false;
+void NoProxy::parse(std::string_view list) {
+  all_ = trim(list) == "*";
   entries_.clear();
+  ignored_ = 0;
+  if (all_) return;
   size_t i = 0;
   while (i < list.size()) {
     size_t end = list.find_first_of(", \t", i);
@@ -158,39 +160,31 @@ bool NoProxy::parse(std::string_view list, std::string* error) {
     std::string_view item = list.substr(i, end - i);
     i = end + 1;
     if (item.empty()) continue;
-    if (item == "*") {
-      all_ = true;
-      continue;
-    }
     Entry entry;
-    std::string_view host;
-    bool bracketed = false;
-    if (!split_host_port(item, &host, &bracketed, &entry.port)) {
-      *error = "NO_PROXY entry \"" + std::string(item) + "\" has a bad port";
-      return false;
-    }
-    // "*.example.com" is written for ".example.com" often enough to read it so.
-    if (host.substr(0, 2) == "*.") host.remove_prefix(1);
-    while (!host.empty() && host.front() == '.') host.remove_prefix(1);
-    std::string reason;
-    std::string canonical;
-    if (host.find('/') != std::string_view::npos) {
-      if (!parse_cidr(host, &entry.network, &reason)) {
-        *error = "NO_PROXY entry \"" + std::string(item) + "\": " + reason;
-        return false;
-      }
-    } else if (canonical_host(host, bracketed, &canonical) && !is_host_name(canonical)) {
-      parse_cidr(canonical, &entry.network, &reason);
+    if (read_entry(item, &entry)) {
+      entries_.push_back(std::move(entry));
     } else {
-      // Names are compared as written (lower case, no trailing dot), valid
-      // or not: an odd entry in a shared environment must not stop cutoff.
-      for (char c : host) entry.name.push_back(ascii_lower(c));
-      if (!entry.name.empty() && entry.name.back() == '.') entry.name.pop_back();
-      if (entry.name.empty()) continue;
+      ++ignored_;
     }
-    entries_.push_back(std::move(entry));
   }
-  return true;
+}
+
+bool NoProxy::read_entry(std::string_view item, Entry* entry) {
+  std::string_view host;
+  bool bracketed = false;
+  if (!split_host_port(item, &host, &bracketed, &entry->port)) return false;
+  // "*.example.com" is written for ".example.com" often enough to read it so.
+  if (host.substr(0, 2) == "*.") host.remove_prefix(1);
+  while (!host.empty() && host.front() == '.') host.remove_prefix(1);
+  std::string reason, canonical;
+  if (host.find('/') != std::string_view::npos) return parse_cidr(host, &entry->network, &reason);
+  if (canonical_host(host, bracketed, &canonical) && !is_host_name(canonical)) {
+    return parse_cidr(canonical, &entry->network, &reason);
+  }
+  // Names are compared as written (lower case, no trailing dot).
+  for (char c : host) entry->name.push_back(ascii_lower(c));
+  if (!entry->name.empty() && entry->name.back() == '.') entry->name.pop_back();
+  return !entry->name.empty() && entry->name.find_first_of("*[]") == std::string::npos;
 }
 
 bool NoProxy::matches(std::string_view host, uint16_t port) const {
@@ -200,7 +194,8 @@ bool NoProxy::matches(std::string_view host, uint16_t port) const {
   const bool is_address = !is_host_name(host) && address_bytes(host, bytes, &v6);
   for (const Entry& entry : entries_) {
     if (entry.port != 0 && entry.port != port) continue;
-    if (entry.name.empty() ? is_address && cidr_contains(entry.network, bytes, v6)
+    if (entry.name.empty() ? is_address && entry.network.v6 == v6 &&
+                                 cidr_contains(entry.network, bytes, v6)
                            : ends_with_domain(host, entry.name)) {
       return true;
     }
@@ -248,11 +243,7 @@ bool parent_from_environment(const std::function<const char*(const char*)>& gete
     *v.field = std::move(endpoint);
   }
   const char* name = nullptr;
-  std::string_view no_proxy = read("no_proxy", "NO_PROXY", &name);
-  if (!parent.no_proxy.parse(no_proxy, error)) {
-    *error = std::string(name) + ": " + *error;
-    return false;
-  }
+  parent.no_proxy.parse(read("no_proxy", "NO_PROXY", &name));
   *out = std::move(parent);
   return true;
 }
@@ -269,8 +260,12 @@ std::string describe_parent(const ParentProxy& parent) {
   auto show = [](const std::optional<ProxyEndpoint>& endpoint) {
     return endpoint ? endpoint->url : std::string("none");
   };
-  return "env{http=" + show(parent.http) + ",https=" + show(parent.https) +
-         ",no_proxy=" + std::to_string(parent.no_proxy.size()) + "}";
+  std::string out = "env{http=" + show(parent.http) + ",https=" + show(parent.https) +
+                    ",no_proxy=" + std::to_string(parent.no_proxy.size());
+  if (parent.no_proxy.ignored() > 0) {
+    out += ",no_proxy_ignored=" + std::to_string(parent.no_proxy.ignored());
+  }
+  return out + "}";
 }
 
 }  // namespace cutoff

@@ -28,6 +28,8 @@ std::string_view error_token(ProxyError error) {
       return "tls_certificate_error";
     case ProxyError::tls_alert_received:
       return "tls_alert_received";
+    case ProxyError::proxy_loop_detected:
+      return "proxy_loop_detected";
     case ProxyError::http_request_denied:
       return "http_request_denied";
     case ProxyError::http_request_error:

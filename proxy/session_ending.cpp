@@ -35,8 +35,8 @@ void Session::fail_timeout(const Expiry& expiry) {
   switch (phase_) {
     case Phase::resolving:
       return fail(Outcome::timed_out(expiry.name), ProxyError::dns_timeout, 504,
-                  fmt::format("resolving {} timed out after {} ({}, route {})", ex_->target.host,
-                              value, name, ex_->route.name));
+                  fmt::format("resolving {} timed out after {} ({}, route {})", hop_name(), value,
+                              name, ex_->route.name));
     case Phase::upstream_handshake:
       return fail(Outcome::timed_out(expiry.name), ProxyError::connection_timeout, 504,
                   fmt::format("the TLS handshake with {} did not complete within {} ({}, route {})",

@@ -73,6 +73,9 @@ void Session::begin_exchange() {
   ex_->is_connect = ex_->is_upgrade = ex_->request_keep_alive = ex_->request_done = false;
   ex_->replayable = ex_->response_started = ex_->retried = false;
   ex_->upstream_dirty = ex_->logged = false;
+  ex_->parent = nullptr;
+  ex_->awaiting_parent = false;
+  ex_->parent_proxy_status.clear();
   upstream_eof_ = false;
   ex_->plan = ResponsePlan{};
 }
@@ -170,6 +173,13 @@ void Session::on_request_head() {
                   "a CONNECT inside an intercepted HTTPS connection cannot be served: "
                   "send it to the proxy port");
   }
+  // A parent that leads back here (SPEC §11) is noticed at the first
+  // repeat, before the loop eats every descriptor.
+  if (config().uses_parent_proxy && carries_own_via(head)) {
+    return reject(502, ProxyError::proxy_loop_detected,
+                  "this request has been through this cutoff already: its parent proxy "
+                  "(parent_proxy, or HTTP_PROXY/HTTPS_PROXY with \"env\") leads back to cutoff");
+  }
   switch (parse_target(head)) {
     case TargetError::none:
       break;
@@ -217,7 +227,7 @@ void Session::on_request_head() {
       (!ex_->route.address_pending || ex_->parent != nullptr)) {
     return reject(
         403, ProxyError::http_request_denied,
-        fmt::format("requests to {} are denied (route {})", describe_target(), ex_->route.name));
+        fmt::format("requests to {} are denied (route {})", target_authority(), ex_->route.name));
   }
   if (ex_->is_connect && !listen.connect_any_port &&
       std::find(listen.connect_ports.begin(), listen.connect_ports.end(), ex_->target.port) ==
@@ -293,6 +303,13 @@ bool Session::choose_route() {
 void Session::choose_parent() {
   ex_->parent = route().parent_proxy.for_target(ex_->target.host, ex_->target.port,
                                                 ex_->is_connect || ex_->target.tls);
+  // cutoff's TLS connections to an origin are pooled by the way they go:
+  // one through a parent never serves a route that goes direct, or the
+  // other way round.
+  if (ex_->target.tls) {
+    ex_->tls_pool_host = ex_->target.host;
+    if (ex_->parent) ex_->tls_pool_host.append(" via ").append(ex_->parent->url);
+  }
 }
 
 RouteQuery Session::route_query() const {

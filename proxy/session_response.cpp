@@ -76,8 +76,9 @@ bool Session::on_response_head() {
   int status = response.status();
   bool upgrading = status == 101 && ex_->is_upgrade && ex_->response_parser.upgrade_requested();
   // The parent wants credentials from cutoff, not from the client, which
-  // would take a 407 as cutoff's own.
-  if (status == 407 && ex_->parent) {
+  // would take a 407 as cutoff's own. (Inside TLS through a parent, the
+  // answer is the origin's.)
+  if (status == 407 && ex_->parent && !ex_->target.tls) {
     fail_parent_refusal(response, fmt::format("{} to {}", request.method(), target_authority()));
     return false;
   }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <cstring>
@@ -15,6 +16,9 @@
 
 namespace cutoff {
 namespace {
+
+// The most of a parent's Proxy-Status that cutoff repeats in its own answer.
+constexpr size_t kMaxParentProxyStatus = 1024;
 
 constexpr std::string_view kConnectEstablished = "HTTP/1.1 200 Connection Established\r\n\r\n";
 
@@ -85,7 +89,7 @@ bool Session::route_by_address() {
       ex_->record.route = choice.name;
       reject(403, ProxyError::http_request_denied,
              fmt::format("requests to {} are denied: its address {} is in route {}",
-                         describe_target(), format_address(address), choice.name));
+                         target_authority(), format_address(address), choice.name));
       return false;
     }
     if (i == 0) first = choice;
@@ -99,8 +103,14 @@ bool Session::route_by_address() {
 
 // Through a parent proxy cutoff resolves and connects to the parent only:
 // the target's name is the parent's to resolve (a runner behind a corporate
-// proxy often cannot), so routes on addresses do not apply there.
+// proxy often cannot). A target given as an address still meets the routes
+// on addresses first, so that a deny on 169.254.169.254 holds either way.
 void Session::open_upstream() {
+  if (ex_->parent && config().routes_match_addresses &&
+      parse_ip_literal(ex_->target.host, ex_->target.port, &ex_->addresses) &&
+      !route_by_address()) {
+    return;
+  }
   if (parse_ip_literal(hop_host(), hop_port(), &ex_->addresses)) {
     if (ex_->parent == nullptr && !route_by_address()) return;
     enter(Phase::connecting);
@@ -110,7 +120,7 @@ void Session::open_upstream() {
   ex_->lookup = worker_.resolver().resolve(hop_host(), hop_port(), this);
   if (ex_->lookup == nullptr) {
     fail_upstream(ProxyError::dns_error,
-                  fmt::format("{} could not be resolved (route {})", hop_host(), ex_->route.name));
+                  fmt::format("{} could not be resolved (route {})", hop_name(), ex_->route.name));
   }
 }
 
@@ -120,7 +130,7 @@ void Session::on_resolved(int status, const AddressList& addresses) {
   ex_->record.dns_ms = since(phase_started_at_);
   if (status != 0) {
     return fail_upstream(ProxyError::dns_error,
-                         fmt::format("{} could not be resolved: {} (route {})", hop_host(),
+                         fmt::format("{} could not be resolved: {} (route {})", hop_name(),
                                      uv_strerror(status), ex_->route.name));
   }
   ex_->addresses = addresses;
@@ -205,7 +215,9 @@ void Session::ask_parent_to_connect() {
   request.clear();
   std::string authority = target_authority();
   request.append("CONNECT ").append(authority).append(" HTTP/1.1\r\nHost: ").append(authority);
-  request.append("\r\n").append(ex_->parent->authorization).append("\r\n");
+  request.append("\r\n").append(ex_->parent->authorization);
+  append_parent_via(request);
+  request.append("\r\n");
   upstream_.send(request.data(), request.size());
   ex_->awaiting_parent = true;
   ex_->response_parser.reset();
@@ -214,28 +226,38 @@ void Session::ask_parent_to_connect() {
 }
 
 void Session::on_parent_answer(const char* data, size_t len) {
-  size_t used = 0;
-  switch (ex_->response_parser.feed(data, len, &used)) {
-    case HttpParser::Event::need_more:
-      return;
-    case HttpParser::Event::head:
-    case HttpParser::Event::message_complete:
-      break;
-    default:
-      return fail_upstream(
-          ProxyError::http_protocol_error,
-          fmt::format(
-              "parent proxy {} answered CONNECT {} with a malformed response: {} (route {})",
-              ex_->parent->url, target_authority(), ex_->response_parser.error_reason(),
-              ex_->route.name));
+  for (;;) {
+    size_t used = 0;
+    switch (ex_->response_parser.feed(data, len, &used)) {
+      case HttpParser::Event::need_more:
+        return;
+      case HttpParser::Event::head:
+      case HttpParser::Event::message_complete:
+        break;
+      default:
+        return fail_upstream(
+            ProxyError::http_protocol_error,
+            fmt::format(
+                "parent proxy {} answered CONNECT {} with a malformed response: {} (route {})",
+                ex_->parent->url, target_authority(), ex_->response_parser.error_reason(),
+                ex_->route.name));
+    }
+    data += used;
+    len -= used;
+    int status = ex_->response_parser.head().status();
+    // Interim answers come before the real one (RFC 9110 §15.2).
+    if (status >= 100 && status < 200 && status != 101) {
+      ex_->response_parser.reset();
+      ex_->response_parser.set_skip_body(true);
+      continue;
+    }
+    ex_->awaiting_parent = false;
+    if (status < 200 || status > 299) {
+      return fail_parent_refusal(ex_->response_parser.head(), "CONNECT " + target_authority());
+    }
+    // What follows the answer is the target's: a server that speaks first.
+    return use_upstream(data, len);
   }
-  ex_->awaiting_parent = false;
-  const MessageHead& answer = ex_->response_parser.head();
-  if (answer.status() < 200 || answer.status() > 299) {
-    return fail_parent_refusal(answer, "CONNECT " + target_authority());
-  }
-  // What follows the answer is the target's: a server that speaks first.
-  use_upstream(data + used, len - used);
 }
 
 // A parent that refused (or wants credentials cutoff did not give): the
@@ -243,6 +265,13 @@ void Session::on_parent_answer(const char* data, size_t len) {
 // Proxy-Status entry before cutoff's (RFC 9209 lists every intermediary).
 void Session::fail_parent_refusal(const MessageHead& answer, std::string_view request) {
   ex_->parent_proxy_status = answer.join("proxy-status");
+  // Kept only when it can do no harm: cutoff's own member must stay
+  // readable, and a head within what clients read.
+  if (ex_->parent_proxy_status.size() > kMaxParentProxyStatus ||
+      !std::all_of(ex_->parent_proxy_status.begin(), ex_->parent_proxy_status.end(),
+                   [](char c) { return c >= 0x20 && c < 0x7f; })) {
+    ex_->parent_proxy_status.clear();
+  }
   std::string hint;
   if (answer.status() == 407) {
     hint = ex_->parent->authorization.empty()
@@ -293,8 +322,13 @@ uint16_t Session::hop_port() const {
   return ex_->parent ? ex_->parent->port : ex_->target.port;
 }
 
+std::string Session::hop_name() const {
+  if (ex_->parent == nullptr) return ex_->target.host;
+  return fmt::format("{} (the name of parent proxy {})", ex_->parent->host, ex_->parent->url);
+}
+
 const std::string& Session::pool_host() const {
-  return ex_->target.tls ? ex_->target.host : hop_host();
+  return ex_->target.tls ? ex_->tls_pool_host : hop_host();
 }
 
 uint16_t Session::pool_port() const {

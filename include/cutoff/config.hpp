@@ -159,6 +159,9 @@ struct Config {
   bool routes_match_addresses = false;
   // Whether [defaults] or any route says tls = "intercept".
   bool intercepts = false;
+  // Some route has a parent proxy: requests are checked for cutoff's own
+  // Via mark (a parent that leads back here).
+  bool uses_parent_proxy = false;
 };
 
 struct ConfigError {

@@ -35,6 +35,9 @@ struct ExchangeState {
   bool awaiting_parent = false;
   // The parent's Proxy-Status when it refused: cutoff's own entry follows it.
   std::string parent_proxy_status;
+  // An intercepted request's pool key host: the target's, with the parent
+  // it goes through.
+  std::string tls_pool_host;
   Resolver::Lookup* lookup = nullptr;  // while resolving
   AddressList addresses;
   // Connecting to `addresses` (RFC 8305): holds the attempts while the

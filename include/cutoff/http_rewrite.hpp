@@ -37,12 +37,22 @@ TargetError parse_authority(std::string_view authority, Target* out);
 // connection, whose host and port are the CONNECT's, already in *out.
 TargetError parse_origin_target(std::string_view target, Target* out);
 
+// The Via field cutoff sends a parent proxy, whatever listen.via says:
+// "Via: 1.1 cutoff (MARK)", MARK a random name for this process. A request
+// that arrives carrying it went round a loop of parents back to this very
+// process (RFC 9110 §7.6.3: Via is how proxies notice loops), which the
+// request line alone cannot show: a parent named localhost, 0.0.0.0 or a
+// container's service name may all be cutoff itself.
+void append_parent_via(std::string& out);
+bool carries_own_via(const MessageHead& request);
+
 struct RequestRewrite {
   bool via = true;
   bool upgrade = false;  // keep Upgrade and ask for it with Connection: upgrade
   // To a parent proxy: the request line names the whole http:// URL
-  // (RFC 9112 §3.2.2), and `proxy_authorization` (a whole header line, or
-  // empty) gives the parent cutoff's credentials.
+  // (RFC 9112 §3.2.2), the parent's Via is sent (append_parent_via), and
+  // `proxy_authorization` (a whole header line, or empty) gives the
+  // parent cutoff's credentials.
   bool absolute_form = false;
   std::string_view proxy_authorization;
 };

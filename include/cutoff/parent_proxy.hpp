@@ -24,7 +24,7 @@ struct ProxyEndpoint {
   // The whole "Proxy-Authorization: Basic ...\r\n" line for the URL's
   // user:password, or empty without credentials.
   std::string authorization;
-  // "http://host:port" (user name kept, password never): how logs and
+  // "http://host:port" (without user name or password): how logs and
   // answers name the parent.
   std::string url;
 
@@ -40,19 +40,21 @@ struct ProxyEndpoint {
 bool parse_proxy_url(std::string_view text, ProxyEndpoint* out, std::string* error);
 
 // Destinations that bypass the parent, by curl's NO_PROXY rules: entries
-// separated by commas or spaces; "*" alone matches every host; a name
-// matches itself and its subdomains (a leading dot changes nothing); an IP
-// address or CIDR network matches hosts given as addresses inside it; and
-// any entry may end in ":port" to match that port only.
+// separated by commas or spaces; the whole list "*" matches every host; a
+// name matches itself and its subdomains (a leading dot changes nothing);
+// an IP address or CIDR network matches hosts given as addresses inside it;
+// and any entry may end in ":port" to match that port only.
 class NoProxy {
  public:
-  // False, with *error naming the entry, for one that is neither a name,
-  // an address, nor a network.
-  bool parse(std::string_view list, std::string* error);
+  // An entry that cannot be read (a bad port or network) is left out and
+  // counted: an odd entry in an environment shared with other tools must
+  // not stop cutoff.
+  void parse(std::string_view list);
   // `host` is canonical (address.hpp), as routes see it.
   bool matches(std::string_view host, uint16_t port) const;
   bool empty() const { return !all_ && entries_.empty(); }
   size_t size() const { return all_ ? 1 : entries_.size(); }
+  size_t ignored() const { return ignored_; }
 
  private:
   struct Entry {
@@ -60,8 +62,10 @@ class NoProxy {
     Cidr network;
     uint16_t port = 0;  // 0: any port
   };
+  static bool read_entry(std::string_view item, Entry* entry);
   bool all_ = false;
   std::vector<Entry> entries_;
+  size_t ignored_ = 0;
 };
 
 // What a route's parent_proxy setting says.
@@ -89,8 +93,9 @@ struct ParentProxy {
 bool parent_from_environment(const std::function<const char*(const char*)>& getenv,
                              ParentProxy* out, std::string* error);
 
-// "none", "http://host:port", or "env (HTTP_PROXY=..., HTTPS_PROXY=..., NO_PROXY=n entries)":
-// how the start-up line and --check show a route's setting.
+// "none", "http://host:port", or
+// "env{http=URL|none,https=URL|none,no_proxy=N[,no_proxy_ignored=M]}": how
+// the start-up line and --check show a route's setting.
 std::string describe_parent(const ParentProxy& parent);
 
 }  // namespace cutoff

@@ -22,6 +22,7 @@ enum class ProxyError {
   tls_protocol_error,     // an upstream's TLS broke the protocol
   tls_certificate_error,  // an upstream's certificate did not verify
   tls_alert_received,     // an upstream ended its TLS handshake with an alert
+  proxy_loop_detected,    // a request came back: a parent proxy leads to cutoff itself
   http_request_denied,
   http_request_error,  // a bad request from the client: 400/414/431/408
 };

@@ -114,6 +114,8 @@ class Session final : SocketEvents,
   // else the target.
   const std::string& hop_host() const;
   uint16_t hop_port() const;
+  // The name resolved for the next hop, as sentences say it.
+  std::string hop_name() const;
   // Whom a pooled connection serves: the target, or (plain HTTP through a
   // parent) the parent, whose connections carry requests for any target.
   const std::string& pool_host() const;

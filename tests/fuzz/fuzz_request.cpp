@@ -155,7 +155,15 @@ void check_end_to_end(const MessageHead& original, const MessageHead& forwarded,
   if (!rewrite.proxy_authorization.empty()) {
     expected.emplace_back("Proxy-Authorization", kParentCredentials);
   }
-  if (rewrite.via) expected.emplace_back("Via", "1.1 cutoff");
+  // To a parent, Via is always sent, with this process's mark.
+  if (rewrite.absolute_form) {
+    FUZZ_CHECK(carries_own_via(forwarded));
+    FUZZ_CHECK(!carries_own_via(original));
+    MessageHead::Header last = forwarded.header(forwarded.header_count() - 1);
+    FUZZ_CHECK(iequals(last.name, "via") && last.value.substr(0, 12) == "1.1 cutoff (");
+    expected.emplace_back("Via", last.value);
+  }
+  if (rewrite.via && !rewrite.absolute_form) expected.emplace_back("Via", "1.1 cutoff");
   HeaderList actual;
   for (size_t i = 0; i < forwarded.header_count(); ++i) {
     MessageHead::Header h = forwarded.header(i);

@@ -12,7 +12,8 @@ Modes, for a parent that misbehaves:
 - "forward": as above;
 - "hang": reads a CONNECT and never answers it;
 - "refuse": answers every request with `refuse_status`, a Proxy-Status of
-  its own, and closes.
+  its own (`proxy_status`), and closes;
+- "interim": answers CONNECT with a 100 Continue before its 200.
 With `credentials` ("user:password"), a request without them gets 407.
 """
 
@@ -48,11 +49,12 @@ class FakeParent(_TcpServer):
     name = "fakeparent"
 
     def __init__(self, mode: str = "forward", credentials: str | None = None,
-                 refuse_status: int = 403):
+                 refuse_status: int = 403, proxy_status: str = PROXY_STATUS):
         super().__init__(LOOPBACK, 0)
         self.mode = mode
         self.expected = basic(credentials) if credentials else None
         self.refuse_status = refuse_status
+        self.proxy_status = proxy_status
         self.requests: list[ParentRequest] = []
 
     def wait_requests(self, n: int, timeout: float) -> bool:
@@ -72,7 +74,8 @@ class FakeParent(_TcpServer):
                 if self.expected and req.header("proxy-authorization") != self.expected:
                     return self.answer(conn, 407, [("Proxy-Authenticate", 'Basic realm="parent"')])
                 if self.mode == "refuse":
-                    return self.answer(conn, self.refuse_status, [("Proxy-Status", PROXY_STATUS)])
+                    return self.answer(conn, self.refuse_status,
+                                       [("Proxy-Status", self.proxy_status)])
                 if req.method == "CONNECT":
                     if self.mode == "hang":
                         return conn.park(read=True)
@@ -135,6 +138,8 @@ class FakeParent(_TcpServer):
         host, _, port = authority.rpartition(":")
         target = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
         target.setblocking(False)
+        if self.mode == "interim":
+            conn.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
         conn.send_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
         try:
             if conn.buf:

@@ -18,7 +18,15 @@ ParentProxyTest:
   plain request: 502 destination_unavailable naming the parent and 407,
   never a 407 the client would take as cutoff's.
 - test_parent_refusal_keeps_its_proxy_status: the parent's entry, then
-  cutoff's.
+  cutoff's; the next exchange's answer is cutoff's alone.
+- test_oversized_parent_proxy_status_is_left_out: cutoff's member stays
+  readable.
+- test_interim_answer_before_the_parents_200: a 100 before the 200.
+- test_loop_back_to_cutoff_is_stopped_at_the_first_repeat: the parent is
+  cutoff itself (as localhost): 502 proxy_loop_detected after one hop.
+- test_address_deny_holds_for_address_targets: a deny route on addresses
+  holds for a target given as an address, parent or not.
+- test_parent_name_that_does_not_resolve: 502 dns_error naming the parent.
 - test_response_header_timeout_applies_through_the_parent: an origin that
   hangs behind the parent: 504 http_response_timeout at
   response_header_timeout.
@@ -26,8 +34,13 @@ ParentProxyTest:
   parent.
 - test_env_with_no_proxy: parent_proxy = "env": HTTP_PROXY for plain
   requests, HTTPS_PROXY for CONNECT, NO_PROXY entries go direct.
-- test_intercepted_https_through_the_parent: tls = "intercept": the TLS
-  connection to the origin runs inside the parent's CONNECT.
+
+InterceptThroughParentTest (tls = "intercept"):
+- test_intercepted_https_through_the_parent: the TLS connection to the
+  origin runs inside the parent's CONNECT, and is pooled.
+- test_pooled_tls_connections_keep_to_their_way: a pooled direct TLS
+  connection never serves a route through the parent, nor the other way.
+- test_a_407_inside_tls_is_the_origins: passed on, not blamed on the parent.
 
 TinyproxyTest: the same plain request and CONNECT through tinyproxy.
 """
@@ -162,6 +175,57 @@ class ParentProxyTest(ParentTestCase):
         ours = parse_proxy_status(value[len(PROXY_STATUS) + 2:])
         self.assertEqual(ours["error"], "destination_unavailable")
         self.assertIn("403 Forbidden", ours["details"])
+        # The next exchange (its state recycled from this one) is cutoff's alone.
+        r, _, _ = self.exchange("GET", "/origin-form", cutoff=c)
+        self.assertEqual(r.status, 400, r)
+        self.assertTrue(r.header("Proxy-Status").startswith("cutoff; "), r)
+
+    def test_oversized_parent_proxy_status_is_left_out(self):
+        parent = self.parent(mode="refuse", refuse_status=503, proxy_status="p; details=\""
+                             + "x" * 2000 + "\"")
+        c = self.behind(f"http://127.0.0.1:{parent.port}")
+        r, _, _ = self.connect(c, 443)
+        self.assertGenerated(r, 502, "destination_unavailable")
+        self.assertDetails(r, also=["503 Service Unavailable"])
+
+    def test_interim_answer_before_the_parents_200(self):
+        echo = self.echo_server()
+        parent = self.parent(mode="interim")
+        c = self.behind(f"http://127.0.0.1:{parent.port}")
+        r, cl, _ = self.connect(c, echo.port)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.round_trip(cl, b"after 100"), b"after 100")
+
+    def test_loop_back_to_cutoff_is_stopped_at_the_first_repeat(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        # cutoff's own address under another spelling: only Via can tell.
+        c = self.dedicated_cutoff({"defaults": {"parent_proxy": f"http://localhost:{port}"}},
+                                  extra_args=["--listen", f"127.0.0.1:{port}"])
+        self.addCleanup(self.assertFdsBack, c)
+        r, _, _ = self.exchange("GET", "http://127.0.0.1:9/loop", cutoff=c)
+        # The inner answer, forwarded by the outer hop as any parent answer is.
+        self.assertGenerated(r, 502, "proxy_loop_detected", close=False)
+        self.assertEqual(len(c.wait_access(target="/loop", count=2)), 2)
+        r, _, _ = self.connect(c, 443)
+        self.assertEqual(r.status, 502, r)
+        self.assertIn("error=proxy_loop_detected", r.header("Proxy-Status"))
+        self.assertEqual(r.proxy_status.get("name"), "cutoff")
+
+    def test_address_deny_holds_for_address_targets(self):
+        parent = self.parent()
+        routes = [{"name": "metadata", "match": {"address": ["127.0.0.2/32"]}, "action": "deny"}]
+        c = self.behind(f"http://127.0.0.1:{parent.port}", routes=routes)
+        r, _, _ = self.exchange("GET", "http://2130706434/latest", cutoff=c)
+        self.assertGenerated(r, 403, "http_request_denied")
+        self.assertEqual(parent.requests, [])
+
+    def test_parent_name_that_does_not_resolve(self):
+        c = self.behind("http://parent.invalid:3128")
+        r, _, _ = self.exchange("GET", "http://127.0.0.1:9/x", cutoff=c)
+        self.assertGenerated(r, 502, "dns_error")
+        self.assertDetails(r, also=["the name of parent proxy http://parent.invalid:3128"])
 
     def test_response_header_timeout_applies_through_the_parent(self):
         up = self.upstream()
@@ -204,30 +268,45 @@ class ParentProxyTest(ParentTestCase):
 
 
 class InterceptThroughParentTest(ParentTestCase):
+    """tls = "intercept" with a parent: cutoff's TLS to the origin runs
+    inside the parent's CONNECT. Certificates made once for the class."""
+
     TIME_LIMIT = 20.0
 
-    def test_intercepted_https_through_the_parent(self):
-        if not shutil.which("openssl"):
-            self.skipTest("needs the openssl command")
-        d = tempfile.mkdtemp(prefix="cutoff-parent-tls-")
-        self.addCleanup(shutil.rmtree, d, True)
-        upstream_ca = TestCa(d)
-        cert = upstream_ca.issue("good", ips=["127.0.0.1"])
-        ca_dir = os.path.join(d, "ca")
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not shutil.which("openssl") or not find_binary():
+            raise unittest.SkipTest("needs the openssl command and the cutoff binary")
+        cls.dir = tempfile.mkdtemp(prefix="cutoff-parent-tls-")
+        upstream_ca = TestCa(cls.dir)
+        cls.cert = upstream_ca.issue("good", ips=["127.0.0.1"])
+        ca_dir = os.path.join(cls.dir, "ca")
         init = run_tool([find_binary(), "ca", "init", ca_dir], timeout=30 * SCALE)
-        self.assertEqual(init.returncode, 0, init)
-        srv = self.tls_upstream(*cert)
-        parent = self.parent(credentials="ci:s3cr@t")
-        c = self.behind(f"http://{CREDENTIALS}@127.0.0.1:{parent.port}", config={
-            "tls": {"ca_cert": os.path.join(ca_dir, "ca.pem"),
-                    "ca_key": os.path.join(ca_dir, "ca-key.pem"),
-                    "upstream_ca": upstream_ca.cert},
-            "defaults": {"tls": "intercept"}})
+        if init.returncode != 0:
+            raise RuntimeError(f"cutoff ca init failed: {init}")
+        cls.ca_pem = os.path.join(ca_dir, "ca.pem")
+        cls.tls = {"ca_cert": cls.ca_pem, "ca_key": os.path.join(ca_dir, "ca-key.pem"),
+                   "upstream_ca": upstream_ca.cert}
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, True)
+        super().tearDownClass()
+
+    def intercepted(self, c, port: int):
         cl = self.client(c)
-        cl.send(f"CONNECT 127.0.0.1:{srv.port} HTTP/1.1\r\n\r\n".encode())
+        cl.send(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n".encode())
         self.assertEqual(cl.read_response("CONNECT").status, 200)
-        start_tls(cl, ssl.create_default_context(cafile=os.path.join(ca_dir, "ca.pem")),
-                  "127.0.0.1")
+        start_tls(cl, ssl.create_default_context(cafile=self.ca_pem), "127.0.0.1")
+        return cl
+
+    def test_intercepted_https_through_the_parent(self):
+        srv = self.tls_upstream(*self.cert)
+        parent = self.parent(credentials="ci:s3cr@t")
+        c = self.behind(f"http://{CREDENTIALS}@127.0.0.1:{parent.port}",
+                        config={"tls": self.tls, "defaults": {"tls": "intercept"}})
+        cl = self.intercepted(c, srv.port)
         for _ in range(2):
             cl.request("GET", "/ok", host=f"127.0.0.1:{srv.port}")
             self.assertEqual(cl.read_response().status, 200)
@@ -237,6 +316,31 @@ class InterceptThroughParentTest(ParentTestCase):
         e = c.wait_access(lambda e: e["method"] == "GET", count=2,
                           target=f"https://127.0.0.1:{srv.port}/ok")
         self.assertEqual([x["reused"] for x in e], ["0", "1"])
+
+    def test_pooled_tls_connections_keep_to_their_way(self):
+        srv = self.tls_upstream(*self.cert)
+        parent = self.parent()
+        routes = [{"name": "posts-direct", "match": {"method": ["POST"]}, "parent_proxy": "none"}]
+        c = self.behind(f"http://127.0.0.1:{parent.port}", routes=routes,
+                        config={"tls": self.tls, "defaults": {"tls": "intercept"}})
+        cl = self.intercepted(c, srv.port)
+        for method in ("POST", "GET", "POST"):
+            cl.request(method, "/ok", host=f"127.0.0.1:{srv.port}", body=b"" if method == "POST"
+                       else None)
+            self.assertEqual(cl.read_response().status, 200)
+        e = c.wait_access(lambda e: e["method"] in ("GET", "POST"), count=3)
+        self.assertEqual([(x["route"], x["reused"]) for x in e],
+                         [("posts-direct", "0"), ("default", "0"), ("posts-direct", "1")])
+        self.assertEqual([p.method for p in parent.requests], ["CONNECT"])
+
+    def test_a_407_inside_tls_is_the_origins(self):
+        srv = self.tls_upstream(*self.cert)
+        parent = self.parent()
+        c = self.behind(f"http://127.0.0.1:{parent.port}",
+                        config={"tls": self.tls, "defaults": {"tls": "intercept"}})
+        cl = self.intercepted(c, srv.port)
+        cl.request("GET", "/status?code=407", host=f"127.0.0.1:{srv.port}")
+        self.assertEqual(cl.read_response().status, 407)
 
 
 class TinyproxyTest(ParentTestCase):

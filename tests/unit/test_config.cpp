@@ -1067,16 +1067,4 @@ TEST_CASE("parent_proxy = env reads cutoff's environment at load", "[config][par
 TEST_CASE("parent_proxy refuses what it cannot use", "[config][parent_proxy]") {
   one_error("[defaults]\nparent_proxy = \"socks5://p:1080\"\n", 2, 16, "plain HTTP");
   one_error("[defaults]\nparent_proxy = 3128\n", 2, 16, "defaults.parent_proxy");
-  // A parent that is cutoff's own listener would send each request round.
-  one_error(
-      "[listen]\naddress = \"127.0.0.1:3128\"\n[defaults]\nparent_proxy = "
-      "\"http://localhost:3128\"\n",
-      4, 16, "is cutoff's own listen address");
-  one_error(
-      "[listen]\naddress = \"0.0.0.0:8080\"\n[[route]]\nname = \"r\"\nmatch = { host = "
-      "\"*\" }\nparent_proxy = \"http://127.0.0.1:8080\"\n",
-      6, 16, "route[0].parent_proxy");
-  parse_ok(
-      "[listen]\naddress = \"127.0.0.1:3128\"\n[defaults]\nparent_proxy = "
-      "\"http://127.0.0.1:3129\"\n");
 }

@@ -306,20 +306,35 @@ TEST_CASE("build_request_head: to a parent proxy, absolute form and cutoff's cre
           "[http_rewrite][parent_proxy]") {
   RequestRewrite rewrite;
   rewrite.absolute_form = true;
+  rewrite.via = false;  // a parent gets Via whatever listen.via says: it shows loops
   rewrite.proxy_authorization = "Proxy-Authorization: Basic Y2k6cHc=\r\n";
+  std::string via;
+  append_parent_via(via);
+  REQUIRE_THAT(via, Catch::Matches("Via: 1\\.1 cutoff \\([0-9a-f]{8}\\)\r\n"));
   // The client's own Proxy-Authorization was for cutoff: it stays behind.
   CHECK(upstream_head("GET http://Example.com:8080/a?b=1 HTTP/1.1\r\nHost: x\r\n"
                       "Proxy-Authorization: Basic Y2xpZW50OnB3\r\nAccept: */*\r\n\r\n",
                       rewrite) ==
         "GET http://example.com:8080/a?b=1 HTTP/1.1\r\nHost: example.com:8080\r\n"
-        "Accept: */*\r\nProxy-Authorization: Basic Y2k6cHc=\r\nVia: 1.1 cutoff\r\n\r\n");
+        "Accept: */*\r\nProxy-Authorization: Basic Y2k6cHc=\r\n" +
+            via + "\r\n");
   rewrite.proxy_authorization = {};
   CHECK(upstream_head("GET http://[::1]?q HTTP/1.1\r\n\r\n", rewrite) ==
-        "GET http://[::1]/?q HTTP/1.1\r\nHost: [::1]\r\nVia: 1.1 cutoff\r\n\r\n");
+        "GET http://[::1]/?q HTTP/1.1\r\nHost: [::1]\r\n" + via + "\r\n");
   CHECK(upstream_head("OPTIONS http://example.com HTTP/1.1\r\n\r\n", rewrite) ==
-        "OPTIONS http://example.com HTTP/1.1\r\nHost: example.com\r\nVia: 1.1 cutoff\r\n\r\n");
+        "OPTIONS http://example.com HTTP/1.1\r\nHost: example.com\r\n" + via + "\r\n");
   CHECK(upstream_head("GET http://example.com HTTP/1.1\r\n\r\n", rewrite) ==
-        "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nVia: 1.1 cutoff\r\n\r\n");
+        "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n" + via + "\r\n");
+}
+
+TEST_CASE("carries_own_via: a request that went round a loop of parents", "[http_rewrite]") {
+  std::string via;
+  append_parent_via(via);
+  const std::string mark = via.substr(via.find('('));  // "(xxxxxxxx)\r\n"
+  Request looped("GET http://a/ HTTP/1.1\r\nVia: 1.1 corp, 1.1 cutoff " + mark + "\r\n");
+  CHECK(carries_own_via(looped.head()));
+  Request chained("GET http://a/ HTTP/1.1\r\nVia: 1.1 cutoff (00000000), 1.1 cutoff\r\n\r\n");
+  CHECK_FALSE(carries_own_via(chained.head()));
 }
 
 TEST_CASE("build_request_head: hop-by-hop headers are removed, the rest kept in order",

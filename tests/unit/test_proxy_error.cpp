@@ -18,6 +18,7 @@ TEST_CASE("every ProxyError has its RFC 9209 token", "[proxy_error]") {
   CHECK(error_token(ProxyError::tls_protocol_error) == "tls_protocol_error");
   CHECK(error_token(ProxyError::tls_certificate_error) == "tls_certificate_error");
   CHECK(error_token(ProxyError::tls_alert_received) == "tls_alert_received");
+  CHECK(error_token(ProxyError::proxy_loop_detected) == "proxy_loop_detected");
   CHECK(error_token(ProxyError::http_request_denied) == "http_request_denied");
   CHECK(error_token(ProxyError::http_request_error) == "http_request_error");
 }
@@ -33,6 +34,7 @@ TEST_CASE("every ProxyError answers with the status of SPEC §6", "[proxy_error]
   CHECK(error_status(ProxyError::http_protocol_error) == 502);
   CHECK(error_status(ProxyError::tls_certificate_error) == 502);
   CHECK(error_status(ProxyError::tls_alert_received) == 502);
+  CHECK(error_status(ProxyError::proxy_loop_detected) == 502);
   CHECK(error_status(ProxyError::http_request_denied) == 403);
   CHECK(error_status(ProxyError::http_request_error) == 400);
 }
