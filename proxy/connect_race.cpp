@@ -89,7 +89,8 @@ void ConnectRace::lose() {
 }
 
 void ConnectRace::finish() {
-  for (TcpSocket& attempt : attempts_) attempt.close();
+  // RST: a loser that connected all the same leaves no TIME_WAIT behind.
+  for (TcpSocket& attempt : attempts_) attempt.abort();
   delay_.reset();  // uv_close; freed in its close callback
   in_flight_ = 0;
   listener_ = nullptr;

@@ -54,9 +54,7 @@ bool Session::take_pooled_upstream() {
   if (!upstream_) return false;
   // Through a parent, the peer is the parent: routes on addresses do not see it.
   if (config().routes_match_addresses && ex_->parent == nullptr) {
-    RouteQuery query = route_query();
-    query.address = reinterpret_cast<const sockaddr*>(&peer);
-    RouteChoice choice = select_route(config(), query);
+    RouteChoice choice = route_for_address(reinterpret_cast<const sockaddr*>(&peer));
     if (choice.settings->action == RouteAction::deny) {
       // A fresh lookup gives the refusal its reasons.
       upstream_.close();
@@ -69,19 +67,25 @@ bool Session::take_pooled_upstream() {
   return true;
 }
 
+RouteChoice Session::route_for_address(const sockaddr* address) const {
+  RouteQuery query = route_query();
+  query.address = address;
+  return select_route(config(), query);
+}
+
 // With routes that match on addresses, every address is checked before any
 // is tried (SPEC §9): one in a denied range denies the request without a
-// connection, and the first address's route governs the connection (the
-// dns_timeout and request_timeout already running stay those of the route
-// the request chose). False: the request was refused.
+// connection. The first address's route governs the connecting (its
+// connect_timeout; the dns_timeout and request_timeout already running stay
+// those of the route the request chose), and the address that wins the race
+// chooses the route for the rest (on_race_won): a route on one family
+// never keeps the other family out of the race. False: the request was
+// refused.
 bool Session::route_by_address() {
   if (!config().routes_match_addresses) return true;
-  RouteQuery query = route_query();
-  AddressList kept;
   RouteChoice first = ex_->route;
   for (int i = 0; i < ex_->addresses.count; ++i) {
-    query.address = ex_->addresses.at(i);
-    RouteChoice choice = select_route(config(), query);
+    RouteChoice choice = route_for_address(ex_->addresses.at(i));
     if (choice.settings->action == RouteAction::deny) {
       sockaddr_storage address{};
       std::memcpy(&address, &ex_->addresses.entries[i], sizeof ex_->addresses.entries[i]);
@@ -93,9 +97,7 @@ bool Session::route_by_address() {
       return false;
     }
     if (i == 0) first = choice;
-    if (choice.settings == first.settings) kept.add(query.address);
   }
-  ex_->addresses = kept;
   ex_->route = first;
   ex_->record.route = first.name;
   return true;
@@ -149,8 +151,13 @@ void Session::on_race_won(TcpSocket winner, const sockaddr_in6& peer) {
   upstream_ = std::move(winner);
   upstream_.set_events(this);
   // The address that answered, which need not be the first: the pool and
-  // the address routes of a reused connection go by it.
+  // the address routes of a reused connection go by it, as the rest of
+  // this exchange does.
   ex_->upstream_peer = peer;
+  if (config().routes_match_addresses && ex_->parent == nullptr) {
+    ex_->route = route_for_address(reinterpret_cast<const sockaddr*>(&peer));
+    ex_->record.route = ex_->route.name;
+  }
   on_upstream_connected();
 }
 

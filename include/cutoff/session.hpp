@@ -101,6 +101,7 @@ class Session final : SocketEvents,
   RouteQuery route_query() const;
   bool take_pooled_upstream();
   bool route_by_address();
+  RouteChoice route_for_address(const sockaddr* address) const;
   void open_upstream();
   void connect_upstream();
   void on_upstream_connected();

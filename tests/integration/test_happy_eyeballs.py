@@ -77,6 +77,10 @@ class HappyEyeballsTest(CutoffTestCase):
     TIME_LIMIT = 8.0
     dns: FakeDns
     names = 0
+    # A route on IPv4 addresses that only changes a setting: it must not
+    # keep IPv4 out of a race that IPv6 starts.
+    ROUTES = [{"name": "v4", "match": {"host": f"*.split.{DOMAIN}", "address": ["127.0.0.0/8"]},
+               "response_header_timeout": "700ms"}]
 
     @classmethod
     def setUpClass(cls):
@@ -137,6 +141,17 @@ class HappyEyeballsTest(CutoffTestCase):
         e = self.assertOutcome(f"{name}:{up.port}/ok?second", 200, "ok", "default")
         self.assertEqual((e.get("reused"), e.get("connect_ms")), ("1", "-"), e["line"])
         self.assertEqual(up.connection_count(), 1)
+
+    def test_a_route_on_one_family_keeps_the_other_in_the_race(self):
+        up = self.upstream()
+        self.full_backlog(LOOPBACK6, up.port)
+        name = f"v4.split.{DOMAIN}"
+        self.dns.answer(name, LOOPBACK6, LOOPBACK)
+        r, _, elapsed = self.exchange("GET", f"http://{name}:{up.port}/ok")
+        self.assertEqual(r.status, 200, r)
+        self.assertLess(elapsed, ms(CONNECT), "IPv4 was left out of the race")
+        # The address that connected chose the route.
+        self.assertOutcome(f"{name}:{up.port}/ok", 200, "ok", "v4")
 
     def test_refused_ipv6_falls_through_to_ipv4_at_once(self):
         up = self.upstream()
