@@ -207,7 +207,7 @@ UpstreamTransport Session::upstream_transport() const {
 }
 
 void Session::send_request_head() {
-  assert(staged_ == 0 && "the scratch buffer still holds bytes for the client");
+  assert(ex_->staged == 0 && "the scratch buffer still holds bytes for the client");
   std::string& head = worker_.scratch();
   head.clear();
   build_request_head(head, ex_->request_parser.head(), ex_->request_parser.framing(), ex_->target,
