@@ -5,11 +5,6 @@
 
 namespace cutoff {
 
-uint64_t add_saturating(uint64_t now, Duration d) {
-  if (d.is_off()) return DeadlinePlan::kNever;
-  return d.ms() > DeadlinePlan::kNever - now ? DeadlinePlan::kNever : now + d.ms();
-}
-
 void DeadlinePlan::arm_phase(TimeoutName name, Duration value, uint64_t now, bool idle,
                              MinRate min_rate) {
   assert(!value.is_off() && "a phase always has a deadline");
@@ -141,9 +136,9 @@ void Deadline::clear_cap() {
   schedule();
 }
 
+// The timer is left as it is: it wakes, finds nothing armed and stops.
 void Deadline::disarm() {
   plan_.disarm();
-  schedule();
 }
 
 void Deadline::schedule() {

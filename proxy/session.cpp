@@ -351,15 +351,12 @@ std::string Session::describe_target() const {
   return fmt::format("{}:{}", ex_->target.host, ex_->target.port);
 }
 
-// Formatted once for a connection that keeps borrowing the same state, which
-// one that sends request after request does.
-std::string_view Session::name_client() {
-  if (ex_->client_name_of != id_) {
-    format_address(reinterpret_cast<const sockaddr*>(&peer_), ex_->client_name,
-                   sizeof ex_->client_name);
-    ex_->client_name_of = id_;
-  }
-  return ex_->client_name;
+// Once for a connection that keeps borrowing the same state, which one that
+// sends request after request does.
+void Session::format_client_name() {
+  format_address(reinterpret_cast<const sockaddr*>(&peer_), ex_->client_name,
+                 sizeof ex_->client_name);
+  ex_->client_name_of = id_;
 }
 
 int64_t Session::since(uint64_t start) const {

@@ -152,13 +152,9 @@ void Worker::on_drain_timeout(uv_timer_t* timer) {
 }
 
 std::unique_ptr<ExchangeState> Worker::borrow_exchange(DeadlineListener& listener) {
-  std::unique_ptr<ExchangeState> exchange;
-  if (spare_exchanges_.empty()) {
-    exchange = std::make_unique<ExchangeState>(&loop_);
-  } else {
-    exchange = std::move(spare_exchanges_.back());
-    spare_exchanges_.pop_back();
-  }
+  if (spare_exchanges_.empty()) spare_exchanges_.push_back(std::make_unique<ExchangeState>(&loop_));
+  std::unique_ptr<ExchangeState> exchange = std::move(spare_exchanges_.back());
+  spare_exchanges_.pop_back();
   exchange->deadline.listen(&listener);
   return exchange;
 }

@@ -137,7 +137,10 @@ class DeadlinePlan {
 };
 
 // Saturating addition of a duration to a time.
-uint64_t add_saturating(uint64_t now, Duration d);
+inline uint64_t add_saturating(uint64_t now, Duration d) {
+  if (d.is_off()) return DeadlinePlan::kNever;
+  return d.ms() > DeadlinePlan::kNever - now ? DeadlinePlan::kNever : now + d.ms();
+}
 
 class DeadlineListener {
  public:

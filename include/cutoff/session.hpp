@@ -176,7 +176,11 @@ class Session final : SocketEvents, DeadlineListener, ResolveListener, BodySink 
   // The client's "ip:port", for logs: formatted into the exchange's state
   // when the exchange begins (an idle connection keeps only peer_).
   std::string_view client_name() const { return ex_->record.client; }
-  std::string_view name_client();
+  std::string_view name_client() {
+    if (ex_->client_name_of != id_) format_client_name();
+    return ex_->client_name;
+  }
+  void format_client_name();
   std::string_view server_timing(char* buf, size_t size) const;
   int64_t since(uint64_t start) const;
   const RouteSettings& route() const { return *ex_->route.settings; }
