@@ -5,11 +5,6 @@
 
 namespace cutoff {
 
-uint64_t add_saturating(uint64_t now, Duration d) {
-  if (d.is_off()) return DeadlinePlan::kNever;
-  return d.ms() > DeadlinePlan::kNever - now ? DeadlinePlan::kNever : now + d.ms();
-}
-
 void DeadlinePlan::arm_phase(TimeoutName name, Duration value, uint64_t now, bool idle,
                              MinRate min_rate) {
   assert(!value.is_off() && "a phase always has a deadline");
@@ -116,8 +111,7 @@ uint64_t DeadlinePlan::remaining(uint64_t now) const {
   return at == kNever ? kNever : (at > now ? at - now : 0);
 }
 
-Deadline::Deadline(uv_loop_t* loop, DeadlineListener& listener)
-    : loop_(loop), listener_(listener), timer_(make_uv<uv_timer_t>()) {
+Deadline::Deadline(uv_loop_t* loop) : loop_(loop), timer_(make_uv<uv_timer_t>()) {
   uv_timer_init(loop_, timer_.get());
   timer_->data = this;
 }
@@ -142,9 +136,9 @@ void Deadline::clear_cap() {
   schedule();
 }
 
+// The timer is left as it is: it wakes, finds nothing armed and stops.
 void Deadline::disarm() {
   plan_.disarm();
-  schedule();
 }
 
 void Deadline::schedule() {
@@ -167,8 +161,8 @@ void Deadline::on_timer(uv_timer_t* timer) {
   // A window short of arrivals after a backlog: the receiver may have taken
   // enough all the same.
   if (expiry && expiry->name == TimeoutName::min_rate && self->plan_.delivery_marked() &&
-      self->plan_.pass_on_delivery(now, self->listener_.deliveries_since_mark())) {
-    self->listener_.mark_deliveries();
+      self->plan_.pass_on_delivery(now, self->listener_->deliveries_since_mark())) {
+    self->listener_->mark_deliveries();
     expiry.reset();
   }
   if (!expiry) {
@@ -176,7 +170,7 @@ void Deadline::on_timer(uv_timer_t* timer) {
     return;
   }
   self->plan_.disarm();
-  self->listener_.on_deadline(*expiry);
+  self->listener_->on_deadline(*expiry);
 }
 
 }  // namespace cutoff

@@ -10,14 +10,13 @@
 #include <netinet/in.h>
 
 #include <cassert>
-#include <cstring>
 
 #include "cutoff/socket_address.hpp"
 #include "cutoff/worker.hpp"
 
 namespace cutoff {
 
-Session::Session(Worker& worker) : worker_(worker), deadline_(worker.loop(), *this) {}
+Session::Session(Worker& worker) : worker_(worker) {}
 
 Session::~Session() {
   set_phase(Phase::ended);
@@ -54,11 +53,8 @@ bool Session::accept(uv_stream_t* server, std::list<Session>::iterator self) {
     client_.close();
     return false;
   }
-  sockaddr_storage peer{};
-  int len = sizeof peer;
-  uv_tcp_getpeername(client_.handle(), reinterpret_cast<sockaddr*>(&peer), &len);
-  format_address(peer, client_name_, sizeof client_name_);
-  std::memcpy(&peer_, &peer, sizeof peer_);
+  int len = sizeof peer_;
+  uv_tcp_getpeername(client_.handle(), reinterpret_cast<sockaddr*>(&peer_), &len);
   if (!client_allowed()) {
     // Refused before it sends anything: a stranger learns nothing but a FIN.
     client_.close();
@@ -69,38 +65,55 @@ bool Session::accept(uv_stream_t* server, std::list<Session>::iterator self) {
   return true;
 }
 
-// The one place where a phase meets its deadline.
+// The one place where a phase meets its deadline. Every phase but idle is an
+// exchange's, under the exchange's own deadline.
 void Session::enter(Phase phase) {
+  if (phase_ == Phase::idle) worker_.end_keep_alive(self_);
   set_phase(phase);
   phase_started_at_ = uv_now(worker_.loop());
   const ListenConfig& listen = config().listen;
   switch (phase) {
     case Phase::idle:
-      return deadline_.arm(TimeoutName::client_keepalive_timeout, listen.client_keepalive_timeout);
+      // client_keepalive_timeout: the worker's keep-alive queue keeps it for
+      // all its idle connections under one timer, with the worker's current
+      // config (an idle connection pins none).
+      return worker_.keep_alive(self_);
     case Phase::reading_head:
-      return deadline_.arm(TimeoutName::request_header_timeout, listen.request_header_timeout);
+      return deadline().arm(TimeoutName::request_header_timeout, listen.request_header_timeout);
     case Phase::resolving:
-      return deadline_.arm(TimeoutName::dns_timeout, route().dns_timeout);
+      return deadline().arm(TimeoutName::dns_timeout, route().dns_timeout);
     case Phase::connecting:
-      return deadline_.arm(TimeoutName::connect_timeout, route().connect_timeout);
+      return deadline().arm(TimeoutName::connect_timeout, route().connect_timeout);
     case Phase::upstream_handshake:
     case Phase::client_handshake:
-      return deadline_.arm(TimeoutName::tls_handshake_timeout, route().tls_handshake_timeout);
+      return deadline().arm(TimeoutName::tls_handshake_timeout, route().tls_handshake_timeout);
     case Phase::sending_request:
       // A body moves: a stall ends it (idle_timeout), and so does a drip
       // that keeps it barely alive (min_rate).
-      return deadline_.arm(TimeoutName::idle_timeout, route().idle_timeout, route().min_rate);
+      return deadline().arm(TimeoutName::idle_timeout, route().idle_timeout, route().min_rate);
     case Phase::awaiting_response:
-      return deadline_.arm(TimeoutName::response_header_timeout, route().response_header_timeout);
+      return deadline().arm(TimeoutName::response_header_timeout, route().response_header_timeout);
     case Phase::streaming:
-      return deadline_.arm(TimeoutName::idle_timeout, route().idle_timeout, route().min_rate);
+      return deadline().arm(TimeoutName::idle_timeout, route().idle_timeout, route().min_rate);
     case Phase::tls_handshake:
-      return deadline_.arm(TimeoutName::tls_handshake_timeout, route().tls_handshake_timeout);
+      return deadline().arm(TimeoutName::tls_handshake_timeout, route().tls_handshake_timeout);
     case Phase::tunnelling:
-      return deadline_.arm(TimeoutName::tunnel_idle_timeout, route().tunnel_idle_timeout,
-                           /*idle=*/true);
+      return deadline().arm(TimeoutName::tunnel_idle_timeout, route().tunnel_idle_timeout,
+                            /*idle=*/true);
     case Phase::ended:
-      return deadline_.disarm();
+      if (ex_) deadline().disarm();
+      return;
+  }
+}
+
+bool Session::deadline_armed() const {
+  switch (phase_) {
+    case Phase::ended:
+      return true;
+    case Phase::idle:
+      return worker_.keep_alive_armed();
+    default:
+      return ex_ && deadline().armed();
   }
 }
 
@@ -229,11 +242,13 @@ void Session::on_drained(TcpSocket& socket, int status) {
                          fmt::format("writing to {} failed: {} (route {})", describe_target(),
                                      uv_strerror(status), ex_->route.name));
   }
-  deadline_.touch();  // bytes reached the kernel: moving, though counted when they came in
+  // An idle connection may still be flushing its last response.
+  if (!ex_) return;
+  deadline().touch();  // bytes reached the kernel: moving, though counted when they came in
   if (client) {
     // The client caught up: read from the upstream again, and min_rate
     // judges the download again.
-    deadline_.resume_rate();
+    deadline().resume_rate();
     if (upstream_ && (phase_ == Phase::streaming || in_tunnel(phase_))) {
       upstream_.start_reading();
     }
@@ -262,7 +277,7 @@ void Session::keep_reading_client() {
 void Session::pause_if_backlogged(TcpSocket& writer, TcpSocket& reader) {
   if (writer.queued() < kHighWater) return;
   reader.stop_reading();
-  deadline_.note_backlog();
+  deadline().note_backlog();
   if (&writer == &client_) pause_rate_if_download();
 }
 
@@ -295,7 +310,7 @@ uint64_t Session::deliveries_since_mark() {
 // slow to take an upload: that is the upstream's slowness, which min_rate
 // is there to judge.
 void Session::pause_rate_if_download() {
-  if (phase_ == Phase::streaming && ex_->request_done) deadline_.pause_rate();
+  if (phase_ == Phase::streaming && ex_->request_done) deadline().pause_rate();
 }
 
 void Session::stash(const char* data, size_t len) {
@@ -314,23 +329,25 @@ void Session::reclaim_stash(std::string& spent) {
 // A write the kernel refuses is reported through on_drained, on the next loop
 // turn, so every caller can go on as if it had been queued.
 void Session::send_to_client(const char* data, size_t len) {
-  if (staged_ == 0) {
+  if (ex_->staged == 0) {
     ex_->record.down_bytes += len;
     client_.send(data, len);
     return;
   }
   std::string& staged = worker_.scratch();
-  uv_buf_t bufs[2] = {uv_buf_init(staged.data(), static_cast<unsigned>(staged_)),
+  uv_buf_t bufs[2] = {uv_buf_init(staged.data(), static_cast<unsigned>(ex_->staged)),
                       uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len))};
-  ex_->record.down_bytes += staged_ + len;
-  staged_ = 0;
+  ex_->record.down_bytes += ex_->staged + len;
+  ex_->staged = 0;
   client_.send(bufs, 2);
 }
 
+// May come after the exchange ended (a response complete in the bytes just
+// read), which flushed what it had staged.
 void Session::flush_to_client() {
-  if (staged_ == 0) return;
+  if (!ex_ || ex_->staged == 0) return;
   if (!client_) {
-    staged_ = 0;
+    ex_->staged = 0;
     return;
   }
   send_to_client("", 0);
@@ -346,6 +363,14 @@ std::string Session::target_authority() const {
 std::string Session::describe_target() const {
   if (ex_->parent == nullptr) return target_authority();
   return fmt::format("{} through parent proxy {}", target_authority(), ex_->parent->url);
+}
+
+// Once for a connection that keeps borrowing the same state, which one that
+// sends request after request does.
+void Session::format_client_name() {
+  format_address(reinterpret_cast<const sockaddr*>(&peer_), ex_->client_name,
+                 sizeof ex_->client_name);
+  ex_->client_name_of = id_;
 }
 
 int64_t Session::since(uint64_t start) const {

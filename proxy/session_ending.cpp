@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cutoff/session.hpp"
+#include "cutoff/socket_address.hpp"
 #include "cutoff/worker.hpp"
 
 namespace cutoff {
@@ -92,7 +93,7 @@ void Session::fail(Outcome outcome, ProxyError error, int status, std::string_vi
     // The client already has part of a response: reset it, so that a
     // truncated body is never mistaken for a complete one.
     client_.abort();
-    spdlog::debug("{}: response aborted: {}", client_name_, sentence);
+    spdlog::debug("{}: response aborted: {}", client_name(), sentence);
   } else {
     std::string& out = worker_.scratch();
     out.clear();
@@ -100,7 +101,7 @@ void Session::fail(Outcome outcome, ProxyError error, int status, std::string_vi
                          ex_->request_parser.method() == HTTP_HEAD, ex_->parent_proxy_status);
     send_to_client(out.data(), out.size());
     ex_->record.status = status;
-    spdlog::debug("{}: {} {}: {}", client_name_, status, error_token(error), sentence);
+    spdlog::debug("{}: {} {}: {}", client_name(), status, error_token(error), sentence);
   }
   log_exchange();
   begin_closing();
@@ -133,8 +134,11 @@ void Session::begin_closing() {
 }
 
 void Session::hand_over_client(Duration flush_idle) {
+  // An idle connection has no exchange to take the client's name from.
+  char name[kAddressTextSize];
+  if (!ex_) format_address(reinterpret_cast<const sockaddr*>(&peer_), name, sizeof name);
   worker_.closings().close(std::move(client_), flush_idle, config().linger_timeout, client_eof_,
-                           ClientTag{id_, client_name_, accepted_at_});
+                           ClientTag{id_, std::string(ex_ ? client_name() : name), accepted_at_});
 }
 
 // Whatever the exchange still waits for (a lookup, a connect race) is

@@ -72,7 +72,7 @@ void Session::on_client_handshake(int status) {
       spdlog::warn(
           "{}: the client refused cutoff's certificate for {} ({}){}: it must trust the CA of "
           "[tls] ca_cert (cutoff ca init prints how)",
-          client_name_, interception_->host, failure.reason,
+          client_name(), interception_->host, failure.reason,
           seen == 1 ? std::string() : fmt::format(", {} times since the last such warning", seen));
     }
   }

@@ -5,6 +5,7 @@
 
 #include "cutoff/access_log.hpp"
 #include "cutoff/session.hpp"
+#include "cutoff/socket_address.hpp"
 #include "cutoff/worker.hpp"
 
 namespace cutoff {
@@ -76,8 +77,10 @@ void Session::count_exchange() {
 void Session::describe(std::string& out, int worker_index, uint64_t now) const {
   auto it = std::back_inserter(out);
   bool in_exchange = ex_ && phase_ != Phase::idle;
+  char client[kAddressTextSize];
+  format_address(reinterpret_cast<const sockaddr*>(&peer_), client, sizeof client);
   fmt::format_to(it, "{{\"id\":{},\"worker\":{},\"client\":\"{}\",\"phase\":\"{}\"", id_,
-                 worker_index, client_name_, phase_name(phase_));
+                 worker_index, client, phase_name(phase_));
   if (in_exchange) {
     out.append(",\"method\":");
     append_json_string(out, ex_->record.method);
@@ -90,12 +93,21 @@ void Session::describe(std::string& out, int worker_index, uint64_t now) const {
       append_json_string(out, ex_->record.sni);
     }
   }
-  uint64_t left = deadline_.remaining();
+  // An idle connection's deadline is its place in the keep-alive queue.
+  uint64_t left = 0;
+  TimeoutName due = TimeoutName::client_keepalive_timeout;
+  if (phase_ == Phase::idle) {
+    uint64_t at = worker_.keep_alive_expiry(*this);
+    left = at > now ? at - now : 0;
+  } else if (ex_) {
+    left = deadline().remaining();
+    due = deadline().due_name();
+  }
   fmt::format_to(it,
                  ",\"age_ms\":{},\"phase_ms\":{},\"deadline\":\"{}\",\"deadline_left_ms\":{},"
                  "\"up_bytes\":{},\"down_bytes\":{}}}",
                  now - (in_exchange ? ex_->started_at : accepted_at_), now - phase_started_at_,
-                 timeout_token(deadline_.due_name()), left == DeadlinePlan::kNever ? 0 : left,
+                 timeout_token(due), left == DeadlinePlan::kNever ? 0 : left,
                  in_exchange ? ex_->record.up_bytes : 0, in_exchange ? ex_->record.down_bytes : 0);
 }
 

@@ -58,7 +58,7 @@ bool Session::client_allowed() const {
 }
 
 void Session::begin_exchange() {
-  if (!ex_) ex_ = worker_.borrow_exchange();
+  if (!ex_) ex_ = worker_.borrow_exchange(*this);
   // The parser starts afresh: a pipelined request is replayed from the
   // stash, never from inside llhttp.
   ex_->request_parser.reset();
@@ -67,7 +67,7 @@ void Session::begin_exchange() {
   ex_->started_hr = uv_hrtime();
   ex_->config = worker_.config();
   ex_->record = ExchangeRecord{};
-  ex_->record.client = client_name_;
+  ex_->record.client = name_client();
   ex_->route = RouteChoice{&ex_->config->defaults, "default"};
   ex_->record.route = ex_->route.name;
   ex_->is_connect = ex_->is_upgrade = ex_->request_keep_alive = ex_->request_done = false;
@@ -95,7 +95,7 @@ void Session::on_client_bytes(const char* data, size_t len) {
     case Phase::tunnelling:
       if (ex_->watching_hello) watch_client_hello(data, len);
       ex_->record.up_bytes += len;
-      deadline_.arrived(0);  // tunnels have no min_rate
+      deadline().arrived(0);  // tunnels have no min_rate
       upstream_.send(data, len);
       return pause_if_backlogged(upstream_, client_);
     case Phase::resolving:
@@ -124,7 +124,7 @@ void Session::refuse_tls_handshake() {
     spdlog::warn(
         "{}: a TLS handshake arrived on the proxy port{}: the client's proxy URL must "
         "start with http://, not https://",
-        client_name_,
+        client_name(),
         seen == 1 ? std::string()
                   : fmt::format(" ({} since the last such warning, which comes at most once a "
                                 "minute)",
@@ -203,7 +203,7 @@ void Session::on_request_head() {
 
   if (!choose_route()) return;
   choose_parent();
-  if (!ex_->is_connect) deadline_.arm_cap(TimeoutName::request_timeout, route().request_timeout);
+  if (!ex_->is_connect) deadline().arm_cap(TimeoutName::request_timeout, route().request_timeout);
 
   const ListenConfig& listen = config().listen;
   // Checked on every exchange, under the exchange's config: a reload that
@@ -212,7 +212,7 @@ void Session::on_request_head() {
     return reject(403, ProxyError::http_request_denied,
                   fmt::format("client {} is not allowed to use this proxy "
                               "(listen.allow_clients)",
-                              client_name_));
+                              client_name()));
   }
   // Inside an intercepted connection the client's CONNECT was the one to
   // show credentials (clients send none inside TLS).
@@ -336,7 +336,7 @@ void Session::forward_request_body(const char* data, size_t len) {
       upstream_.send(data, used);
       ex_->record.up_bytes += used;
       // min_rate counts the payload, not the chunk framing around it.
-      deadline_.arrived(ex_->request_parser.body_bytes() - body_before);
+      deadline().arrived(ex_->request_parser.body_bytes() - body_before);
     } else {
       ex_->body_ahead.append(data, used);
       if (ex_->body_ahead.size() >= kHighWater) client_.stop_reading();
@@ -365,8 +365,8 @@ void Session::on_request_complete() {
 }
 
 void Session::next_request() {
-  deadline_.clear_cap();
-  // Idle: the connection keeps no exchange state and no config.
+  // Idle: the connection keeps no exchange state (its deadline included)
+  // and no config.
   std::string pending;
   pending.swap(ex_->stash);
   worker_.return_exchange(std::move(ex_));

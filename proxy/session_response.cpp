@@ -20,7 +20,7 @@ void Session::relay_response(const char* data, size_t len) {
     case Phase::tls_handshake:
     case Phase::tunnelling:
       if (ex_->watching_hello || phase_ == Phase::tls_handshake) end_hello_watch();
-      deadline_.arrived(0);  // tunnels have no min_rate
+      deadline().arrived(0);  // tunnels have no min_rate
       send_to_client(data, len);
       return pause_if_backlogged(client_, upstream_);
     case Phase::sending_request:
@@ -45,7 +45,7 @@ void Session::relay_response(const char* data, size_t len) {
     }
     // min_rate counts the payload: a drip of chunk framing is no progress.
     // (A feed of nothing, after a head that ended the read, moved nothing.)
-    if (used > 0) deadline_.arrived(ex_->response_parser.body_bytes() - body_before);
+    if (used > 0) deadline().arrived(ex_->response_parser.body_bytes() - body_before);
     switch (event) {
       case HttpParser::Event::need_more:
         return pause_if_backlogged(client_, upstream_);
@@ -90,7 +90,7 @@ bool Session::on_response_head() {
   }
   // The head is staged, not sent: it leaves with the first body bytes.
   std::string& out = worker_.scratch();
-  if (staged_ == 0) out.clear();
+  if (ex_->staged == 0) out.clear();
   ResponseRewrite rewrite;
   rewrite.via = config().listen.via;
   rewrite.client_http10 = request.http10();
@@ -101,7 +101,7 @@ bool Session::on_response_head() {
     if (!request.http10()) {
       rewrite.interim = true;
       build_response_head(out, response, rewrite);
-      staged_ = out.size();
+      ex_->staged = out.size();
     }
     return true;
   }
@@ -120,7 +120,7 @@ bool Session::on_response_head() {
   rewrite.upgrade = upgrading;
   rewrite.plan = ex_->plan;
   build_response_head(out, response, rewrite);
-  staged_ = out.size();
+  ex_->staged = out.size();
   ex_->record.status = status;
   ex_->response_started = true;
   if (!upgrading) enter(Phase::streaming);

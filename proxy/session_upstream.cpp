@@ -343,7 +343,7 @@ uint16_t Session::pool_port() const {
 }
 
 void Session::send_request_head() {
-  assert(staged_ == 0 && "the scratch buffer still holds bytes for the client");
+  assert(ex_->staged == 0 && "the scratch buffer still holds bytes for the client");
   std::string& head = worker_.scratch();
   head.clear();
   // Plain HTTP through a parent: the parent needs the whole URL.

@@ -34,16 +34,29 @@ int TcpSocket::init(uv_loop_t* loop, ReadBuffer* buffer, SocketEvents* events) {
   core_->owner = this;
   core_->events = events;
   core_->buffer = buffer;
-  core_->write_req.data = core_.get();
-  core_->connect_req.data = core_.get();  // shares `data` with shutdown_req
   uv_tcp_nodelay(&core_->tcp, 1);
   return 0;
 }
 
+TcpSocket::Core::Extra& TcpSocket::extra_of(Core* core) {
+  if (!core->extra) {
+    core->extra = std::make_unique<Core::Extra>();
+    core->extra->write_req.data = core;
+  }
+  return *core->extra;
+}
+
+// A connect or shutdown request is made for its one use: from the moment
+// libuv accepts it, it is libuv's until its callback, which libuv always
+// calls (with UV_ECANCELED when the socket closes first) and which frees it.
 int TcpSocket::connect(const sockaddr* address) {
-  int rc = uv_tcp_connect(&core_->connect_req, &core_->tcp, address, on_connected);
-  core_->connecting = rc == 0;
-  return rc;
+  auto req = std::make_unique<uv_connect_t>();
+  req->data = core_.get();
+  int rc = uv_tcp_connect(req.get(), &core_->tcp, address, on_connected);
+  if (rc != 0) return rc;
+  req.release();  // on_connected takes it back
+  core_->connecting = true;
+  return 0;
 }
 
 int TcpSocket::start_reading() {
@@ -65,12 +78,13 @@ int TcpSocket::send(const char* data, size_t len) {
 }
 
 int TcpSocket::send(const uv_buf_t* bufs, unsigned count) {
-  return core_->tls ? send_encrypted(bufs, count) : send_raw(bufs, count);
+  return tls_of(core_.get()) ? send_encrypted(bufs, count) : send_raw(bufs, count);
 }
 
 int TcpSocket::send_encrypted(const uv_buf_t* bufs, unsigned count) {
   // Pieces that fit one record together (a response head and a small body)
   // go as one: a record costs far more than copying them.
+  TlsLayer& tls = *tls_of(core_.get());
   char record[kTlsRecord];
   size_t total = 0;
   for (unsigned i = 0; i < count; ++i) total += bufs[i].len;
@@ -80,30 +94,31 @@ int TcpSocket::send_encrypted(const uv_buf_t* bufs, unsigned count) {
       std::memcpy(record + at, bufs[i].base, bufs[i].len);
       at += bufs[i].len;
     }
-    if (!core_->tls->write(record, total)) return UV_EPROTO;
+    if (!tls.write(record, total)) return UV_EPROTO;
   } else {
     for (unsigned i = 0; i < count; ++i) {
-      if (bufs[i].len > 0 && !core_->tls->write(bufs[i].base, bufs[i].len)) return UV_EPROTO;
+      if (bufs[i].len > 0 && !tls.write(bufs[i].base, bufs[i].len)) return UV_EPROTO;
     }
   }
   return send_tls_output(core_.get());
 }
 
 int TcpSocket::send_tls_output(Core* core) {
-  std::string_view out = core->tls->output();
+  TlsLayer& tls = *tls_of(core);
+  std::string_view out = tls.output();
   if (out.empty() || core->owner == nullptr) return 0;
   uv_buf_t buf = uv_buf_init(const_cast<char*>(out.data()), static_cast<unsigned>(out.size()));
   int rc = core->owner->send_raw(&buf, 1);
-  core->tls->clear_output();
+  tls.clear_output();
   return rc;
 }
 
 void TcpSocket::start_tls(std::unique_ptr<TlsLayer> layer, std::string_view read_ahead) {
   Core* core = core_.get();
-  core->tls = std::move(layer);
+  extra_of(core).tls = std::move(layer);
   if (!read_ahead.empty()) return on_ciphertext(core, read_ahead.data(), read_ahead.size());
   // A client speaks first; a server's handshake() only waits for the hello.
-  core->tls->handshake();
+  core->extra->tls->handshake();
   send_tls_output(core);
 }
 
@@ -112,7 +127,7 @@ int TcpSocket::send_raw(const uv_buf_t* bufs, unsigned count) {
   for (unsigned i = 0; i < count; ++i) core.sent += bufs[i].len;
   unsigned first = 0;
   size_t offset = 0;
-  if (!core.out || core.out->inflight.empty()) {
+  if (!core.extra || core.extra->inflight.empty()) {
     // Nothing queued: let the kernel take what it can right now. This is
     // the whole write on a healthy connection, with no copy.
     // A refused write (EPIPE, ECONNRESET) is queued all the same: uv_write
@@ -124,20 +139,19 @@ int TcpSocket::send_raw(const uv_buf_t* bufs, unsigned count) {
     offset = left;
     if (first == count) return 0;
   }
+  Core::Extra& extra = extra_of(&core);
   for (unsigned i = first; i < count; ++i) {
-    if (!core.out) core.out = std::make_unique<Core::Output>();
-    core.out->backlog.append(bufs[i].base + (i == first ? offset : 0),
-                             bufs[i].len - (i == first ? offset : 0));
+    extra.backlog.append(bufs[i].base + (i == first ? offset : 0),
+                         bufs[i].len - (i == first ? offset : 0));
   }
-  return core.out->inflight.empty() ? flush_backlog() : 0;
+  return extra.inflight.empty() ? flush_backlog() : 0;
 }
 
 int TcpSocket::flush_backlog() {
-  Core& core = *core_;
-  std::string& inflight = core.out->inflight;
-  inflight.swap(core.out->backlog);
-  uv_buf_t buf = uv_buf_init(inflight.data(), static_cast<unsigned>(inflight.size()));
-  return uv_write(&core.write_req, stream(), &buf, 1, on_write);
+  Core::Extra& extra = *core_->extra;
+  extra.inflight.swap(extra.backlog);
+  uv_buf_t buf = uv_buf_init(extra.inflight.data(), static_cast<unsigned>(extra.inflight.size()));
+  return uv_write(&extra.write_req, stream(), &buf, 1, on_write);
 }
 
 int TcpSocket::set_keepalive(unsigned idle_s, unsigned interval_s, unsigned count) {
@@ -167,7 +181,7 @@ int TcpSocket::set_user_timeout(unsigned ms) {
 
 size_t TcpSocket::unacknowledged() const {
   if (!core_) return 0;
-  size_t backlog = core_->out ? core_->out->backlog.size() : 0;
+  size_t backlog = core_->extra ? core_->extra->backlog.size() : 0;
   size_t queued =
       backlog + uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&core_->tcp));
   uv_os_fd_t fd;
@@ -188,14 +202,17 @@ uint64_t TcpSocket::acknowledged() const {
 int TcpSocket::shutdown_write() {
   if (core_->fin_queued) return 0;
   if (core_->connecting) return UV_ENOTCONN;
-  if (core_->tls) {
-    core_->tls->close_notify();
+  if (TlsLayer* tls = tls_of(core_.get())) {
+    tls->close_notify();
     send_tls_output(core_.get());
   }
-  core_->shutdown_req.data = core_.get();
-  int rc = uv_shutdown(&core_->shutdown_req, stream(), on_shutdown_done);
-  core_->fin_queued = rc == 0;
-  return rc;
+  auto req = std::make_unique<uv_shutdown_t>();
+  req->data = core_.get();
+  int rc = uv_shutdown(req.get(), stream(), on_shutdown_done);
+  if (rc != 0) return rc;
+  req.release();  // on_shutdown_done takes it back (see connect())
+  core_->fin_queued = true;
+  return 0;
 }
 
 void TcpSocket::close() {
@@ -232,7 +249,7 @@ void TcpSocket::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
   buffer->in_use = false;
   if (nread == 0 || core->events == nullptr) return;
   if (nread > 0) {
-    if (core->tls) return on_ciphertext(core, buffer->bytes, static_cast<size_t>(nread));
+    if (tls_of(core)) return on_ciphertext(core, buffer->bytes, static_cast<size_t>(nread));
     core->events->on_data(*core->owner, buffer->bytes, static_cast<size_t>(nread));
     return;
   }
@@ -240,7 +257,7 @@ void TcpSocket::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
   uv_read_stop(stream);
   core->reading = false;
   int status = static_cast<int>(nread);
-  if (status == UV_EOF && core->tls && core->tls->end_is_truncation()) status = UV_EPROTO;
+  if (status == UV_EOF && tls_of(core) && tls_of(core)->end_is_truncation()) status = UV_EPROTO;
   core->events->on_read_end(*core->owner, status);
 }
 
@@ -249,7 +266,7 @@ void TcpSocket::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
 // buffer (the layer has its own copy of the ciphertext). The owner may close
 // or hand the socket over from any callback, so each step looks again.
 void TcpSocket::on_ciphertext(Core* core, const char* data, size_t len) {
-  TlsLayer& tls = *core->tls;
+  TlsLayer& tls = *tls_of(core);
   tls.receive(data, len);
   if (!tls.handshake_done()) {
     TlsLayer::Progress progress = tls.handshake();
@@ -272,11 +289,11 @@ void TcpSocket::deliver_plaintext(Core* core) {
     TlsLayer::Read result = TlsLayer::Read::data;
     while (filled < ReadBuffer::kSize) {
       size_t n = 0;
-      result = core->tls->read(buffer->bytes + filled, ReadBuffer::kSize - filled, &n);
+      result = tls_of(core)->read(buffer->bytes + filled, ReadBuffer::kSize - filled, &n);
       if (result != TlsLayer::Read::data) break;
       filled += n;
       // Asking again with nothing buffered would only hear "want more".
-      if (!core->tls->buffered()) {
+      if (!tls_of(core)->buffered()) {
         result = TlsLayer::Read::waiting;
         break;
       }
@@ -299,24 +316,27 @@ void TcpSocket::on_write(uv_write_t* req, int status) {
   // A closing socket's requests finish with ECANCELED (or, if they had
   // completed just before, with 0) after the owner has let go of it.
   if (core->events == nullptr) return;
-  core->out->inflight.clear();
-  if (status == 0 && !core->out->backlog.empty()) {
+  Core::Extra& extra = *core->extra;
+  extra.inflight.clear();
+  if (status == 0 && !extra.backlog.empty()) {
     status = core->owner->flush_backlog();
     if (status == 0) return;
   }
-  if (core->out->inflight.capacity() > 4 * ReadBuffer::kSize) {
-    std::string().swap(core->out->inflight);
+  if (extra.inflight.capacity() > 4 * ReadBuffer::kSize) {
+    std::string().swap(extra.inflight);
   }
   core->events->on_drained(*core->owner, status);
 }
 
 void TcpSocket::on_shutdown_done(uv_shutdown_t* req, int status) {
+  std::unique_ptr<uv_shutdown_t> done(req);
   auto* core = static_cast<Core*>(req->data);
   core->fin_sent = status == 0;
   if (core->events) core->events->on_shutdown(*core->owner, status);
 }
 
 void TcpSocket::on_connected(uv_connect_t* req, int status) {
+  std::unique_ptr<uv_connect_t> done(req);
   auto* core = static_cast<Core*>(req->data);
   core->connecting = false;
   if (core->events) core->events->on_connect(*core->owner, status);

@@ -25,7 +25,8 @@ Worker::Worker(std::shared_ptr<const Config> config, AccessLog& access_log)
       pool_(&loop_, &metrics_),
       closings_(&loop_, &metrics_.closes_reset),
       listener_(&loop_, "proxy", [this](uv_stream_t* server) { accept_one(server); }),
-      access_log_(access_log, &metrics_.log_lines_dropped) {
+      access_log_(access_log, &metrics_.log_lines_dropped),
+      keep_alive_(&loop_, config_->listen.client_keepalive_timeout) {
   // The loop needs descriptors of its own (epoll, an eventfd, a signal
   // pipe): with too many workers for the descriptor limit this is where it
   // shows. Nothing else is set up then; the owner reads init_error().
@@ -59,6 +60,8 @@ Worker::~Worker() {
   if (init_error_ != 0) return;  // nothing was opened
   stop();
   retired_.clear();
+  spare_exchanges_.clear();  // their deadlines' timers
+  keep_alive_.close();
   resolver_.reset();  // a resolver may own handles of this loop
   tasks_.reset();
   reaper_.reset();
@@ -95,11 +98,27 @@ void Worker::stop() {
   listener_.close();
   drain_timer_.reset();
   uv_timer_stop(flush_timer_.get());
-  // terminate() retires each session, moving it out of sessions_.
+  // terminate() retires each session, moving it out of sessions_ (an idle
+  // one out of keep_alive_ first).
   while (!sessions_.empty()) sessions_.front().terminate();
+  while (!keep_alive_.items().empty()) keep_alive_.items().front().terminate();
+  keep_alive_.close();
+  // The exchanges of the sessions retired just now come back while the
+  // loop winds down; return_exchange() lets them go.
+  spare_exchanges_.clear();
   closings_.abort_all();
   pool_.clear();
   access_log_.flush();
+}
+
+// The action may end the session it is given, which moves it out of its
+// list (into retired_, an idle one through sessions_): each step is taken
+// before the action runs.
+template <class Action>
+void Worker::for_each_session(Action action) {
+  for (auto it = sessions_.begin(); it != sessions_.end();) action(*it++);
+  std::list<Session>& idle = keep_alive_.items();
+  for (auto it = idle.begin(); it != idle.end();) action(*it++);
 }
 
 void Worker::drain(Duration timeout) {
@@ -107,9 +126,8 @@ void Worker::drain(Duration timeout) {
   draining_ = true;
   listener_.close();
   pool_.clear();
-  // drain() may retire sessions: step past each before asking it.
-  for (auto it = sessions_.begin(); it != sessions_.end();) (it++)->drain();
-  if (sessions_.empty() && closings_.size() == 0) return stop();
+  for_each_session([](Session& session) { session.drain(); });
+  if (session_count() == 0 && closings_.size() == 0) return stop();
   drain_timeout_ = timeout;
   drain_timer_ = make_uv<uv_timer_t>();
   uv_timer_init(&loop_, drain_timer_.get());
@@ -124,32 +142,58 @@ void Worker::drain(Duration timeout) {
 // the last connection has closed (linger_timeout bounds that).
 void Worker::on_drain_timeout(uv_timer_t* timer) {
   auto* self = static_cast<Worker*>(timer->data);
-  spdlog::warn("drain_timeout: tearing down {} connection(s)", self->sessions_.size());
+  spdlog::warn("drain_timeout: tearing down {} connection(s)", self->session_count());
   Expiry expiry{TimeoutName::drain_timeout, self->drain_timeout_};
   // First the connections that were already closing, then the exchanges:
   // the answers these produce (504s) get their own flush and linger.
   self->closings_.abort_flushing();
-  for (auto it = self->sessions_.begin(); it != self->sessions_.end();) (it++)->expire(expiry);
+  self->for_each_session([&expiry](Session& session) { session.expire(expiry); });
   self->stop_if_drained();
 }
 
-std::unique_ptr<ExchangeState> Worker::borrow_exchange() {
-  if (spare_exchanges_.empty()) return std::make_unique<ExchangeState>();
+std::unique_ptr<ExchangeState> Worker::borrow_exchange(DeadlineListener& listener) {
+  if (spare_exchanges_.empty()) spare_exchanges_.push_back(std::make_unique<ExchangeState>(&loop_));
   std::unique_ptr<ExchangeState> exchange = std::move(spare_exchanges_.back());
   spare_exchanges_.pop_back();
+  exchange->deadline.listen(&listener);
   return exchange;
 }
 
 void Worker::return_exchange(std::unique_ptr<ExchangeState> exchange) {
+  // Its timer may still be running: it wakes, finds nothing armed and calls
+  // no one.
+  exchange->deadline.disarm();
+  exchange->deadline.listen(nullptr);
+  // Once stopping, the loop is winding down: the state goes, and its timer
+  // with it.
+  if (stopping_) return;
   // The parsers keep their buffers' capacity, which is the point; the rest
   // is reset when the state is lent again.
   exchange->stash.clear();
   exchange->body_ahead.clear();
+  exchange->staged = 0;      // the scratch buffer is someone else's by now
   exchange->config.reset();  // a spare exchange pins no config
   spare_exchanges_.push_back(std::move(exchange));
 }
 
+void Worker::keep_alive(std::list<Session>::iterator session) {
+  keep_alive_.push(sessions_, session);
+}
+
+void Worker::end_keep_alive(std::list<Session>::iterator session) {
+  keep_alive_.take(sessions_, session);
+}
+
+uint64_t Worker::keep_alive_expiry(const Session& session) const {
+  return keep_alive_.expires_at(session);
+}
+
+bool Worker::keep_alive_armed() const {
+  return keep_alive_.armed();
+}
+
 void Worker::retire(Session* session, bool client_closed) {
+  assert(session->phase() != Session::Phase::idle && "an idle session is in keep_alive_");
   retired_.splice(retired_.end(), sessions_, session->self());
   if (client_closed) release_client();
   stop_if_drained();
@@ -161,7 +205,7 @@ void Worker::release_client() {
 }
 
 void Worker::stop_if_drained() {
-  if (draining_ && !stopping_ && sessions_.empty() && closings_.size() == 0) stop();
+  if (draining_ && !stopping_ && session_count() == 0 && closings_.size() == 0) stop();
 }
 
 void Worker::accept_one(uv_stream_t* server) {
@@ -183,9 +227,11 @@ void Worker::accept_one(uv_stream_t* server) {
 
 void Worker::describe_connections(std::string& out, int worker_index) {
   uint64_t now = uv_now(&loop_);
-  for (const Session& session : sessions_) {
-    if (!out.empty()) out.push_back(',');
-    session.describe(out, worker_index, now);
+  for (const std::list<Session>* sessions : {&sessions_, &keep_alive_.items()}) {
+    for (const Session& session : *sessions) {
+      if (!out.empty()) out.push_back(',');
+      session.describe(out, worker_index, now);
+    }
   }
   closings_.describe(out, worker_index, now);
 }
@@ -199,8 +245,15 @@ void Worker::on_check(uv_check_t* check) {
 void Worker::on_prepare(uv_prepare_t* prepare) {
   auto* self = static_cast<Worker*>(prepare->data);
   for (const Session& session : self->sessions_) {
-    if (!session.deadline_armed()) {
+    if (session.phase() == Session::Phase::idle || !session.deadline_armed()) {
       spdlog::critical("invariant broken: a connection waits in phase {} with no deadline",
+                       Session::phase_name(session.phase()));
+      std::abort();
+    }
+  }
+  for (const Session& session : self->keep_alive_.items()) {
+    if (session.phase() != Session::Phase::idle || !session.deadline_armed()) {
+      spdlog::critical("invariant broken: an idle connection waits in phase {} with no deadline",
                        Session::phase_name(session.phase()));
       std::abort();
     }
@@ -221,6 +274,9 @@ void Worker::on_flush_timer(uv_timer_t* timer) {
 
 void Worker::reload(std::shared_ptr<const Config> config, std::shared_ptr<const TlsContexts> tls) {
   config_ = std::move(config);
+  // Idle connections follow the current config: each now expires the new
+  // client_keepalive_timeout after it went idle.
+  keep_alive_.set_timeout(config_->listen.client_keepalive_timeout);
   // Leaves minted by another CA would not verify against the new one.
   if (!tls || !tls_ || tls->authority() != tls_->authority()) leaves_.reset();
   tls_ = std::move(tls);

@@ -137,7 +137,10 @@ class DeadlinePlan {
 };
 
 // Saturating addition of a duration to a time.
-uint64_t add_saturating(uint64_t now, Duration d);
+inline uint64_t add_saturating(uint64_t now, Duration d) {
+  if (d.is_off()) return DeadlinePlan::kNever;
+  return d.ms() > DeadlinePlan::kNever - now ? DeadlinePlan::kNever : now + d.ms();
+}
 
 class DeadlineListener {
  public:
@@ -158,9 +161,18 @@ class DeadlineListener {
 // deadline moved later or was disarmed, and then simply sleeps again. An
 // expiry calls listener.on_deadline() exactly once; the listener must re-arm
 // or disarm from there.
+//
+// A deadline may be lent along with what it guards (an exchange's state,
+// exchange_state.hpp, goes from connection to connection): whoever borrows
+// it names itself with listen() before arming it, and disarms it before
+// giving it back. A disarmed deadline calls no listener, whatever its timer
+// does.
 class Deadline {
  public:
-  Deadline(uv_loop_t* loop, DeadlineListener& listener);
+  Deadline(uv_loop_t* loop, DeadlineListener& listener) : Deadline(loop) { listener_ = &listener; }
+  explicit Deadline(uv_loop_t* loop);
+
+  void listen(DeadlineListener* listener) { listener_ = listener; }
 
   void arm(TimeoutName name, Duration value, bool idle = false);
   // An idle phase in which a body moves: it ends after `value` without a
@@ -180,7 +192,7 @@ class Deadline {
   // Cutoff holds bytes back for a slow receiver.
   void note_backlog() {
     if (!plan_.wants_delivery_mark()) return;
-    listener_.mark_deliveries();
+    listener_->mark_deliveries();
     plan_.set_delivery_marked();
   }
   void resume_rate() {
@@ -197,7 +209,7 @@ class Deadline {
   static void on_timer(uv_timer_t* timer);
 
   uv_loop_t* loop_;
-  DeadlineListener& listener_;
+  DeadlineListener* listener_ = nullptr;
   DeadlinePlan plan_;
   UvPtr<uv_timer_t> timer_;
   uint64_t scheduled_at_ = DeadlinePlan::kNever;  // when the timer fires; kNever: stopped

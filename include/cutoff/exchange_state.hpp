@@ -2,7 +2,9 @@
 // The state of one exchange in progress, kept apart from its client
 // connection so that an idle keep-alive connection holds none of it: a worker
 // recycles these, and a connection borrows one from a request's first byte
-// until it is idle again.
+// until it is idle again. That includes the exchange's one deadline, with
+// its timer: an idle connection waits under the worker's keep-alive queue
+// instead (keep_alive_queue.hpp).
 
 #include <cstdint>
 #include <memory>
@@ -10,16 +12,23 @@
 
 #include "cutoff/config.hpp"
 #include "cutoff/connect_race.hpp"
+#include "cutoff/deadline.hpp"
 #include "cutoff/exchange.hpp"
 #include "cutoff/http_parser.hpp"
 #include "cutoff/http_rewrite.hpp"
 #include "cutoff/resolver.hpp"
 #include "cutoff/route.hpp"
+#include "cutoff/socket_address.hpp"
 #include "cutoff/tls_client_hello.hpp"
 
 namespace cutoff {
 
 struct ExchangeState {
+  explicit ExchangeState(uv_loop_t* loop) : deadline(loop) {}
+
+  // Guards every phase of the exchange (session.hpp's enter()); the session
+  // that borrows the state listens to it.
+  Deadline deadline;
   // The config current when the exchange began; a reload changes the next
   // exchange, never this one.
   std::shared_ptr<const Config> config;
@@ -49,7 +58,16 @@ struct ExchangeState {
   std::string match_path;
   std::string match_path_lenient;
   ResponsePlan plan;
+  // Response heads are composed in the worker's scratch buffer and sent
+  // together with the body bytes that follow them; this many bytes at its
+  // front still wait to go to the client.
+  size_t staged = 0;
   ExchangeRecord record;
+  // The client's "ip:port", which record.client shows: formatted for the
+  // session whose id is `client_name_of`, so that a connection that keeps
+  // borrowing the same state formats it once.
+  char client_name[kAddressTextSize] = {};
+  uint64_t client_name_of = 0;
   uint64_t started_at = 0;  // loop time (ms) of the request's first byte
   uint64_t started_hr = 0;  // the same in nanoseconds, for latency histograms
   bool is_connect = false;

@@ -2,7 +2,14 @@
 // One client connection and the exchanges it carries: the proxy's state
 // machine. Every phase (listed with its deadline in session_phase.hpp), the
 // one deadline that guards it, and what happens when that deadline fires are
-// in this class (see Session::enter() and on_deadline() in session.cpp). The work of the phases is
+// in this class (see Session::enter() and on_deadline() in session.cpp).
+//
+// An idle keep-alive connection is most of the connections a busy proxy
+// holds, so it holds little: its socket, its peer's address, and its place
+// in the worker's keep-alive queue (keep_alive_queue.hpp), whose one timer
+// guards every idle connection of the worker. What an exchange needs, its
+// deadline included, is borrowed from the worker for as long as the
+// exchange runs (exchange_state.hpp). The work of the phases is
 // split by concern: session_request.cpp (the client's side of an exchange), session_upstream.cpp
 // (reaching the upstream, the one safe retry), session_response.cpp, session_tunnel.cpp,
 // session_interception.cpp (an intercepting CONNECT: the client's TLS handshake),
@@ -50,7 +57,9 @@ class Session final : SocketEvents,
   std::list<Session>::iterator self() const { return self_; }
   // Worker drain: close if idle, else after the current exchange.
   void drain();
-  // Worker drain_timeout: ends the exchange as its own deadline would.
+  // A deadline kept outside the session fired: the worker's drain_timeout,
+  // or the keep-alive queue's client_keepalive_timeout. Ends the phase as
+  // its own deadline would.
   void expire(const Expiry& expiry);
   // Worker shutdown: end everything now.
   void terminate();
@@ -65,8 +74,12 @@ class Session final : SocketEvents,
   // comes first fires.
   static std::string_view phase_name(Phase phase) { return cutoff::phase_name(phase); }
   Phase phase() const { return phase_; }
-  // The invariant of SPEC §4: a live session always waits under a deadline.
-  bool deadline_armed() const { return phase_ == Phase::ended || deadline_.armed(); }
+  // The invariant of SPEC §4: a live session always waits under a deadline,
+  // its exchange's or, idle, the keep-alive queue's.
+  bool deadline_armed() const;
+  // Loop time the connection went idle (while idle): when the keep-alive
+  // queue counts its client_keepalive_timeout from.
+  uint64_t idle_since() const { return phase_started_at_; }
   // Appends this connection as a JSON object, for /connections.
   void describe(std::string& out, int worker_index, uint64_t now) const;
 
@@ -183,6 +196,18 @@ class Session final : SocketEvents,
   // The target as sentences name it: its authority, and the parent proxy
   // it is reached through.
   std::string describe_target() const;
+  // The deadline of the running exchange, which every phase but idle has
+  // (see enter()).
+  Deadline& deadline() { return ex_->deadline; }
+  const Deadline& deadline() const { return ex_->deadline; }
+  // The client's "ip:port", for logs: formatted into the exchange's state
+  // when the exchange begins (an idle connection keeps only peer_).
+  std::string_view client_name() const { return ex_->record.client; }
+  std::string_view name_client() {
+    if (ex_->client_name_of != id_) format_client_name();
+    return ex_->client_name;
+  }
+  void format_client_name();
   std::string_view server_timing(char* buf, size_t size) const;
   int64_t since(uint64_t start) const;
   const RouteSettings& route() const { return *ex_->route.settings; }
@@ -200,17 +225,15 @@ class Session final : SocketEvents,
   uint64_t accepted_at_ = 0;
   TcpSocket client_;
   TcpSocket upstream_;
-  Deadline deadline_;
   Phase phase_ = Phase::ended;  // until accept() makes the connection ours
-  char client_name_[56] = {};   // "ip:port", for logs
-  sockaddr_in6 peer_{};         // holds a sockaddr_in or a sockaddr_in6: the client ACL's input
+  // The peer's FIN (or reset) is in: a client that half-closed after its
+  // request still gets its response (SPEC §7b); a tunnel ends when both are.
+  bool client_eof_ = false;
+  bool upstream_eof_ = false;
+  sockaddr_in6 peer_{};  // holds a sockaddr_in or a sockaddr_in6: the client ACL's input
 
   // --- the current exchange, borrowed from the worker while one runs ---
   std::unique_ptr<ExchangeState> ex_;
-  // Response heads are composed in the worker's scratch buffer and sent
-  // together with the body bytes that follow them; this many bytes at its
-  // front still wait to go to the client.
-  size_t staged_ = 0;
   uint64_t phase_started_at_ = 0;
 
   // An intercepting CONNECT's destination, from its client's TLS handshake
@@ -225,11 +248,6 @@ class Session final : SocketEvents,
     std::string sni;  // the client's server name, as logs may show it (plausible_host_name)
   };
   std::unique_ptr<Interception> interception_;
-
-  // The peer's FIN (or reset) is in: a client that half-closed after its
-  // request still gets its response (SPEC §7b); a tunnel ends when both are.
-  bool client_eof_ = false;
-  bool upstream_eof_ = false;
 };
 
 }  // namespace cutoff

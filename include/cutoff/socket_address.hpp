@@ -2,6 +2,7 @@
 // Socket addresses: resolving the listen address, and printing addresses as
 // "ip:port" / "[v6]:port" for logs.
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cstddef>
@@ -17,8 +18,13 @@ namespace cutoff {
 // or a libuv error.
 int resolve_listen_address(std::string_view address, sockaddr_storage* out);
 
+// Room for the longest "[v6]:port" and its NUL.
+inline constexpr size_t kAddressTextSize = INET6_ADDRSTRLEN + 10;
+
 // Writes "ip:port" or "[v6]:port" into out (always NUL-terminated).
 void format_address(const sockaddr_storage& address, char* out, size_t size);
+// The same for an AF_INET or AF_INET6 address.
+void format_address(const sockaddr* address, char* out, size_t size);
 std::string format_address(const sockaddr_storage& address);
 
 }  // namespace cutoff

@@ -14,9 +14,9 @@
 //
 // Closing: close() sends FIN (after nothing is pending); abort() sends RST.
 // shutdown_write() queues a FIN behind pending writes, for lingering closes.
-// The socket's handle and its requests live in a heap block that outlives the
-// TcpSocket until libuv's close callback, so cancelled requests never touch a
-// destroyed owner.
+// The socket's handle lives in a heap block that outlives the TcpSocket until
+// libuv's close callback, and its requests point at that block, so cancelled
+// requests never touch a destroyed owner.
 
 #include <uv.h>
 
@@ -90,9 +90,9 @@ class TcpSocket {
   // they arrived now (events may fire before this returns).
   void start_tls(std::unique_ptr<TlsLayer> layer, std::string_view read_ahead = {});
   // The TLS layer, or null for plain TCP.
-  const TlsLayer* tls() const { return core_ ? core_->tls.get() : nullptr; }
+  const TlsLayer* tls() const { return core_ ? tls_of(core_.get()) : nullptr; }
   size_t queued() const {
-    return core_ && core_->out ? core_->out->backlog.size() + core_->out->inflight.size() : 0;
+    return core_ && core_->extra ? core_->extra->backlog.size() + core_->extra->inflight.size() : 0;
   }
   // Bytes the peer has not acknowledged yet (on the wire: TLS records count
   // whole): what waits in libuv (counting
@@ -125,37 +125,42 @@ class TcpSocket {
   void abort();
 
  private:
+  // What a socket holds for as long as it is open: the handle, and what
+  // every read and write needs. An idle keep-alive connection holds this
+  // and nothing else (see Extra).
   struct Core {
     uv_tcp_t tcp;
-    uv_write_t write_req;
-    // shutdown_write() refuses while a connect is pending, so the two
-    // requests never overlap and can share their memory.
-    union {
-      uv_connect_t connect_req;
-      uv_shutdown_t shutdown_req;
-    };
     TcpSocket* owner = nullptr;
     SocketEvents* events = nullptr;
     ReadBuffer* buffer = nullptr;
-    // What the kernel did not take at once; allocated the first time that
-    // happens, so a connection that never backs up carries none of it.
-    struct Output {
-      std::string inflight;  // bytes handed to uv_write
-      std::string backlog;   // bytes waiting for the in-flight write to finish
+    // What most connections never need, allocated the first time one does:
+    // a write the kernel did not take at once (the write request and the
+    // bytes it holds), or TLS. A plain connection whose writes the kernel
+    // takes whole carries none of it. The connect and shutdown requests
+    // are not kept at all: each is allocated when it is made, and libuv
+    // holds it until its callback.
+    struct Extra {
+      uv_write_t write_req;
+      std::string inflight;           // bytes handed to uv_write
+      std::string backlog;            // bytes waiting for the in-flight write to finish
+      std::unique_ptr<TlsLayer> tls;  // when the bytes on the wire are TLS
     };
-    std::unique_ptr<Output> out;
-    std::unique_ptr<TlsLayer> tls;  // when the bytes on the wire are TLS
+    std::unique_ptr<Extra> extra;
+    uint64_t sent = 0;  // every byte given to send()
     bool reading = false;
     bool connecting = false;
     bool fin_queued = false;
     bool fin_sent = false;
-    uint64_t sent = 0;  // every byte given to send()
   };
   friend uv_handle_t* uv_handle_of(Core* core) {
     return reinterpret_cast<uv_handle_t*>(&core->tcp);
   }
 
   static constexpr size_t kTlsRecord = 16 * 1024;  // the most plaintext one TLS record holds
+  static TlsLayer* tls_of(const Core* core) {
+    return core->extra ? core->extra->tls.get() : nullptr;
+  }
+  static Core::Extra& extra_of(Core* core);
   int flush_backlog();
   // send() of the bytes as they go on the wire.
   int send_raw(const uv_buf_t* bufs, unsigned count);

@@ -15,6 +15,7 @@
 #include "cutoff/closing.hpp"
 #include "cutoff/config.hpp"
 #include "cutoff/exchange_state.hpp"
+#include "cutoff/keep_alive_queue.hpp"
 #include "cutoff/listener.hpp"
 #include "cutoff/metrics.hpp"
 #include "cutoff/resolver.hpp"
@@ -93,9 +94,20 @@ class Worker {
   // so it is free again as soon as the send returns.
   std::string& scratch() { return scratch_; }
 
-  // Lends the state of an exchange (recycled: no allocation once warm).
-  std::unique_ptr<ExchangeState> borrow_exchange();
+  // Lends the state of an exchange (recycled: no allocation once warm),
+  // its deadline listening to `listener`.
+  std::unique_ptr<ExchangeState> borrow_exchange(DeadlineListener& listener);
+  // Takes it back, its deadline disarmed.
   void return_exchange(std::unique_ptr<ExchangeState> exchange);
+
+  // A session going idle waits in the keep-alive queue, under
+  // client_keepalive_timeout (keep_alive_queue.hpp), until it leaves the
+  // idle phase.
+  void keep_alive(std::list<Session>::iterator session);
+  void end_keep_alive(std::list<Session>::iterator session);
+  // When an idle session's keep-alive expires.
+  uint64_t keep_alive_expiry(const Session& session) const;
+  bool keep_alive_armed() const;
 
   // Frees a session on the next loop turn, never inside its own callback.
   // `client_closed`: its client connection is closed, rather than handed to
@@ -108,6 +120,10 @@ class Worker {
   static void on_flush_timer(uv_timer_t* timer);
   static void on_drain_timeout(uv_timer_t* timer);
   void accept_one(uv_stream_t* server);
+  // Calls `action` on every session, idle or not; it may end them.
+  template <class Action>
+  void for_each_session(Action action);
+  size_t session_count() const { return sessions_.size() + keep_alive_.items().size(); }
   void stop_if_drained();
   void release_client();  // one client connection fewer
 
@@ -137,7 +153,10 @@ class Worker {
   std::atomic<int64_t>* client_count_ = &own_client_count_;
   uint64_t last_session_id_ = 0;
   std::vector<std::unique_ptr<ExchangeState>> spare_exchanges_;
+  // The client sessions that are not idle; the idle ones wait in
+  // keep_alive_. A session moves between the two as its phase changes.
   std::list<Session> sessions_;
+  KeepAliveQueue<Session> keep_alive_;
   std::list<Session> retired_;
   std::string scratch_;
   bool stopping_ = false;

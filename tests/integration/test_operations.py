@@ -434,6 +434,29 @@ class ReloadInFlightTest(OpsTestCase):
         self.assertEqual(c.wait_access(target="/r/ok?after-bad=1")["route"], "before")
         self.assertTrue(c.alive())
 
+    @time_limit(10)
+    def test_sighup_shorter_client_keepalive_reaches_idle_connections(self):
+        # An idle connection holds no config: after the reload it expires the
+        # new client_keepalive_timeout after it went idle, not the old one.
+        up = self.upstream()
+        c = self.start(self.routes("before"))
+        idle = self.client(c)
+        idle.request("GET", self.url(up, "/r/ok"))
+        self.assertEqual(idle.read_response().status, 200)
+        t_idle = time.monotonic()
+        c.config = merge(c.config, {"listen": {"client_keepalive_timeout": "600ms"}})
+        c.reload()
+        later = self.client(c)
+        later.request("GET", self.url(up, "/r/ok?later=1"))
+        self.assertEqual(later.read_response().status, 200)
+        t_later = time.monotonic()
+        self.assertEqual(idle.wait_end(ms(3000)), "fin")
+        self.assertElapsed(idle.end_time - t_idle, ms(600), "idle across the reload closed after",
+                           early=0.02)
+        self.assertEqual(later.wait_end(ms(3000)), "fin")
+        self.assertElapsed(later.end_time - t_later, ms(600), "idle after the reload closed after",
+                           early=0.02)
+
 
 class ReloadInFlightTwoWorkersTest(ReloadInFlightTest):
     WORKERS = 2
