@@ -953,12 +953,16 @@ class Dribble:
     """Sends `data` on a client's socket `piece` bytes (default one) per
     `interval` seconds from a thread, until done or stopped: a slowloris
     client. Use as a context manager around the wait; leaving it stops the
-    sending."""
+    sending. A send that waits `give_up` seconds (scaled) ends the sending:
+    the peer has stopped reading. Give up well before the peer may reset the
+    connection when the test asserts that reset: a send that is waiting then
+    is the call that takes the error, and the reader sees only the end."""
 
-    def __init__(self, client, data: bytes, interval: float, piece: int = 1):
+    def __init__(self, client, data: bytes, interval: float, piece: int = 1,
+                 give_up: float = 1.0):
         self._stop = threading.Event()
         self._sock = client.sock.dup()
-        self._sock.settimeout(1.0 * SCALE)
+        self._sock.settimeout(give_up * SCALE)
         self._data = data
         self._interval = interval
         self._piece = piece

@@ -14,9 +14,17 @@ than a drip of its upload is ended too; an upload that backs up does not
 shield a dripping response.
 
 The default route's idle_timeout (5 s) is longer than its min_rate window
-(100 B in 2 s), as with the shipped defaults (60 s and 30 s), so that it is
-min_rate that ends a drip and that /connections names as due. Windows are
-scaled like every duration; amounts are not."""
+(100 B in 500 ms), as with the shipped defaults (60 s and 30 s), so that it
+is min_rate that ends a drip and that /connections names as due. Windows are
+scaled like every duration; amounts are not. Windows are short, so that the
+module is quick: every drip and pause is the fraction of its window that it
+would be of a long one, and the default route's window, whose end the drip
+tests time, is at least three times the tolerance of a deadline
+(max(50 ms, 5 %) plus slack), so that an end at one window is never taken
+for an end at the next. Where megabytes must first fill kernel buffers, or
+where the kernel acknowledges bytes in bursts of tens of KiB, a window is
+sized by those bytes instead: the full route keeps 1 s windows, and the
+slow reader of an upload reads 160 KiB in each window."""
 
 import hashlib
 import json
@@ -27,22 +35,30 @@ from fakeupstream import pattern
 from harness import (ADMIN_ON, SCALE, CutoffTestCase, Dribble, admin_get, build_request, merge, ms,
                      shown, tolerance)
 
-WINDOW = ms(2000)
-MIN_RATE = "100B/%dms" % round(2000 * SCALE)
-DRIP = 200 * SCALE  # ms between two bytes: 10 bytes per window, a tenth of the rate
-# The paced route: 1 MiB per 500 ms window; /paced sends 256 KiB every 25 ms,
-# five times that.
-PACED_MIN_RATE = "1MiB/%dms" % round(500 * SCALE)
-PACED_QUERY = "chunk=%d&interval=%d" % (256 * 1024, 25 * SCALE)
+WINDOW = ms(500)
+MIN_RATE = "100B/%dms" % round(500 * SCALE)
+DRIP = 50 * SCALE  # ms between two bytes: 10 bytes per window, a tenth of the rate
+# The paced route: 512 KiB per 250 ms window; /paced sends 128 KiB every
+# 12 ms, five times that, for PACED_SIZE: 80 sends, almost four windows.
+PACED_MIN_RATE = "512KiB/%dms" % round(250 * SCALE)
+PACED_WINDOW = ms(250)
+PACED_QUERY = "chunk=%d&interval=%d" % (128 * 1024, round(12 * SCALE))
+PACED_SIZE = 10 * 1024 * 1024
 BIG = 20 * 1024 * 1024
-# The bursty route: 100 B per 1 s window; its client stops reading for two
-# and a half windows, well within idle_timeout (5 s).
-BURSTY_WINDOW = ms(1000)
-BURSTY_MIN_RATE = "100B/%dms" % round(1000 * SCALE)
-# The stalled route: 100 B in 1 s windows, under the default route's 5 s
+# The bursty route: 100 B per 250 ms window; its client stops reading for
+# two and a half windows, well within idle_timeout (5 s).
+BURSTY_WINDOW = ms(250)
+BURSTY_MIN_RATE = "100B/%dms" % round(250 * SCALE)
+# The stalled route: 100 B in 250 ms windows, under the default route's 5 s
 # idle_timeout, for bodies that stall while other bytes keep coming.
-STALL_WINDOW = ms(1000)
-STALL_MIN_RATE = "100B/%dms" % round(1000 * SCALE)
+STALL_WINDOW = ms(250)
+STALL_MIN_RATE = "100B/%dms" % round(250 * SCALE)
+# The full route: the same in 1 s windows, for a client whose buffers must
+# fill before its download stalls. Filling them moves megabytes through
+# cutoff, which takes a time of its own, not a fraction of the window: a
+# quarter-second window would be over before they were full.
+FULL_WINDOW = ms(1000)
+FULL_MIN_RATE = "100B/%dms" % round(1000 * SCALE)
 UPLOAD = 16 * 1024 * 1024
 # A chunk per byte whose extension pads it to 112 bytes: ten of them per
 # window is over 1 KiB of framing, and 10 bytes of body.
@@ -60,6 +76,7 @@ class MinRateTest(CutoffTestCase):
         {"name": "bursty", "match": {"path_prefix": "/bursty/"}, "min_rate": BURSTY_MIN_RATE},
         {"name": "stalled", "match": {"path_prefix": "/stalled/"},
          "min_rate": STALL_MIN_RATE},
+        {"name": "full", "match": {"path_prefix": "/full/"}, "min_rate": FULL_MIN_RATE},
     ]
     TIME_LIMIT = 10.0
 
@@ -118,21 +135,22 @@ class MinRateTest(CutoffTestCase):
         self.assertGenerated(r, 504, "http_response_timeout")
         # The window starts with the first byte, a drip interval after the head.
         self.assertElapsed(r.t_head - t0, DRIP / 1000 + WINDOW, "504 after")
-        self.assertDetails(r, self.hostport(up), shown(2000), "default",
-                           also=(f"fewer than 100 B in {shown(2000)}",
-                                 f"min_rate 100B/{shown(2000)}"))
+        self.assertDetails(r, self.hostport(up), shown(500), "default",
+                           also=(f"fewer than 100 B in {shown(500)}",
+                                 f"min_rate 100B/{shown(500)}"))
         self.assertUpstreamEnd(up, "rst")
         self.assertOutcome(f":{up.port}/hang", 504, "timeout:min_rate", "default")
 
     def test_paced_download_above_the_rate_passes_whole(self):
         up = self.upstream()
         cl = self.client(timeout=10.0)
-        cl.request("GET", self.url(up, "/paced/paced?size=%d&%s" % (BIG, PACED_QUERY)))
+        cl.request("GET", self.url(up, "/paced/paced?size=%d&%s" % (PACED_SIZE, PACED_QUERY)))
         r = cl.read_response(timeout=10.0)
         self.assertEqual((r.status, r.complete), (200, True), r)
         self.assertEqual(hashlib.sha256(r.body).hexdigest(),
-                         hashlib.sha256(pattern(BIG)).hexdigest())
-        self.assertGreater(r.t_done - r.t_head, 3 * ms(500), "the download spanned too few windows")
+                         hashlib.sha256(pattern(PACED_SIZE)).hexdigest())
+        self.assertGreater(r.t_done - r.t_head, 3 * PACED_WINDOW,
+                           "the download spanned too few windows")
         self.assertOutcome(f":{up.port}/paced/paced", 200, "ok", "paced")
 
     def test_full_speed_download_passes_whole(self):
@@ -146,11 +164,12 @@ class MinRateTest(CutoffTestCase):
         self.assertOutcome(f":{up.port}/paced/ok", 200, "ok", "paced")
 
     def test_off_lets_the_drip_run_past_a_window(self):
+        # 20 bytes: the last comes 19 drips (1.9 windows) after the head.
         up = self.upstream()
         cl = self.client()
-        cl.request("GET", self.url(up, "/unlimited/drip?size=14&interval=%d" % DRIP))
+        cl.request("GET", self.url(up, "/unlimited/drip?size=20&interval=%d" % DRIP))
         r = cl.read_response(timeout=WINDOW + 3.0)
-        self.assertEqual((r.status, r.complete, r.body), (200, True, pattern(14)), r)
+        self.assertEqual((r.status, r.complete, r.body), (200, True, pattern(20)), r)
         self.assertGreater(r.t_done - r.t_head, WINDOW + tolerance(WINDOW),
                            "the drip did not outlast a window")
         self.assertOutcome(f":{up.port}/unlimited/drip", 200, "ok", "unlimited")
@@ -200,7 +219,7 @@ class MinRateTest(CutoffTestCase):
         up = self.upstream()
         body = pattern(300)
         cl = self.client()
-        cl.request("POST", self.url(up, "/continue?delay=%d" % round(3000 * SCALE)),
+        cl.request("POST", self.url(up, "/continue?delay=%d" % round(750 * SCALE)),
                    [("Expect", "100-continue"), ("Content-Length", str(len(body)))])
         interim = cl.read_head(timeout=5.0)
         self.assertEqual(interim.status, 100)
@@ -217,17 +236,18 @@ class MinRateTest(CutoffTestCase):
         up = self.upstream()
         cl = self.client()
         cl.request("GET", self.url(up, "/paced?size=4096&chunk=4096&delay=%d"
-                                   % round(3000 * SCALE)))
+                                   % round(750 * SCALE)))
         r = cl.read_response(timeout=10.0)
         self.assertEqual((r.status, r.complete, r.body), (200, True, pattern(4096)), r)
         self.assertGreater(r.t_done - r.t_head, 1.5 * WINDOW - tolerance(WINDOW))
         self.assertOutcome(f":{up.port}/paced", 200, "ok", "default")
 
-    def send_upload(self, cl, path, length=UPLOAD):
+    def send_upload(self, cl, path, length=UPLOAD, give_up=1.0):
         """Sends a POST head, then its body as fast as cutoff takes it, from a
-        thread (the context manager); the body's first bytes go with the head."""
+        thread (the context manager), until cutoff has taken nothing for
+        `give_up` seconds (scaled); the body's first bytes go with the head."""
         cl.send(build_request("POST", path, [("Content-Length", str(length))]))
-        return Dribble(cl, pattern(length), 0, piece=256 * 1024)
+        return Dribble(cl, pattern(length), 0, piece=256 * 1024, give_up=give_up)
 
     def test_unread_upload_with_a_dripping_interim_response_gets_504(self):
         # The upstream never reads the body and sends 102 Processing a byte
@@ -238,9 +258,9 @@ class MinRateTest(CutoffTestCase):
         up = self.upstream()
         cl = self.client()
         t0 = time.monotonic()
-        # A 102 every 26 steps of 20 ms: one at least before the 504.
+        # A 102 every 26 steps of 5 ms: one at least before the 504.
         with self.send_upload(cl, self.url(up, "/stalled/no-read-body?drip=interim&interval=%d"
-                                           % round(20 * SCALE))):
+                                           % round(5 * SCALE))):
             r = cl.read_response(timeout=3 * STALL_WINDOW + 3.0)
         self.assertGenerated(r, 504, "http_response_timeout")
         self.assertGreater(len(r.interim), 0, "no 102 reached the client")
@@ -250,12 +270,12 @@ class MinRateTest(CutoffTestCase):
         self.assertOutcome(f":{up.port}/stalled/", 504, "timeout:min_rate", "stalled")
 
     def test_upload_under_an_early_response_head_is_progress(self):
-        # The upstream answers its head at once, then reads a 4 MiB upload
+        # The upstream answers its head at once, then reads a 1 MiB upload
         # that comes at 64 KiB every 50 ms, over three windows, then ends
         # its body: the upload's bytes carry every window.
         up = self.upstream()
         cl = self.client(timeout=20.0)
-        length = 4 * 1024 * 1024
+        length = 1024 * 1024
         cl.send(build_request("POST", self.url(up, "/stalled/early?size=2"),
                               [("Content-Length", str(length))]))
         with Dribble(cl, pattern(length), 0.05 * SCALE, piece=64 * 1024):
@@ -266,10 +286,13 @@ class MinRateTest(CutoffTestCase):
 
     def test_backed_up_upload_does_not_shield_a_dripping_response(self):
         # The upstream answers at once and drips its body, and never reads
-        # the upload, which backs up: the windows still run.
+        # the upload, which backs up: the windows still run. The client stops
+        # uploading once its buffers are full, long before the first window
+        # ends, so that its reader, not its sender, sees the reset.
         up = self.upstream()
         cl = self.client()
-        with self.send_upload(cl, self.url(up, "/no-read-body?drip=body&interval=%d" % DRIP)):
+        with self.send_upload(cl, self.url(up, "/no-read-body?drip=body&interval=%d" % DRIP),
+                              give_up=0.1):
             r = cl.read_head(timeout=5.0)
             self.assertEqual(r.status, 200)
             self.assertEqual(cl.wait_end(2 * WINDOW + 2.0), "rst",
@@ -287,27 +310,32 @@ class MinRateTest(CutoffTestCase):
         # the client's buffers are full.
         up = self.upstream()
         cl = self.client()
-        path = "/stalled/no-read-body?drip=body&chunk=65536&interval=0&size=%d" % (64 << 20)
+        path = "/full/no-read-body?drip=body&chunk=65536&interval=0&size=%d" % (64 << 20)
         cl.send(build_request("POST", self.url(up, path), [("Content-Length", "100000")]))
         t0 = time.monotonic()
-        with Dribble(cl, pattern(100000), DRIP / 1000):
-            e = self.cutoff.wait_access(target="/stalled/no-read-body",
-                                        timeout=(4 * STALL_WINDOW + 2.0) / SCALE)
-        self.assertLess(time.monotonic() - t0, 4 * STALL_WINDOW + tolerance(STALL_WINDOW))
+        # A byte every 200 ms: 5 bytes in each of the route's 1 s windows.
+        with Dribble(cl, pattern(100000), 4 * DRIP / 1000):
+            e = self.cutoff.wait_access(target="/full/no-read-body",
+                                        timeout=(4 * FULL_WINDOW + 2.0) / SCALE)
+        self.assertLess(time.monotonic() - t0, 4 * FULL_WINDOW + tolerance(FULL_WINDOW))
         self.assertEqual((e["status"], e["outcome"]), ("200", "timeout:min_rate"), e)
         self.assertUpstreamEnd(up, "rst")
         # (How the client saw its reset is not asserted: the dripping thread's
         # send on the same socket may be the call that takes the error.)
 
     def test_upstream_reading_an_upload_slowly_but_steadily_is_not_a_drip(self):
-        # 4 KiB every 50 ms, 400 times the rate: cutoff reads the client only
-        # as fast as its kernel buffers empty towards the upstream, in bursts
-        # a window apart or more, so what the upstream acknowledges counts.
+        # 32 KiB every 50 ms, 160 KiB a window, 1600 times the rate: cutoff
+        # reads the client only as fast as its kernel buffers empty towards
+        # the upstream, in bursts a window apart or more, so what the upstream
+        # acknowledges counts. Those acknowledgements come in bursts too (the
+        # upstream's kernel opens its window by tens of KiB at a time), so a
+        # window must hold tens of KiB of reading: the amount read per window
+        # matters here, not the time.
         up = self.upstream()
         cl = self.client()
         # It closes after four windows: the exchange must live that long.
-        path = "/stalled/slow-read?chunk=4096&interval=%d&stop=%d" % (round(50 * SCALE),
-                                                                      round(4000 * SCALE))
+        path = "/stalled/slow-read?chunk=32768&interval=%d&stop=%d" % (round(50 * SCALE),
+                                                                       round(1000 * SCALE))
         with self.send_upload(cl, self.url(up, path), length=64 << 20):
             r = cl.read_response(timeout=4 * STALL_WINDOW + 3.0)
         self.assertGenerated(r, 502, "connection_terminated")
