@@ -49,7 +49,9 @@ class FakeSource final : public AdminSource {
 
   bool ready() const override { return ready_flag.load(); }
   // As a reload would change it: loopback clients in, or only 10.0.0.0/8.
+  // Asked once per accepted connection, which `accepted` counts.
   const std::vector<Cidr>& admin_allow_clients() const override {
+    ++accepted;
     return admit_loopback.load() ? loopback_ : elsewhere_;
   }
   std::vector<const Metrics*> worker_metrics() const override { return {&metrics, &metrics}; }
@@ -89,6 +91,7 @@ class FakeSource final : public AdminSource {
   std::string objects = R"({"id":1,"phase":"connect"},{"id":2,"phase":"tunnel"})";
   Metrics metrics;
   std::atomic<int> snapshots{0};
+  mutable std::atomic<size_t> accepted{0};
 
  private:
   struct Held {
@@ -429,6 +432,12 @@ TEST_CASE("admin: refused clients cannot push waiting ones out of their slots", 
   // Half a request on the oldest: it would be the first evicted.
   const std::string head_start = "GET /healthz HTTP/1.1\r\n";
   send(waiting.front(), head_start.data(), head_start.size(), MSG_NOSIGNAL);
+  // Every waiting one admitted before loopback is refused: connect()
+  // returns before the server's loop has accepted, and a busy machine may
+  // leave some in the listen queue a while.
+  while (admin.source().accepted < AdminServer::kMaxConnections) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   admin.source().admit_loopback = false;
   // Accepted after the waiting ones (the listen queue is FIFO), within the
   // waiting one's 1 s head deadline.
