@@ -3,6 +3,8 @@
 #
 #   ./build.sh run [cutoff args...]   Release build in build/, then run it
 #   ./build.sh test                   sanitizer build in build-test/, then ctest
+#                                     (two tests at a time; CTEST_PARALLEL_LEVEL=1
+#                                     for one)
 #   ./build.sh build                  Release build in build/ only
 #   ./build.sh fuzz [SECONDS]         libFuzzer build in build-fuzz/, then each fuzz
 #                                     target for SECONDS (default 30), in parallel
@@ -160,6 +162,10 @@ case $cmd in
     cmake --build build-test -j"$(nproc)"
     # Sanitizer builds are slower: integration tests stretch their timings.
     export CUTOFF_TIME_SCALE=${CUTOFF_TIME_SCALE:-2}
+    # Two test programs at a time: the integration modules mostly wait on
+    # their deadlines (a fifth of a core each, on average), so two of them
+    # share two cores without stretching each other's timings.
+    export CTEST_PARALLEL_LEVEL=${CTEST_PARALLEL_LEVEL:-2}
     exec ctest --test-dir build-test --output-on-failure --timeout 300
     ;;
   fuzz)
