@@ -4,8 +4,11 @@
 #include <unistd.h>
 
 #include <array>
+#include <cassert>
+#include <charconv>
 #include <chrono>
-#include <iterator>
+#include <cstring>
+#include <utility>
 
 #include "cutoff/log_output.hpp"
 
@@ -21,62 +24,129 @@ constexpr size_t kBufferLimit = 128 * 1024;
 constexpr size_t kWriteAt = 32 * 1024;
 constexpr int64_t kDropWarningIntervalMs = 60 * 1000;
 
-void append_ms(std::string& out, int64_t ms) {
+// A line is written through a cursor into memory already sized for the
+// longest text its record can make (most_bytes), so that each piece is a
+// copy with no size check, no call into the string and no format string.
+class Cursor {
+ public:
+  explicit Cursor(char* at) : p_(at) {}
+  void append(std::string_view s) {
+    // An empty view may have no data at all, which memcpy may not be given.
+    if (s.empty()) return;
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  void push_back(char c) { *p_++ = c; }
+  template <typename Integer>
+  void append_number(Integer n) {
+    p_ = std::to_chars(p_, p_ + kMaxDigits, n).ptr;
+  }
+  char* end() const { return p_; }
+
+  // The most an integer of 64 bits takes: "-9223372036854775808".
+  static constexpr size_t kMaxDigits = 20;
+
+ private:
+  char* p_;
+};
+
+// Fills `out` with the text of `write`, which puts at most `most` bytes.
+template <typename Write>
+void append_bounded(std::string& out, size_t most, Write write) {
+  size_t start = out.size();
+  out.resize(start + most);
+  Cursor cursor(out.data() + start);
+  write(cursor);
+  size_t length = static_cast<size_t>(cursor.end() - out.data());
+  assert(length <= start + most);
+  out.resize(length);
+}
+
+// The outcome token as its kind ("ok", "timeout:", "error:", ...) and, for
+// a timeout or an error, the name after it.
+std::pair<std::string_view, std::string_view> outcome_pieces(const Outcome& outcome) {
+  switch (outcome.kind) {
+    case Outcome::Kind::ok:
+      return {"ok", {}};
+    case Outcome::Kind::timeout:
+      return {"timeout:", timeout_token(outcome.timeout)};
+    case Outcome::Kind::error:
+      return {"error:", error_token(outcome.error)};
+    case Outcome::Kind::client_abort:
+      return {"client_abort", {}};
+    case Outcome::Kind::stopped:
+      return {"stopped", {}};
+  }
+  return {"unknown", {}};
+}
+
+// The most bytes a line of `r` takes in either format, time excluded. Each
+// byte of a string may grow to six in JSON (\u00XX), to three in text
+// (%XX); the names, quotes and separators take under 400 bytes.
+size_t most_bytes(const ExchangeRecord& r) {
+  constexpr size_t kFixed = 512;
+  constexpr size_t kNumbers = 9;  // version (2), status, bytes (2), times (4)
+  auto [kind, name] = outcome_pieces(r.outcome);
+  size_t strings = r.client.size() + r.method.size() + r.route.size() + r.sni.size() +
+                   r.target.scheme.size() + r.target.kept.size();
+  return kFixed + kNumbers * Cursor::kMaxDigits + 6 * strings + 2 * kRedactionMarker.size() +
+         kind.size() + name.size();
+}
+
+// A time field of a text line: a number, or '-' when it was not reached.
+void put_ms(Cursor& out, int64_t ms) {
   if (ms == kNoTime) {
     out.push_back('-');
   } else {
-    fmt::format_to(std::back_inserter(out), "{}", ms);
+    out.append_number(ms);
+  }
+}
+
+// A time field of a JSON line: a number, or null when it was not reached.
+void put_json_ms(Cursor& out, std::string_view field, int64_t ms) {
+  out.append(field);
+  if (ms == kNoTime) {
+    out.append("null");
+  } else {
+    out.append_number(ms);
   }
 }
 
 // The characters of a JSON string, without its quotes.
-void append_json_chars(std::string& out, std::string_view s) {
+template <typename Out>
+void append_json_chars(Out& out, std::string_view s) {
+  constexpr char kHex[] = "0123456789abcdef";
   for (char c : s) {
     if (c == '"' || c == '\\') {
       out.push_back('\\');
       out.push_back(c);
     } else if (static_cast<unsigned char>(c) < 0x20) {
-      fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
+      const char escaped[6] = {'\\', 'u', '0', '0', kHex[(c >> 4) & 15], kHex[c & 15]};
+      out.append(std::string_view(escaped, sizeof escaped));
     } else {
       out.push_back(c);
     }
   }
 }
 
-}  // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
+template <typename Out>
+void put_json_string(Out& out, std::string_view s) {
   out.push_back('"');
   append_json_chars(out, s);
   out.push_back('"');
 }
 
-void append_json_target(std::string& out, const ShownTarget& target) {
+template <typename Out>
+void put_json_target(Out& out, const ShownTarget& target) {
   out.push_back('"');
-  target.write(out, append_json_chars);
+  target.write(out, append_json_chars<Out>);
   out.push_back('"');
-}
-
-std::string outcome_token(const Outcome& outcome) {
-  switch (outcome.kind) {
-    case Outcome::Kind::ok:
-      return "ok";
-    case Outcome::Kind::timeout:
-      return "timeout:" + std::string(timeout_token(outcome.timeout));
-    case Outcome::Kind::error:
-      return "error:" + std::string(error_token(outcome.error));
-    case Outcome::Kind::client_abort:
-      return "client_abort";
-    case Outcome::Kind::stopped:
-      return "stopped";
-  }
-  return "unknown";
 }
 
 // The client chose these bytes: a quote, a backslash, a control or non-ASCII
 // byte is written as %XX, so that a target cannot end its field early or
 // forge the ones after it.
-void append_text_field(std::string& out, std::string_view s) {
+void put_text_field(Cursor& out, std::string_view s) {
   constexpr char kHex[] = "0123456789ABCDEF";
   static constexpr auto kPlain = [] {
     std::array<bool, 256> plain{};
@@ -89,78 +159,127 @@ void append_text_field(std::string& out, std::string_view s) {
     out.append(s.substr(0, run));
     if (run == s.size()) return;
     unsigned char c = static_cast<unsigned char>(s[run]);
-    char escaped[3] = {'%', kHex[c >> 4], kHex[c & 15]};
-    out.append(escaped, 3);
+    const char escaped[3] = {'%', kHex[c >> 4], kHex[c & 15]};
+    out.append(std::string_view(escaped, 3));
     s.remove_prefix(run + 1);
   }
 }
 
-void format_access_text(std::string& out, const ExchangeRecord& r) {
-  auto it = std::back_inserter(out);
+void put_text(Cursor& out, const ExchangeRecord& r) {
+  out.append(r.client);
+  out.append(" \"");
   // A request refused before its line was parsed still gets three fields.
-  std::string_view method = r.method.empty() ? "-" : r.method;
-  fmt::format_to(it, "{} \"{} ", r.client, method);
+  out.append(r.method.empty() ? "-" : r.method);
+  out.push_back(' ');
   if (r.target.empty()) {
     out.push_back('-');
   } else {
-    r.target.write(out, append_text_field);
+    r.target.write(out, put_text_field);
   }
-  fmt::format_to(it, " HTTP/{}.{}\" route={} status=", r.http_major, r.http_minor, r.route);
+  out.append(" HTTP/");
+  out.append_number(r.http_major);
+  out.push_back('.');
+  out.append_number(r.http_minor);
+  out.append("\" route=");
+  out.append(r.route);
+  out.append(" status=");
   if (r.status == 0) {
     out.push_back('-');
   } else {
-    fmt::format_to(it, "{}", r.status);
+    out.append_number(r.status);
   }
-  fmt::format_to(it, " up_bytes={} down_bytes={} dns_ms=", r.up_bytes, r.down_bytes);
-  append_ms(out, r.dns_ms);
+  out.append(" up_bytes=");
+  out.append_number(r.up_bytes);
+  out.append(" down_bytes=");
+  out.append_number(r.down_bytes);
+  out.append(" dns_ms=");
+  put_ms(out, r.dns_ms);
   out.append(" connect_ms=");
-  append_ms(out, r.connect_ms);
+  put_ms(out, r.connect_ms);
   out.append(" first_byte_ms=");
-  append_ms(out, r.first_byte_ms);
-  fmt::format_to(it, " total_ms={} reused={} outcome={}", r.total_ms, r.reused ? 1 : 0,
-                 outcome_token(r.outcome));
+  put_ms(out, r.first_byte_ms);
+  // total_ms is always a number in text, kNoTime included.
+  out.append(" total_ms=");
+  out.append_number(r.total_ms);
+  out.append(r.reused ? " reused=1 outcome=" : " reused=0 outcome=");
+  auto [kind, name] = outcome_pieces(r.outcome);
+  out.append(kind);
+  out.append(name);
   // Only tunnels that carried a TLS server name have one; the name holds
   // host name characters only (ClientHelloReader), nothing to escape.
-  if (!r.sni.empty()) out.append(" sni=").append(r.sni);
+  if (!r.sni.empty()) {
+    out.append(" sni=");
+    out.append(r.sni);
+  }
 }
 
-void format_access_json(std::string& out, const ExchangeRecord& r) {
-  auto it = std::back_inserter(out);
-  out.append("{\"client\":");
-  append_json_string(out, r.client);
+// A JSON line without its opening brace: the writer puts the time first.
+void put_json_fields(Cursor& out, const ExchangeRecord& r) {
+  out.append("\"client\":");
+  put_json_string(out, r.client);
   out.append(",\"method\":");
-  append_json_string(out, r.method);
+  put_json_string(out, r.method);
   out.append(",\"target\":");
-  append_json_target(out, r.target);
-  fmt::format_to(it, ",\"version\":\"{}.{}\",\"route\":", r.http_major, r.http_minor);
-  append_json_string(out, r.route);
+  put_json_target(out, r.target);
+  out.append(",\"version\":\"");
+  out.append_number(r.http_major);
+  out.push_back('.');
+  out.append_number(r.http_minor);
+  out.append("\",\"route\":");
+  put_json_string(out, r.route);
   out.append(",\"status\":");
   if (r.status == 0) {
     out.append("null");
   } else {
-    fmt::format_to(it, "{}", r.status);
+    out.append_number(r.status);
   }
-  fmt::format_to(it, ",\"up_bytes\":{},\"down_bytes\":{}", r.up_bytes, r.down_bytes);
-  auto ms = [&](const char* name, int64_t v) {
-    fmt::format_to(it, ",\"{}\":", name);
-    if (v == kNoTime) {
-      out.append("null");
-    } else {
-      fmt::format_to(it, "{}", v);
-    }
-  };
-  ms("dns_ms", r.dns_ms);
-  ms("connect_ms", r.connect_ms);
-  ms("first_byte_ms", r.first_byte_ms);
-  ms("total_ms", r.total_ms);
-  fmt::format_to(it, ",\"reused\":{},\"outcome\":\"{}\",\"sni\":", r.reused ? "true" : "false",
-                 outcome_token(r.outcome));
+  out.append(",\"up_bytes\":");
+  out.append_number(r.up_bytes);
+  out.append(",\"down_bytes\":");
+  out.append_number(r.down_bytes);
+  put_json_ms(out, ",\"dns_ms\":", r.dns_ms);
+  put_json_ms(out, ",\"connect_ms\":", r.connect_ms);
+  put_json_ms(out, ",\"first_byte_ms\":", r.first_byte_ms);
+  put_json_ms(out, ",\"total_ms\":", r.total_ms);
+  out.append(r.reused ? ",\"reused\":true,\"outcome\":\"" : ",\"reused\":false,\"outcome\":\"");
+  auto [kind, name] = outcome_pieces(r.outcome);
+  out.append(kind);
+  out.append(name);
+  out.append("\",\"sni\":");
   if (r.sni.empty()) {
     out.append("null}");
   } else {
-    append_json_string(out, r.sni);
+    put_json_string(out, r.sni);
     out.push_back('}');
   }
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  put_json_string(out, s);
+}
+
+void append_json_target(std::string& out, const ShownTarget& target) {
+  put_json_target(out, target);
+}
+
+std::string outcome_token(const Outcome& outcome) {
+  auto [kind, name] = outcome_pieces(outcome);
+  std::string token(kind);
+  token.append(name);
+  return token;
+}
+
+void format_access_text(std::string& out, const ExchangeRecord& r) {
+  append_bounded(out, most_bytes(r), [&](Cursor& cursor) { put_text(cursor, r); });
+}
+
+void format_access_json(std::string& out, const ExchangeRecord& r) {
+  append_bounded(out, most_bytes(r), [&](Cursor& cursor) {
+    cursor.push_back('{');
+    put_json_fields(cursor, r);
+  });
 }
 
 AccessLog::AccessLog(const AccessLogConfig& config)
@@ -189,33 +308,34 @@ std::shared_ptr<LineOutput> AccessLog::reopen() {
 }
 
 AccessLogWriter::AccessLogWriter(AccessLog& log, Counter* dropped)
-    : log_(log),
-      dropped_(dropped),
-      // JSON lines get their time as the first field: the pattern opens the
-      // object and write() passes the record without its own opening brace.
-      formatter_(log.format() == LogFormat::json ? "{\"time\":\"%Y-%m-%dT%H:%M:%S.%e%z\",%v"
-                                                 : "%Y-%m-%dT%H:%M:%S.%e%z %v",
-                 spdlog::pattern_time_type::local, "\n"),
-      buffer_(log.output(), kBufferLimit, kWriteAt) {}
+    : log_(log), dropped_(dropped), buffer_(log.output(), kBufferLimit, kWriteAt) {}
 
 AccessLogWriter::~AccessLogWriter() {
   flush();
 }
 
+// The line is written in place, time first, into a string that keeps the
+// size of the longest line so far (no fill per line), then copied once,
+// into the buffer.
 void AccessLogWriter::write(const ExchangeRecord& record) {
-  line_.clear();
+  std::string_view time = timestamp_.text(std::chrono::system_clock::now());
+  size_t most = time.size() + most_bytes(record);
+  if (line_.size() < most) line_.resize(most);
+  Cursor out(line_.data());
   if (log_.format() == LogFormat::json) {
-    format_access_json(line_, record);
+    out.append("{\"time\":\"");
+    out.append(time);
+    out.append("\",");
+    put_json_fields(out, record);
   } else {
-    format_access_text(line_, record);
+    out.append(time);
+    out.push_back(' ');
+    put_text(out, record);
   }
-  std::string_view text(line_);
-  if (log_.format() == LogFormat::json) text.remove_prefix(1);
-  spdlog::details::log_msg msg("access", spdlog::level::info,
-                               spdlog::string_view_t(text.data(), text.size()));
-  formatted_.clear();
-  formatter_.format(msg, formatted_);
-  buffer_.append(std::string_view(formatted_.data(), formatted_.size()));
+  out.push_back('\n');
+  size_t length = static_cast<size_t>(out.end() - line_.data());
+  assert(length <= most);
+  buffer_.append(std::string_view(line_.data(), length));
   count_dropped();
 }
 

@@ -72,6 +72,12 @@ uint64_t name_hash(std::string_view name) {
   return h;
 }
 
+// A name's length as one bit of a mask: names of 63 bytes or more share the
+// last bit.
+uint64_t length_bit(size_t length) {
+  return uint64_t{1} << std::min<size_t>(length, 63);
+}
+
 // reason-phrase = *( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4).
 bool is_reason_phrase(std::string_view s) {
   for (char ch : s) {
@@ -440,23 +446,37 @@ int HttpParser::settle_head() {
 // Marks the headers that Connection names as hop-by-hop (never the framing
 // or Host, which cutoff writes itself), with the options capped so that the
 // check stays linear in the size of the head.
+//
+// Most heads name only "keep-alive" or "upgrade": fields with a role of
+// their own, which no option changes, so options like these are counted but
+// left out of the matching. A field is compared with the other options only
+// when its name has the length of one of them.
 bool HttpParser::apply_connection_options() {
   if (head_.count(HeaderRole::connection) == 0) return true;
   std::string_view options[kMaxConnectionOptions];
   uint64_t hashes[kMaxConnectionOptions];
-  int count = 0;
+  int named = 0;         // every token option counts towards the cap
+  int count = 0;         // the ones that may name an end-to-end field
+  uint64_t lengths = 0;  // bit n: an option of length n (63: 63 or longer)
   bool too_many = false;
   for (const MessageHead::HeaderSpan& h : head_.headers_) {
     if (h.role != HeaderRole::connection) continue;
     for_each_list_item(head_.view(h.value), [&](std::string_view option) {
-      if (count == kMaxConnectionOptions) {
+      if (named == kMaxConnectionOptions) {
         too_many = true;
         return false;
       }
-      if (is_token(option)) {
-        hashes[count] = name_hash(option);
-        options[count++] = option;
+      // A name with a role of its own (a token, then) stays as it is, in
+      // whatever case a field spells it.
+      if (role_of(option) != HeaderRole::end_to_end) {
+        ++named;
+        return true;
       }
+      if (!is_token(option)) return true;
+      ++named;
+      hashes[count] = name_hash(option);
+      options[count++] = option;
+      lengths |= length_bit(option.size());
       return true;
     });
     if (too_many) {
@@ -467,6 +487,7 @@ bool HttpParser::apply_connection_options() {
   if (count == 0) return true;
   for (MessageHead::HeaderSpan& h : head_.headers_) {
     if (h.role != HeaderRole::end_to_end) continue;
+    if ((lengths & length_bit(h.name.length)) == 0) continue;
     std::string_view name = head_.view(h.name);
     uint64_t hash = name_hash(name);
     for (int i = 0; i < count; ++i) {

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <charconv>
+#include <cstdint>
 #include <random>
 
 #include "cutoff/address.hpp"
@@ -12,6 +14,21 @@ namespace cutoff {
 namespace {
 
 constexpr std::string_view kVia = "Via: 1.1 cutoff\r\n";
+
+// A port number as a URL spells it: decimal digits (leading zeros allowed)
+// for 1..65535.
+bool parse_port(std::string_view digits, uint16_t* port) {
+  if (digits.empty()) return false;
+  unsigned value = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+    if (value > 65535) return false;
+  }
+  if (value == 0) return false;
+  *port = static_cast<uint16_t>(value);
+  return true;
+}
 
 // Splits "host[:port]" or "[v6][:port]" and canonicalises the host (SPEC §9).
 TargetError parse_host_port(std::string_view authority, bool port_required, uint16_t default_port,
@@ -39,14 +56,18 @@ TargetError parse_host_port(std::string_view authority, bool port_required, uint
     out->port = default_port;
     return TargetError::none;
   }
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535) {
-    return TargetError::malformed;
-  }
-  out->port = static_cast<uint16_t>(value);
-  return TargetError::none;
+  return parse_port(port, &out->port) ? TargetError::none : TargetError::malformed;
 }
+
+// The characters that end an absolute target's authority (the path, the
+// query, a fragment) or mark a userinfo in it.
+enum AuthorityMark : uint8_t { kPlain = 0, kEnd, kAt };
+constexpr auto kAuthorityMarks = [] {
+  std::array<uint8_t, 256> marks{};
+  marks['/'] = marks['?'] = marks['#'] = kEnd;
+  marks['@'] = kAt;
+  return marks;
+}();
 
 void append_header(std::string& out, std::string_view name, std::string_view value) {
   out.append(name).append(": ").append(value).append("\r\n");
@@ -114,15 +135,27 @@ TargetError parse_absolute_target(std::string_view target, Target* out) {
                                                         : TargetError::malformed;
   }
   std::string_view rest = target.substr(kScheme.size());
-  // A fragment is the client's business and never travels (RFC 9110 §7.1).
-  rest = rest.substr(0, rest.find('#'));
-  size_t path_at = rest.find_first_of("/?");
-  std::string_view authority = rest.substr(0, path_at);
-  if (authority.find('@') != std::string_view::npos) return TargetError::userinfo;
-  TargetError err = parse_host_port(authority, false, 80, out);
+  // One pass finds where the authority ends, at the path, the query or a
+  // fragment, and whether it holds a userinfo.
+  size_t end = 0;
+  bool userinfo = false;
+  for (; end < rest.size(); ++end) {
+    uint8_t mark = kAuthorityMarks[static_cast<unsigned char>(rest[end])];
+    if (mark == kPlain) continue;
+    if (mark == kEnd) break;
+    userinfo = true;
+  }
+  if (userinfo) return TargetError::userinfo;
+  TargetError err = parse_host_port(rest.substr(0, end), false, 80, out);
   if (err != TargetError::none) return err;
-  out->no_path = path_at == std::string_view::npos;
-  out->path = out->no_path ? std::string_view("/") : rest.substr(path_at);
+  // A fragment is the client's business and never travels (RFC 9110 §7.1).
+  out->no_path = end == rest.size() || rest[end] == '#';
+  if (out->no_path) {
+    out->path = "/";
+  } else {
+    std::string_view path = rest.substr(end);
+    out->path = path.substr(0, path.find('#'));
+  }
   out->empty_path = out->path.front() == '?';
   return TargetError::none;
 }

@@ -12,13 +12,42 @@ void UpstreamPool::make_key(std::string& key, std::string_view host, uint16_t po
   key.assign(host).append(":").append(digits, end).push_back(static_cast<char>(transport));
 }
 
-TcpSocket UpstreamPool::take(std::string_view host, uint16_t port, UpstreamTransport transport,
-                             SocketEvents* events, sockaddr_in6* peer) {
+std::vector<UpstreamPool::Entry*>* UpstreamPool::list_for(std::string_view host, uint16_t port,
+                                                          UpstreamTransport transport) {
+  if (last_list_ != nullptr && port == last_port_ && transport == last_transport_ &&
+      host == last_host_) {
+    return last_list_;
+  }
   make_key(scratch_key_, host, port, transport);
   auto it = by_key_.find(std::string_view(scratch_key_));
-  if (it == by_key_.end() || it->second.empty()) return TcpSocket{};
-  Entry* entry = it->second.back();
-  it->second.pop_back();
+  if (it == by_key_.end()) return nullptr;
+  remember(host, port, transport, &it->second);
+  return &it->second;
+}
+
+std::vector<UpstreamPool::Entry*>* UpstreamPool::make_list(std::string_view host, uint16_t port,
+                                                           UpstreamTransport transport) {
+  sweep_empty_keys();
+  make_key(scratch_key_, host, port, transport);
+  std::vector<Entry*>* list = &by_key_[scratch_key_];
+  remember(host, port, transport, list);
+  return list;
+}
+
+void UpstreamPool::remember(std::string_view host, uint16_t port, UpstreamTransport transport,
+                            std::vector<Entry*>* list) {
+  last_host_.assign(host);
+  last_port_ = port;
+  last_transport_ = transport;
+  last_list_ = list;
+}
+
+TcpSocket UpstreamPool::take(std::string_view host, uint16_t port, UpstreamTransport transport,
+                             SocketEvents* events, sockaddr_in6* peer) {
+  std::vector<Entry*>* list = list_for(host, port, transport);
+  if (list == nullptr || list->empty()) return TcpSocket{};
+  Entry* entry = list->back();
+  list->pop_back();
   count_idle(-1);
   entry->deadline.disarm();
   TcpSocket socket = std::move(entry->socket);
@@ -31,11 +60,12 @@ TcpSocket UpstreamPool::take(std::string_view host, uint16_t port, UpstreamTrans
 void UpstreamPool::park(std::string_view host, uint16_t port, UpstreamTransport transport,
                         TcpSocket socket, const sockaddr_in6& peer, Duration keepalive,
                         int max_idle) {
-  make_key(scratch_key_, host, port, transport);
-  auto it = by_key_.find(std::string_view(scratch_key_));
   if (max_idle <= 0) return;  // `socket` closes as it goes out of scope
-  if (it != by_key_.end() && it->second.size() >= static_cast<size_t>(max_idle)) {
-    drop(it->second.front());  // the oldest: the one most likely to be closed soon anyway
+  std::vector<Entry*>* list = list_for(host, port, transport);
+  if (list == nullptr) {
+    list = make_list(host, port, transport);
+  } else if (list->size() >= static_cast<size_t>(max_idle)) {
+    drop(list->front());  // the oldest: the one most likely to be closed soon anyway
   }
   Entry* entry;
   if (free_.empty()) {
@@ -45,26 +75,20 @@ void UpstreamPool::park(std::string_view host, uint16_t port, UpstreamTransport 
     entry = free_.back();
     free_.pop_back();
   }
-  make_key(entry->key, host, port, transport);
+  entry->list = list;
   entry->socket = std::move(socket);
   entry->peer = peer;
   entry->socket.set_events(entry);
   entry->socket.start_reading();  // hear the upstream's FIN while parked
   entry->deadline.arm(TimeoutName::upstream_keepalive_timeout, keepalive);
-  if (it == by_key_.end()) {
-    sweep_empty_keys();
-    it = by_key_.emplace(entry->key, std::vector<Entry*>{}).first;
-  }
-  it->second.push_back(entry);
+  list->push_back(entry);
   count_idle(1);
 }
 
 void UpstreamPool::drop(Entry* entry) {
-  auto it = by_key_.find(std::string_view(entry->key));
-  if (it != by_key_.end()) {
-    auto& list = it->second;
-    list.erase(std::remove(list.begin(), list.end(), entry), list.end());
-  }
+  auto& list = *entry->list;
+  list.erase(std::remove(list.begin(), list.end(), entry), list.end());
+  entry->list = nullptr;
   count_idle(-1);
   entry->deadline.disarm();
   entry->socket.close();
@@ -77,6 +101,7 @@ void UpstreamPool::drop(Entry* entry) {
 void UpstreamPool::sweep_empty_keys() {
   if (by_key_.size() < 2 * idle_ + 64) return;
   std::erase_if(by_key_, [](const auto& item) { return item.second.empty(); });
+  last_list_ = nullptr;
 }
 
 bool UpstreamPool::all_parked_armed() const {
@@ -94,10 +119,12 @@ void UpstreamPool::count_idle(int64_t delta) {
 }
 
 void UpstreamPool::recycle(Entry* entry) {
+  entry->list = nullptr;
   free_.push_back(entry);
 }
 
 void UpstreamPool::clear() {
+  last_list_ = nullptr;
   by_key_.clear();
   free_.clear();
   entries_.clear();  // closes their sockets and timers

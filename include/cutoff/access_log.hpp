@@ -1,5 +1,5 @@
 #pragma once
-// One line per exchange, as text or JSON, through spdlog's formatter.
+// One line per exchange, as text or JSON, after the local time.
 //
 // Each worker has its own AccessLogWriter, which buffers its lines and
 // writes them when 32 KiB wait or on flush(), which the worker calls on a
@@ -9,14 +9,13 @@
 // (LineBuffer). A destination that stops taking lines (a stdout nobody
 // reads) costs lines, dropped whole and counted, never the proxy's time.
 
-#include <spdlog/pattern_formatter.h>
-
 #include <memory>
 #include <string>
 
 #include "cutoff/config.hpp"
 #include "cutoff/exchange.hpp"
 #include "cutoff/line_buffer.hpp"
+#include "cutoff/local_timestamp.hpp"
 #include "cutoff/metrics.hpp"
 #include "cutoff/warning_tally.hpp"
 
@@ -68,10 +67,9 @@ class AccessLogWriter {
 
   AccessLog& log_;
   Counter* dropped_;
-  spdlog::pattern_formatter formatter_;
+  LocalTimestamp timestamp_;
   LineBuffer buffer_;
-  std::string line_;
-  spdlog::memory_buf_t formatted_;
+  std::string line_;  // the line being written, reused
 };
 
 // The text of one line, without the timestamp (unit-tested directly).

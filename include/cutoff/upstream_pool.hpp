@@ -70,7 +70,9 @@ class UpstreamPool {
     void on_deadline(const Expiry&) override { pool.drop(this); }
 
     UpstreamPool& pool;
-    std::string key;
+    // The list of its key in by_key_, which stays while the entry is parked
+    // in it: only empty lists are ever removed.
+    std::vector<Entry*>* list = nullptr;
     TcpSocket socket;
     sockaddr_in6 peer;  // holds a sockaddr_in or a sockaddr_in6, as AddressList does
     Deadline deadline;
@@ -78,6 +80,13 @@ class UpstreamPool {
 
   static void make_key(std::string& key, std::string_view host, uint16_t port,
                        UpstreamTransport transport);
+  // The list of parked connections to host:port speaking `transport` (it
+  // may be empty), or null when the key has no list.
+  std::vector<Entry*>* list_for(std::string_view host, uint16_t port, UpstreamTransport transport);
+  // A new, empty list for the key, made after sweeping empty keys.
+  std::vector<Entry*>* make_list(std::string_view host, uint16_t port, UpstreamTransport transport);
+  void remember(std::string_view host, uint16_t port, UpstreamTransport transport,
+                std::vector<Entry*>* list);
   void drop(Entry* entry);  // closes the connection and recycles the entry
   void recycle(Entry* entry);
 
@@ -95,6 +104,14 @@ class UpstreamPool {
   std::vector<Entry*> free_;
   std::string scratch_key_;
   size_t idle_ = 0;
+  // The list of the last key looked up. A keep-alive client takes and parks
+  // one upstream's connection at every request, mostly with nothing in
+  // between: this spares both calls the building and hashing of the key.
+  // Null until a lookup finds a list, and again when lists are removed.
+  std::vector<Entry*>* last_list_ = nullptr;
+  std::string last_host_;
+  uint16_t last_port_ = 0;
+  UpstreamTransport last_transport_ = UpstreamTransport::plain;
 };
 
 }  // namespace cutoff

@@ -1,8 +1,16 @@
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <fstream>
+#include <limits>
+#include <regex>
+#include <sstream>
 #include <string>
 
 #include "cutoff/access_log.hpp"
 #include "cutoff/exchange.hpp"
+#include "temp_dir.hpp"
 
 using namespace cutoff;
 
@@ -212,4 +220,238 @@ TEST_CASE("access log: the kept part of a redacted target is still escaped", "[a
   std::string json;
   format_access_json(json, r);
   CHECK(json.find(",\"target\":\"http://h/a\\\"b?<redacted>\",") != std::string::npos);
+}
+
+// The bytes of both formats for values a real exchange rarely has: empty
+// fields, the extremes of every number, a negative time that is not the
+// "missing" one. Text and JSON differ on purpose: total_ms is always a
+// number in text, while JSON writes kNoTime as null in every time field.
+namespace {
+
+ExchangeRecord extreme_record() {
+  ExchangeRecord r;
+  r.client = "";
+  r.method = "";
+  r.http_major = 1;
+  r.http_minor = 0;
+  r.route = "";
+  r.status = 0;
+  r.up_bytes = std::numeric_limits<uint64_t>::max();
+  r.down_bytes = 0;
+  r.dns_ms = -2;
+  r.connect_ms = std::numeric_limits<int64_t>::max();
+  r.first_byte_ms = std::numeric_limits<int64_t>::min();
+  r.total_ms = kNoTime;
+  r.reused = false;
+  r.outcome = Outcome::stopped();
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("access log text: empty fields and extreme numbers, byte for byte", "[access_log]") {
+  std::string out;
+  format_access_text(out, extreme_record());
+  CHECK(out ==
+        " \"- - HTTP/1.0\" route= status=- up_bytes=18446744073709551615 down_bytes=0 "
+        "dns_ms=-2 connect_ms=9223372036854775807 first_byte_ms=-9223372036854775808 "
+        "total_ms=-1 reused=0 outcome=stopped");
+}
+
+TEST_CASE("access log JSON: empty fields and extreme numbers, byte for byte", "[access_log]") {
+  std::string out;
+  format_access_json(out, extreme_record());
+  CHECK(out ==
+        "{\"client\":\"\",\"method\":\"\",\"target\":\"\",\"version\":\"1.0\",\"route\":\"\","
+        "\"status\":null,\"up_bytes\":18446744073709551615,\"down_bytes\":0,\"dns_ms\":-2,"
+        "\"connect_ms\":9223372036854775807,\"first_byte_ms\":-9223372036854775808,"
+        "\"total_ms\":null,\"reused\":false,\"outcome\":\"stopped\",\"sni\":null}");
+}
+
+TEST_CASE("access log: three-digit statuses and other versions, byte for byte", "[access_log]") {
+  ExchangeRecord r = full_record();
+  r.status = 101;
+  r.http_major = 0;
+  r.http_minor = 9;
+  r.total_ms = 1234567;
+  std::string text;
+  format_access_text(text, r);
+  CHECK(text ==
+        "127.0.0.1:51234 \"GET http://example.com/a?b=1 HTTP/0.9\" route=api status=101 "
+        "up_bytes=10 down_bytes=2048 dns_ms=3 connect_ms=4 first_byte_ms=50 total_ms=1234567 "
+        "reused=1 outcome=ok");
+  r.status = 999;
+  std::string json;
+  format_access_json(json, r);
+  CHECK(json ==
+        "{\"client\":\"127.0.0.1:51234\",\"method\":\"GET\","
+        "\"target\":\"http://example.com/a?b=1\",\"version\":\"0.9\",\"route\":\"api\","
+        "\"status\":999,\"up_bytes\":10,\"down_bytes\":2048,\"dns_ms\":3,\"connect_ms\":4,"
+        "\"first_byte_ms\":50,\"total_ms\":1234567,\"reused\":true,\"outcome\":\"ok\","
+        "\"sni\":null}");
+}
+
+// Only the target is the client's in text: the other fields are written as
+// they are (the route comes from the config, the client from the socket).
+TEST_CASE("access log text: fields other than the target are not escaped", "[access_log]") {
+  ExchangeRecord r = full_record();
+  r.route = "a b\"c";
+  r.outcome = Outcome::failed(ProxyError::destination_unavailable);
+  r.sni = "h.example";
+  std::string out;
+  format_access_text(out, r);
+  CHECK(out ==
+        "127.0.0.1:51234 \"GET http://example.com/a?b=1 HTTP/1.1\" route=a b\"c status=200 "
+        "up_bytes=10 down_bytes=2048 dns_ms=3 connect_ms=4 first_byte_ms=50 total_ms=61 "
+        "reused=1 outcome=error:destination_unavailable sni=h.example");
+}
+
+TEST_CASE("access log JSON: every control byte is \\u00xx, DEL and non-ASCII pass",
+          "[access_log]") {
+  const std::string odd("\x00\x01\n\x1f\x7f\xc3\xa9\"\\/", 10);
+  ExchangeRecord r = full_record();
+  r.client = odd;
+  r.method = odd;
+  r.route = odd;
+  r.sni = odd;
+  r.target.kept = odd;
+  const std::string escaped = "\"\\u0000\\u0001\\u000a\\u001f\x7f\xc3\xa9\\\"\\\\/\"";
+  std::string out;
+  format_access_json(out, r);
+  CHECK(out == "{\"client\":" + escaped + ",\"method\":" + escaped + ",\"target\":" + escaped +
+                   ",\"version\":\"1.1\",\"route\":" + escaped +
+                   ",\"status\":200,\"up_bytes\":10,\"down_bytes\":2048,\"dns_ms\":3,"
+                   "\"connect_ms\":4,\"first_byte_ms\":50,\"total_ms\":61,\"reused\":true,"
+                   "\"outcome\":\"ok\",\"sni\":" +
+                   escaped + "}");
+}
+
+TEST_CASE("access log: a hidden userinfo and query, in both formats", "[access_log]") {
+  ExchangeRecord r = full_record();
+  r.target.scheme = "http://";
+  r.target.userinfo_hidden = true;
+  r.target.kept = "h\"/p q";
+  r.target.redacted = true;
+  std::string text;
+  format_access_text(text, r);
+  CHECK(text.find(" \"GET http://<redacted>@h%22/p%20q<redacted> HTTP/1.1\" ") !=
+        std::string::npos);
+  std::string json;
+  format_access_json(json, r);
+  CHECK(json.find(",\"target\":\"http://<redacted>@h\\\"/p q<redacted>\",") != std::string::npos);
+}
+
+// The writer puts the local time in front of each line, as
+// "2024-05-06T07:08:09.123+02:00": a space before the text line, a "time"
+// field opening the JSON object.
+namespace {
+
+// The local time of `t` as the line shows it, from the C library alone.
+std::string local_time_text(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  std::time_t secs = system_clock::to_time_t(t);
+  std::tm tm{};
+  localtime_r(&secs, &tm);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count() % 1000;
+  long offset = tm.tm_gmtoff / 60;
+  char zone[32];
+  std::snprintf(zone, sizeof zone, "%c%02ld:%02ld", offset < 0 ? '-' : '+',
+                (offset < 0 ? -offset : offset) / 60, (offset < 0 ? -offset : offset) % 60);
+  char text[128];
+  std::snprintf(text, sizeof text, "%s.%03lld%s", date, static_cast<long long>(ms), zone);
+  return text;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream all;
+  all << in.rdbuf();
+  return all.str();
+}
+
+// Writes `record` through a writer of `format` into a fresh file; returns
+// the file's bytes and sets the wall-clock times around the write.
+std::string written_line(LogFormat format, const ExchangeRecord& record, std::string* before,
+                         std::string* after) {
+  testing::TempDir dir;
+  AccessLogConfig config;
+  config.format = format;
+  config.path = dir.file("access.log");
+  AccessLog log(config);
+  Counter dropped;
+  {
+    AccessLogWriter writer(log, &dropped);
+    *before = local_time_text(std::chrono::system_clock::now());
+    writer.write(record);
+    *after = local_time_text(std::chrono::system_clock::now());
+  }
+  CHECK(dropped.get() == 0);
+  return read_file(config.path);
+}
+
+const std::regex kTimestamp(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d)");
+
+}  // namespace
+
+TEST_CASE("access log writer: a text line is the local time, a space, the text", "[access_log]") {
+  ExchangeRecord r = full_record();
+  std::string before, after;
+  std::string file = written_line(LogFormat::text, r, &before, &after);
+  std::string text;
+  format_access_text(text, r);
+  REQUIRE(file.size() > text.size() + 1);
+  size_t stamp = file.size() - text.size() - 2;
+  std::string time = file.substr(0, stamp);
+  CHECK(std::regex_match(time, kTimestamp));
+  CHECK(before <= time);
+  CHECK(time <= after);
+  CHECK(file.substr(stamp) == " " + text + "\n");
+}
+
+TEST_CASE("access log writer: a JSON line opens with its time", "[access_log]") {
+  ExchangeRecord r = extreme_record();
+  std::string before, after;
+  std::string file = written_line(LogFormat::json, r, &before, &after);
+  std::string json;
+  format_access_json(json, r);
+  const std::string open = "{\"time\":\"";
+  REQUIRE(file.rfind(open, 0) == 0);
+  size_t end = file.find('"', open.size());
+  REQUIRE(end != std::string::npos);
+  std::string time = file.substr(open.size(), end - open.size());
+  CHECK(std::regex_match(time, kTimestamp));
+  CHECK(before <= time);
+  CHECK(time <= after);
+  CHECK(file.substr(end) == "\"," + json.substr(1) + "\n");
+}
+
+TEST_CASE("access log writer: lines follow one another whole", "[access_log]") {
+  testing::TempDir dir;
+  AccessLogConfig config;
+  config.path = dir.file("access.log");
+  AccessLog log(config);
+  Counter dropped;
+  std::string expected;
+  {
+    AccessLogWriter writer(log, &dropped);
+    for (int i = 0; i < 50; ++i) {
+      ExchangeRecord r = i % 2 ? full_record() : sparse_record();
+      r.total_ms = i;
+      writer.write(r);
+      std::string text;
+      format_access_text(text, r);
+      expected += text + "\n";
+    }
+  }
+  std::istringstream lines(read_file(config.path));
+  std::string got;
+  for (std::string line; std::getline(lines, line);) {
+    REQUIRE(line.size() > 29);
+    CHECK(std::regex_match(line.substr(0, 29), kTimestamp));
+    CHECK(line[29] == ' ');
+    got += line.substr(30) + "\n";
+  }
+  CHECK(got == expected);
 }

@@ -411,6 +411,61 @@ TEST_CASE("Connection may name at most 32 options", "[http_parser]") {
                       "more than 32 options");
 }
 
+namespace {
+
+std::vector<HeaderRole> roles_of(const MessageHead& h) {
+  std::vector<HeaderRole> roles;
+  for (size_t i = 0; i < h.header_count(); ++i) roles.push_back(h.header(i).role);
+  return roles;
+}
+
+}  // namespace
+
+TEST_CASE("Connection: keep-alive and upgrade leave every other field end-to-end",
+          "[http_parser]") {
+  HttpParser parser(HTTP_RESPONSE);
+  Step s = feed(parser,
+                "HTTP/1.1 200 OK\r\nServer: x\r\nDate: now\r\nConnection: keep-alive, Upgrade\r\n"
+                "Keep-Alive: timeout=5\r\nKeep_Alive: 1\r\nX-Keep-Alive: 2\r\nkeep-alivE: 3\r\n"
+                "Upgrade: h2c\r\nContent-Length: 0\r\n\r\n");
+  REQUIRE(event_name(s.event) == "head");
+  CHECK(roles_of(parser.head()) ==
+        std::vector<HeaderRole>{
+            HeaderRole::end_to_end, HeaderRole::end_to_end, HeaderRole::connection,
+            HeaderRole::hop_by_hop, HeaderRole::hop_by_hop, HeaderRole::end_to_end,
+            HeaderRole::hop_by_hop, HeaderRole::hop_by_hop, HeaderRole::content_length});
+  CHECK(parser.head().count(HeaderRole::end_to_end) == 3);
+  CHECK(parser.head().count(HeaderRole::hop_by_hop) == 4);
+}
+
+TEST_CASE("Connection options match whole names of their length, in any case", "[http_parser]") {
+  const std::string long_name = "X-" + std::string(70, 'a');
+  const std::string longer_name = "X-" + std::string(80, 'a');
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser, "GET http://h/ HTTP/1.1\r\nConnection: close, x-aaaa, " + long_name +
+                            "\r\nX-AAAA: 1\r\nX-bbbb: 2\r\nX-aaa: 3\r\nClose: 4\r\n" + "x-" +
+                            std::string(70, 'A') + ": 5\r\n" + longer_name + ": 6\r\n\r\n");
+  REQUIRE(event_name(s.event) == "head");
+  CHECK(roles_of(parser.head()) ==
+        std::vector<HeaderRole>{HeaderRole::connection, HeaderRole::hop_by_hop,
+                                HeaderRole::end_to_end, HeaderRole::end_to_end,
+                                HeaderRole::hop_by_hop, HeaderRole::hop_by_hop,
+                                HeaderRole::end_to_end});
+}
+
+// The cap counts every option, also those that name a field with a role of
+// its own.
+TEST_CASE("keep-alive counts towards the 32 options", "[http_parser]") {
+  std::string options = "keep-alive, upgrade";
+  for (int i = 0; i < 30; ++i) options += ", x-" + std::to_string(i);
+  HttpParser parser(HTTP_REQUEST);
+  Step s = feed(parser, "GET http://h/ HTTP/1.1\r\nConnection: " + options + "\r\n\r\n");
+  CHECK(event_name(s.event) == "head");
+  expect_head_refused(HTTP_REQUEST,
+                      "GET http://h/ HTTP/1.1\r\nConnection: " + options + ", keep-alive\r\n\r\n",
+                      "more than 32 options");
+}
+
 TEST_CASE("request framing is refused at the head, before any byte could travel", "[http_parser]") {
   const std::string post = "POST http://h/ HTTP/1.1\r\n";
   expect_head_refused(HTTP_REQUEST, post + "Transfer-Encoding: gzip\r\n\r\n", "other than chunked");

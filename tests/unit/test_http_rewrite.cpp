@@ -199,6 +199,63 @@ TEST_CASE("absolute targets: a query without a path is forwarded as /?query", "[
   CHECK(out == "GET /?q=1 HTTP/1.1\r\nHost: example.com:8080\r\nVia: 1.1 cutoff\r\n\r\n");
 }
 
+// Every field of the result, for spellings where the end of the authority,
+// the fragment, the userinfo and the port meet.
+TEST_CASE("absolute targets: where the authority ends, every field", "[http_rewrite]") {
+  struct Case {
+    const char* target;
+    const char* error;
+    const char* host;
+    uint16_t port;
+    const char* path;
+    bool no_path;
+    bool empty_path;
+  };
+  const Case cases[] = {
+      {"http://h#frag", "none", "h", 80, "/", true, false},
+      {"http://h#f/x?y", "none", "h", 80, "/", true, false},
+      {"http://h/p#f?x", "none", "h", 80, "/p", false, false},
+      {"http://h/p?q#f", "none", "h", 80, "/p?q", false, false},
+      {"http://h?q#f", "none", "h", 80, "?q", false, true},
+      {"http://h?q/r", "none", "h", 80, "?q/r", false, true},
+      {"http://h/?", "none", "h", 80, "/?", false, false},
+      {"http://h?", "none", "h", 80, "?", false, true},
+      {"http://h/", "none", "h", 80, "/", false, false},
+      {"http://h:8080#f", "none", "h", 8080, "/", true, false},
+      {"http://h:/", "none", "h", 80, "/", false, false},
+      {"http://h:", "none", "h", 80, "/", true, false},
+      {"http://h:0080/x", "none", "h", 80, "/x", false, false},
+      {"http://h./x", "none", "h", 80, "/x", false, false},
+      {"http://0x7f.1/", "none", "127.0.0.1", 80, "/", false, false},
+      {"http://127.0.0.1:9/x", "none", "127.0.0.1", 9, "/x", false, false},
+      {"http://[::1]#f", "none", "::1", 80, "/", true, false},
+      {"http://[::FFFF:10.0.0.1]:81?q", "none", "10.0.0.1", 81, "?q", false, true},
+      {"http://h#u@x", "none", "h", 80, "/", true, false},
+      {"http://h?u@x", "none", "h", 80, "?u@x", false, true},
+      {"http://u@h#x", "userinfo", "", 0, "", false, false},
+      {"http://u@[zz]/", "userinfo", "", 0, "", false, false},
+      {"http://h:80:/", "malformed", "", 0, "", false, false},
+      {"http://h:80#/", "none", "h", 80, "/", true, false},
+      {"http://#/", "malformed", "", 0, "", false, false},
+      {"http://?q", "malformed", "", 0, "", false, false},
+      {"http://h:65535", "none", "h", 65535, "/", true, false},
+      {"http://h:065536/", "malformed", "", 0, "", false, false},
+  };
+  for (const Case& c : cases) {
+    INFO(c.target);
+    Target t;
+    t.tls = true;
+    REQUIRE(error_name(parse_absolute_target(c.target, &t)) == c.error);
+    CHECK_FALSE(t.tls);
+    if (std::string_view(c.error) != "none") continue;
+    CHECK(t.host == c.host);
+    CHECK(t.port == c.port);
+    CHECK(t.path == c.path);
+    CHECK(t.no_path == c.no_path);
+    CHECK(t.empty_path == c.empty_path);
+  }
+}
+
 TEST_CASE("CONNECT authorities", "[http_rewrite]") {
   Target t;
   t.path = "stale";
