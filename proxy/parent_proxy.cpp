@@ -194,9 +194,9 @@ bool NoProxy::matches(std::string_view host, uint16_t port) const {
   const bool is_address = !is_host_name(host) && address_bytes(host, bytes, &v6);
   for (const Entry& entry : entries_) {
     if (entry.port != 0 && entry.port != port) continue;
-    if (entry.name.empty() ? is_address && entry.network.v6 == v6 &&
-                                 cidr_contains(entry.network, bytes, v6)
-                           : ends_with_domain(host, entry.name)) {
+    if (!entry.name.empty()) {
+      if (ends_with_domain(host, entry.name)) return true;
+    } else if (is_address && entry.network.v6 == v6 && cidr_contains(entry.network, bytes, v6)) {
       return true;
     }
   }

@@ -298,20 +298,6 @@ bool Session::choose_route() {
   return true;
 }
 
-// SPEC §11: the route's parent proxy, unless NO_PROXY exempts the target.
-// HTTPS (a tunnel, or an intercepted request) takes the parent for https.
-void Session::choose_parent() {
-  ex_->parent = route().parent_proxy.for_target(ex_->target.host, ex_->target.port,
-                                                ex_->is_connect || ex_->target.tls);
-  // cutoff's TLS connections to an origin are pooled by the way they go:
-  // one through a parent never serves a route that goes direct, or the
-  // other way round.
-  if (ex_->target.tls) {
-    ex_->tls_pool_host = ex_->target.host;
-    if (ex_->parent) ex_->tls_pool_host.append(" via ").append(ex_->parent->url);
-  }
-}
-
 RouteQuery Session::route_query() const {
   RouteQuery query;
   query.host = ex_->target.host;

@@ -13,6 +13,7 @@
 // split by concern: session_request.cpp (the client's side of an exchange), session_upstream.cpp
 // (reaching the upstream, the one safe retry), session_response.cpp, session_tunnel.cpp,
 // session_interception.cpp (an intercepting CONNECT: the client's TLS handshake),
+// session_parent.cpp (a parent proxy: which one, its CONNECT, its refusals),
 // session_ending.cpp (failures, and handing the connection to the worker's ClosingSet) and
 // session_report.cpp (access log, metrics, /connections).
 
