@@ -139,8 +139,12 @@ void check_hop_by_hop(const MessageHead& original, const MessageHead& forwarded,
   }
   for (std::string_view option : connection_options(original)) {
     Context context("option of the client's Connection", option);
+    // To a parent, Via and Proxy-Authorization are always cutoff's own.
+    bool to_parent = rewrite.absolute_form;
     bool cutoffs_own = iequals(option, "content-length") || iequals(option, "transfer-encoding") ||
-                       iequals(option, "host") || (rewrite.via && iequals(option, "via")) ||
+                       iequals(option, "host") ||
+                       ((rewrite.via || to_parent) && iequals(option, "via")) ||
+                       (to_parent && iequals(option, "proxy-authorization")) ||
                        (rewrite.upgrade && iequals(option, "upgrade"));
     if (!cutoffs_own) FUZZ_CHECK(count_named(forwarded, option) == 0);
   }
