@@ -88,7 +88,7 @@ size_t most_bytes(const ExchangeRecord& r) {
   constexpr size_t kNumbers = 9;  // version (2), status, bytes (2), times (4)
   auto [kind, name] = outcome_pieces(r.outcome);
   size_t strings = r.client.size() + r.method.size() + r.route.size() + r.sni.size() +
-                   r.target.scheme.size() + r.target.kept.size();
+                   r.target.scheme.size() + r.target.kept.size() + r.test_id.size();
   return kFixed + kNumbers * Cursor::kMaxDigits + 6 * strings + 2 * kRedactionMarker.size() +
          kind.size() + name.size();
 }
@@ -211,6 +211,11 @@ void put_text(Cursor& out, const ExchangeRecord& r) {
     out.append(" sni=");
     out.append(r.sni);
   }
+  // Printable ASCII (test_identity.hpp), spaces and quotes escaped.
+  if (!r.test_id.empty()) {
+    out.append(" test=");
+    put_text_field(out, r.test_id);
+  }
 }
 
 // A JSON line without its opening brace: the writer puts the time first.
@@ -247,9 +252,15 @@ void put_json_fields(Cursor& out, const ExchangeRecord& r) {
   out.append(name);
   out.append("\",\"sni\":");
   if (r.sni.empty()) {
-    out.append("null}");
+    out.append("null");
   } else {
     put_json_string(out, r.sni);
+  }
+  out.append(",\"test\":");
+  if (r.test_id.empty()) {
+    out.append("null}");
+  } else {
+    put_json_string(out, r.test_id);
     out.push_back('}');
   }
 }

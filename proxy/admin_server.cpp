@@ -12,6 +12,7 @@
 #include "cutoff/metrics_text.hpp"
 #include "cutoff/proxy_error.hpp"
 #include "cutoff/socket_address.hpp"
+#include "cutoff/test_report.hpp"
 
 namespace cutoff {
 
@@ -22,7 +23,9 @@ namespace {
 // waits a second for its retransmission.
 constexpr int kBacklog = 1024;
 
-enum class Resource { healthz, readyz, metrics, connections, unknown };
+enum class Resource { healthz, readyz, metrics, connections, tests, test, unknown };
+
+constexpr std::string_view kTestPrefix = "/tests/";
 
 // The path of an origin-form or absolute-form target, without its query.
 std::string_view request_path(std::string_view target) {
@@ -43,7 +46,34 @@ Resource find_resource(std::string_view path) {
   if (path == "/readyz") return Resource::readyz;
   if (path == "/metrics") return Resource::metrics;
   if (path == "/connections") return Resource::connections;
+  if (path == "/tests") return Resource::tests;
+  if (path.size() > kTestPrefix.size() && path.starts_with(kTestPrefix)) return Resource::test;
   return Resource::unknown;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// A test id as a path segment carries it: percent-encoded where it holds
+// "/", "?", spaces and the like. False for a "%" without two hex digits.
+bool percent_decode(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out->push_back(in[i]);
+      continue;
+    }
+    int high = i + 2 < in.size() ? hex_value(in[i + 1]) : -1;
+    int low = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
+    if (high < 0 || low < 0) return false;
+    out->push_back(static_cast<char>(high * 16 + low));
+    i += 2;
+  }
+  return true;
 }
 
 constexpr std::string_view kText = "text/plain; charset=utf-8";
@@ -89,6 +119,8 @@ class AdminServer::Connection final : public SocketEvents,
   void handle_request();
   void answer_connections();
   void on_snapshot(std::string objects);
+  void answer_test(std::string_view encoded_id, std::string_view method);
+  void on_test_snapshot(const std::string& id, std::string open);
   void respond(int status, std::string_view content_type, std::string_view body,
                std::string_view extra_headers = {});
   // Closes the socket (RST when `reset`, else FIN) and hands the connection
@@ -172,7 +204,11 @@ void AdminServer::Connection::handle_request() {
   Resource resource = find_resource(request_path(head.target()));
   head_only_ = head.method() == "HEAD";
   if (resource == Resource::unknown) {
-    respond(404, kText, "not found: try /healthz, /readyz, /metrics or /connections\n");
+    respond(404, kText, "not found: try /healthz, /readyz, /metrics, /connections or /tests\n");
+    return;
+  }
+  if (resource == Resource::test) {
+    answer_test(request_path(head.target()).substr(kTestPrefix.size()), head.method());
     return;
   }
   if (head.method() != "GET" && !head_only_) {
@@ -193,12 +229,26 @@ void AdminServer::Connection::handle_request() {
     case Resource::metrics: {
       std::string body;
       render_prometheus(body, server_.source_.worker_metrics());
+      TestRegistry& tests = server_.source_.tests();
+      if (tests.labels_metrics()) {
+        tests.with_all(
+            [&](const std::list<TestRecord>& all, uint64_t) { append_test_metrics(body, all); });
+      }
       respond(200, kPrometheusContentType, body);
       return;
     }
     case Resource::connections:
       answer_connections();
       return;
+    case Resource::tests: {
+      std::string body;
+      server_.source_.tests().with_all([&](const std::list<TestRecord>& all, uint64_t forgotten) {
+        append_test_list_json(body, all, forgotten);
+      });
+      respond(200, kJson, body);
+      return;
+    }
+    case Resource::test:
     case Resource::unknown:
       return;
   }
@@ -210,9 +260,51 @@ void AdminServer::Connection::answer_connections() {
   // have hit its deadline or the server may be closed, so the answer holds
   // only a weak reference and is dropped when nobody waits for it.
   std::weak_ptr<Connection> weak = weak_from_this();
-  server_.source_.snapshot_connections([weak](std::string objects) {
+  server_.source_.snapshot_connections({}, [weak](std::string objects) {
     if (std::shared_ptr<Connection> self = weak.lock()) self->on_snapshot(std::move(objects));
   });
+}
+
+// GET /tests/ID: what the test did, and what it still waits for (from the
+// workers, as /connections gathers it); DELETE forgets it.
+void AdminServer::Connection::answer_test(std::string_view encoded_id, std::string_view method) {
+  std::string id;
+  if (!percent_decode(encoded_id, &id)) {
+    respond(400, kText, "the test id in the path has a \"%\" without two hex digits\n");
+    return;
+  }
+  if (method == "DELETE") {
+    if (server_.source_.tests().forget(id)) {
+      respond(200, kText, "forgotten\n");
+    } else {
+      respond(404, kText, "no such test\n");
+    }
+    return;
+  }
+  if (method != "GET" && !head_only_) {
+    respond(405, kText, "method not allowed: use GET or DELETE\n", "Allow: GET, HEAD, DELETE\r\n");
+    return;
+  }
+  state_ = State::answering;
+  std::weak_ptr<Connection> weak = weak_from_this();
+  server_.source_.snapshot_connections(id, [weak, id](std::string open) {
+    if (std::shared_ptr<Connection> self = weak.lock()) self->on_test_snapshot(id, std::move(open));
+  });
+}
+
+void AdminServer::Connection::on_test_snapshot(const std::string& id, std::string open) {
+  if (state_ != State::answering) return;
+  std::string body;
+  bool known = !open.empty();
+  server_.source_.tests().with_test(id, [&](const TestRecord* test) {
+    known = known || test != nullptr;
+    append_test_json(body, id, test, open);
+  });
+  if (known) {
+    respond(200, kJson, body);
+  } else {
+    respond(404, kJson, body);
+  }
 }
 
 void AdminServer::Connection::on_snapshot(std::string objects) {

@@ -9,6 +9,7 @@ namespace cutoff {
 
 const char* const kUsage =
     "usage: cutoff [--config FILE] [--check] [--listen HOST:PORT] [--admin HOST:PORT|off]\n"
+    "              [--report FILE]\n"
     "       cutoff ca init DIR\n"
     "       cutoff --version | --help\n"
     "\n"
@@ -20,8 +21,12 @@ const char* const kUsage =
     "  --listen HOST:PORT  listen here instead of [listen] address\n"
     "                      (port 0 picks a free port, logged at start-up;\n"
     "                      \":PORT\" is every IPv4 and IPv6 address)\n"
-    "  --admin HOST:PORT   serve /healthz, /readyz, /metrics and /connections\n"
-    "                      here instead of [admin] address; \"off\" disables\n"
+    "  --admin HOST:PORT   serve /healthz, /readyz, /metrics, /connections and\n"
+    "                      /tests here instead of [admin] address; \"off\" disables\n"
+    "  --report FILE       at exit, after the drain, write a JUnit XML report to\n"
+    "                      FILE: a testcase per test id (Cutoff-Test-Id, or the\n"
+    "                      proxy URL's user name), a failure per timeout or\n"
+    "                      upstream error it met\n"
     "  --version           print \"cutoff VERSION\" and exit\n"
     "  --help              this text\n"
     "\n"
@@ -34,12 +39,13 @@ const char* const kUsage =
 
 namespace {
 
-enum class Flag { config, listen, admin, check, help, version, unknown };
+enum class Flag { config, listen, admin, report, check, help, version, unknown };
 
 Flag flag_named(std::string_view name) {
   if (name == "--config") return Flag::config;
   if (name == "--listen") return Flag::listen;
   if (name == "--admin") return Flag::admin;
+  if (name == "--report") return Flag::report;
   if (name == "--check") return Flag::check;
   if (name == "--help" || name == "-h") return Flag::help;
   if (name == "--version") return Flag::version;
@@ -47,7 +53,8 @@ Flag flag_named(std::string_view name) {
 }
 
 bool takes_value(Flag flag) {
-  return flag == Flag::config || flag == Flag::listen || flag == Flag::admin;
+  return flag == Flag::config || flag == Flag::listen || flag == Flag::admin ||
+         flag == Flag::report;
 }
 
 // Checks an address flag's value; the flag stays unset when it is bad.
@@ -66,6 +73,7 @@ void set(Flag flag, std::string_view name, std::string value, CommandLine* out) 
   std::optional<std::string>* slot = flag == Flag::config   ? &o.config_path
                                      : flag == Flag::listen ? &o.listen
                                      : flag == Flag::admin  ? &o.admin
+                                     : flag == Flag::report ? &o.report_path
                                                             : nullptr;
   // The last of two would win silently: the first may be the one meant.
   if (slot && slot->has_value()) {
@@ -86,6 +94,9 @@ void set(Flag flag, std::string_view name, std::string value, CommandLine* out) 
       return set_address(name, std::move(value), false, &o.listen, out);
     case Flag::admin:
       return set_address(name, std::move(value), true, &o.admin, out);
+    case Flag::report:
+      o.report_path = std::move(value);
+      return;
     case Flag::check:
       o.check = true;
       return;
@@ -130,7 +141,8 @@ void refuse_flags_beside_command(CommandLine* out) {
   for (const auto& [given, name] :
        {std::pair{o.config_path.has_value(), "--config"},
         std::pair{o.listen.has_value(), "--listen"}, std::pair{o.admin.has_value(), "--admin"},
-        std::pair{o.check, "--check"}, std::pair{o.version, "--version"}}) {
+        std::pair{o.report_path.has_value(), "--report"}, std::pair{o.check, "--check"},
+        std::pair{o.version, "--version"}}) {
     if (given) out->usage_errors.push_back(std::string(name) + " does not apply to ca init");
   }
 }

@@ -25,10 +25,10 @@ using KeyList = std::span<const std::string_view>;
 
 // The key names of every table. They are the contract of SPEC 7a; the
 // unknown-key check and its "did you mean" suggestions come from these lists.
-constexpr std::string_view kTopKeys[] = {"workers",   "drain_timeout", "linger_timeout",
-                                         "log_level", "log_query",     "listen",
-                                         "admin",     "access_log",    "dns",
-                                         "tls",       "defaults",      "route"};
+constexpr std::string_view kTopKeys[] = {
+    "workers", "drain_timeout", "linger_timeout", "log_level", "log_query",
+    "listen",  "admin",         "access_log",     "dns",       "tls",
+    "tests",   "defaults",      "route"};
 constexpr std::string_view kTopScalarKeys[] = {"workers", "drain_timeout", "linger_timeout",
                                                "log_level", "log_query"};
 constexpr std::string_view kListenKeys[] = {"address",
@@ -44,6 +44,7 @@ constexpr std::string_view kAdminKeys[] = {"address", "allow_clients"};
 constexpr std::string_view kAccessLogKeys[] = {"format", "path"};
 constexpr std::string_view kDnsKeys[] = {"servers"};
 constexpr std::string_view kTlsKeys[] = {"ca_cert", "ca_key", "upstream_ca"};
+constexpr std::string_view kTestsKeys[] = {"max_tests", "max_exchanges_per_test", "metrics_label"};
 constexpr std::string_view kSettingsKeys[] = {"dns_timeout",
                                               "connect_timeout",
                                               "response_header_timeout",
@@ -80,6 +81,7 @@ constexpr KeyHome kKeyHomes[] = {
     {kAccessLogKeys, "in [access_log]"},
     {kDnsKeys, "in [dns]"},
     {kTlsKeys, "in [tls]"},
+    {kTestsKeys, "in [tests]"},
     {kSettingsKeys, "in [defaults] or a [[route]]"},
     {kRouteOwnKeys, "in a [[route]]"},
     {kMatchKeys, "in a route's match table, like match = { host = \"example.com\" }"},
@@ -197,6 +199,7 @@ class Loader {
   void load_access_log(const toml::node& node, AccessLogConfig* log);
   void load_dns(const toml::node& node, DnsConfig* dns);
   void load_tls(const toml::node& node, TlsConfig* tls);
+  void load_tests(const toml::node& node, TestsConfig* tests);
   void check_interception(const toml::table& root, const Config& config);
   void load_parent_proxy(const toml::node& node, const std::string& path, ParentProxy* parent);
   void load_defaults(const toml::node& node, RouteSettings* settings);
@@ -380,6 +383,8 @@ void Loader::load(const toml::table& root, Config* config) {
       load_dns(node, &config->dns);
     } else if (name == "tls") {
       load_tls(node, &config->tls);
+    } else if (name == "tests") {
+      load_tests(node, &config->tests);
     } else if (name == "defaults" || name == "route") {
       // Below, in order: every route starts from the final [defaults],
       // wherever [defaults] sits in the file.
@@ -613,6 +618,34 @@ void Loader::load_access_log(const toml::node& node, AccessLogConfig* log) {
       log->path = path;
     } else {
       unknown_key(key, "in [access_log]", kAccessLogKeys);
+    }
+  }
+}
+
+// The largest counts keep a worst case (every exchange's target and details
+// at their longest) within a few GiB: a typo of a zero too many is refused
+// rather than met by the OOM killer.
+void Loader::load_tests(const toml::node& node, TestsConfig* tests) {
+  const toml::table* table = get_table(node, "tests");
+  if (!table) return;
+  for (auto&& [key, value] : *table) {
+    int64_t v = 0;
+    if (key.str() == "max_tests") {
+      if (get_integer(value, "tests.max_tests", 1, 1'000'000, &v)) {
+        tests->max_tests = static_cast<uint32_t>(v);
+      }
+    } else if (key.str() == "max_exchanges_per_test") {
+      if (get_integer(value, "tests.max_exchanges_per_test", 1, 100'000, &v)) {
+        tests->max_exchanges_per_test = static_cast<uint32_t>(v);
+      }
+    } else if (key.str() == "metrics_label") {
+      if (const auto* flag = value.as_boolean()) {
+        tests->metrics_label = flag->get();
+      } else {
+        wrong_type(value, "tests.metrics_label", "true or false");
+      }
+    } else {
+      unknown_key(key, "in [tests]", kTestsKeys);
     }
   }
 }

@@ -154,6 +154,12 @@ const Key<TlsConfig> kTlsKeys[] = {
     {"upstream_ca", [](const TlsConfig& t) { return show(t.upstream_ca); }},
 };
 
+const Key<TestsConfig> kTestsKeys[] = {
+    {"max_tests", [](const TestsConfig& t) { return show(t.max_tests); }},
+    {"max_exchanges_per_test", [](const TestsConfig& t) { return show(t.max_exchanges_per_test); }},
+    {"metrics_label", [](const TestsConfig& t) { return show(t.metrics_label); }},
+};
+
 const Key<DnsConfig> kDnsKeys[] = {
     {"servers", show_name_servers},
 };
@@ -285,6 +291,7 @@ ConfigSummary summarize(const Config& config) {
   add_section(&out, "access_log", config.access_log, kAccessLogKeys);
   add_section(&out, "dns", config.dns, kDnsKeys);
   add_section(&out, "tls", config.tls, kTlsKeys);
+  add_section(&out, "tests", config.tests, kTestsKeys);
   add_section(&out, "defaults", config.defaults, kRouteSettingKeys);
   for (const Route& route : config.routes) {
     std::string section = route_section(route.name);

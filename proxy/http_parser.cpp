@@ -35,7 +35,10 @@ HeaderRole role_of(std::string_view name) {
       if (is("connection")) return HeaderRole::connection;
       return is("keep-alive") ? HeaderRole::hop_by_hop : HeaderRole::end_to_end;
     case 14:
-      return is("content-length") ? HeaderRole::content_length : HeaderRole::end_to_end;
+      if (is("content-length")) return HeaderRole::content_length;
+      // cutoff's own request fields (SPEC §12): read, never forwarded.
+      return is("cutoff-test-id") || is("cutoff-timeout") ? HeaderRole::hop_by_hop
+                                                          : HeaderRole::end_to_end;
     case 16:
       // Not in any RFC, but llhttp reads it as Connection, and so does cutoff.
       return is("proxy-connection") ? HeaderRole::connection : HeaderRole::end_to_end;

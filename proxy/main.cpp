@@ -5,8 +5,10 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +23,7 @@
 #include "cutoff/diagnostics_log.hpp"
 #include "cutoff/metrics.hpp"
 #include "cutoff/server.hpp"
+#include "cutoff/test_report.hpp"
 #include "cutoff/tls_contexts.hpp"
 #include "cutoff/version.hpp"
 #include "cutoff/worker_count.hpp"
@@ -68,6 +71,36 @@ void check_access_log(const cutoff::Config& config, const cutoff::Options& optio
       cutoff::ConfigError{config_source(options), 0, 0,
                           "access_log.path \"" + path + "\" cannot be opened for appending: " + why}
           .to_string());
+}
+
+// --report must be writable before cutoff serves, not found unwritable at
+// exit, when the suite's results are in it.
+void check_report(const cutoff::Options& options, std::vector<std::string>* errors) {
+  std::string why;
+  if (!options.report_path || cutoff::could_append_to(*options.report_path, &why)) return;
+  errors->push_back("cutoff: --report " + *options.report_path + " cannot be written: " + why);
+}
+
+// The JUnit report (SPEC §12), written whole to a file beside it and moved
+// into place, so that a reader never sees half of one.
+bool write_report(const std::string& path, cutoff::TestRegistry& tests) {
+  std::string xml;
+  size_t count = 0;
+  tests.with_all([&](const std::list<cutoff::TestRecord>& all, uint64_t forgotten) {
+    xml = cutoff::junit_report(all, forgotten);
+    count = all.size();
+  });
+  std::string temporary = path + ".part";
+  std::FILE* file = std::fopen(temporary.c_str(), "w");
+  bool written = file != nullptr && std::fwrite(xml.data(), 1, xml.size(), file) == xml.size();
+  if (file != nullptr && std::fclose(file) != 0) written = false;
+  if (written && std::rename(temporary.c_str(), path.c_str()) == 0) {
+    spdlog::info("report: {} test(s) written to {}", count, path);
+    return true;
+  }
+  spdlog::error("report: cannot write {}: {}", path, std::strerror(errno));
+  std::remove(temporary.c_str());
+  return false;
 }
 
 // The first lines of the diagnostics log: the version, the configuration,
@@ -126,6 +159,7 @@ int main(int argc, char** argv) {
   for (const std::string& e : command_line.value_errors) errors.push_back("cutoff: " + e);
   std::optional<cutoff::Config> config = load(options, &errors);
   if (config && options.check) check_access_log(*config, options, &errors);
+  check_report(options, &errors);
   std::shared_ptr<const cutoff::TlsContexts> tls;
   if (config) {
     std::string error;
@@ -202,6 +236,7 @@ int main(int argc, char** argv) {
   }
   if (!admin_bound.empty()) spdlog::info("admin listening on {}", admin_bound);
   server.run();
+  bool reported = !options.report_path || write_report(*options.report_path, server.tests());
   spdlog::info("stopped");
-  return 0;
+  return reported ? 0 : 1;
 }

@@ -49,7 +49,8 @@ Server::Server(std::shared_ptr<const Config> config, std::shared_ptr<const TlsCo
       tls_(std::move(tls)),
       config_source_(std::move(config_source)),
       access_log_(access_log),
-      reloader_(std::move(reloader)) {
+      reloader_(std::move(reloader)),
+      tests_(config_->tests) {
   init_error_ = uv_loop_init(&control_loop_);
   if (init_error_ != 0) return;
   control_loop_open_ = true;
@@ -65,6 +66,7 @@ Server::Server(std::shared_ptr<const Config> config, std::shared_ptr<const TlsCo
       return;
     }
     worker->reload(config_, tls_);
+    worker->set_test_registry(&tests_);
     workers_.push_back(std::move(worker));
     workers_.back()->share_client_count(&client_count_);
   }
@@ -227,6 +229,7 @@ void Server::reload() {
   tls_ = std::move(tls);
   std::shared_ptr<const Config> config = config_;
   for_each_worker([config, tls = tls_](Worker& w) { w.reload(config, tls); });
+  tests_.set_limits(config_->tests);
   spdlog::info("configuration reloaded from {}: {}", config_source_, join_changes(changes));
 }
 
@@ -253,7 +256,7 @@ std::vector<const Metrics*> Server::worker_metrics() const {
   return all;
 }
 
-void Server::snapshot_connections(std::function<void(std::string)> done) {
+void Server::snapshot_connections(std::string only_test, std::function<void(std::string)> done) {
   // Each worker describes its own connections on its own thread; the parts
   // come back here and are joined once all have arrived.
   struct Gather {
@@ -267,9 +270,9 @@ void Server::snapshot_connections(std::function<void(std::string)> done) {
   gather->done = std::move(done);
   for (size_t i = 0; i < workers_.size(); ++i) {
     Worker* w = workers_[i].get();
-    w->post([this, w, i, gather] {
+    w->post([this, w, i, gather, only_test] {
       std::string part;
-      w->describe_connections(part, static_cast<int>(i));
+      w->describe_connections(part, static_cast<int>(i), only_test);
       control_tasks_->post([i, gather, part = std::move(part)]() mutable {
         gather->parts[i] = std::move(part);
         if (--gather->remaining > 0) return;

@@ -81,29 +81,44 @@ void Session::enter(Phase phase) {
     case Phase::reading_head:
       return deadline().arm(TimeoutName::request_header_timeout, listen.request_header_timeout);
     case Phase::resolving:
-      return deadline().arm(TimeoutName::dns_timeout, route().dns_timeout);
+      return arm(TimeoutName::dns_timeout, route().dns_timeout);
     case Phase::connecting:
-      return deadline().arm(TimeoutName::connect_timeout, route().connect_timeout);
+      return arm(TimeoutName::connect_timeout, route().connect_timeout);
     case Phase::upstream_handshake:
     case Phase::client_handshake:
-      return deadline().arm(TimeoutName::tls_handshake_timeout, route().tls_handshake_timeout);
+      return arm(TimeoutName::tls_handshake_timeout, route().tls_handshake_timeout);
     case Phase::sending_request:
       // A body moves: a stall ends it (idle_timeout), and so does a drip
       // that keeps it barely alive (min_rate).
-      return deadline().arm(TimeoutName::idle_timeout, route().idle_timeout, route().min_rate);
+      return deadline().arm(TimeoutName::idle_timeout,
+                            limit(TimeoutName::idle_timeout, route().idle_timeout),
+                            route().min_rate);
     case Phase::awaiting_response:
-      return deadline().arm(TimeoutName::response_header_timeout, route().response_header_timeout);
+      return arm(TimeoutName::response_header_timeout, route().response_header_timeout);
     case Phase::streaming:
-      return deadline().arm(TimeoutName::idle_timeout, route().idle_timeout, route().min_rate);
+      return deadline().arm(TimeoutName::idle_timeout,
+                            limit(TimeoutName::idle_timeout, route().idle_timeout),
+                            route().min_rate);
     case Phase::tls_handshake:
-      return deadline().arm(TimeoutName::tls_handshake_timeout, route().tls_handshake_timeout);
+      return arm(TimeoutName::tls_handshake_timeout, route().tls_handshake_timeout);
     case Phase::tunnelling:
-      return deadline().arm(TimeoutName::tunnel_idle_timeout, route().tunnel_idle_timeout,
+      return deadline().arm(TimeoutName::tunnel_idle_timeout,
+                            limit(TimeoutName::tunnel_idle_timeout, route().tunnel_idle_timeout),
                             /*idle=*/true);
     case Phase::ended:
       if (ex_) deadline().disarm();
       return;
   }
+}
+
+// The route's value, or the shorter one the request's Cutoff-Timeout asked
+// for (SPEC §12).
+Duration Session::limit(TimeoutName name, Duration configured) const {
+  return ex_->asked.apply(name, configured);
+}
+
+void Session::arm(TimeoutName name, Duration configured) {
+  deadline().arm(name, limit(name, configured));
 }
 
 bool Session::deadline_armed() const {

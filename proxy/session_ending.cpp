@@ -13,7 +13,11 @@ namespace cutoff {
 
 void Session::fail_timeout(const Expiry& expiry) {
   std::string value = expiry.value.to_string();
-  std::string_view name = timeout_token(expiry.name);
+  std::string name(timeout_token(expiry.name));
+  // A test that shortened it reads that it did.
+  if (ex_->asked.any() && ex_->asked.asked(expiry.name) == expiry.value) {
+    name += " from Cutoff-Timeout";
+  }
   if (expiry.name == TimeoutName::drain_timeout) {
     // The shutdown ended it, not the phase's own deadline: say how long the
     // exchange really ran, which may be far more or less than drain_timeout.
@@ -88,6 +92,8 @@ void Session::fail(Outcome outcome, ProxyError error, int status, std::string_vi
                    std::string_view extra_headers) {
   flush_to_client();
   ex_->record.outcome = outcome;
+  // A test's report says why (SPEC §12); others have the access log.
+  if (!ex_->test_id.empty()) ex_->failure.assign(sentence);
   teardown_upstream();
   if (ex_->response_started) {
     // The client already has part of a response: reset it, so that a

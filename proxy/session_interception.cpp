@@ -37,8 +37,8 @@ void Session::intercept() {
                   fmt::format("route {} intercepts TLS but cutoff has no CA loaded ([tls] ca_cert)",
                               ex_->route.name));
   }
-  interception_ = std::make_unique<Interception>(
-      Interception{ex_->target.host, ex_->target.port, origin_of(ex_->target), tls, {}});
+  interception_ = std::make_unique<Interception>(Interception{
+      ex_->target.host, ex_->target.port, origin_of(ex_->target), tls, {}, ex_->test_id});
   send_to_client(kConnectEstablished.data(), kConnectEstablished.size());
   ex_->record.status = 200;
   ex_->response_started = true;

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
+
 #include "cutoff/access_log.hpp"
 #include "cutoff/session.hpp"
 #include "cutoff/socket_address.hpp"
@@ -34,6 +36,11 @@ void Session::log_exchange() {
   ex_->record.total_ms = since(ex_->started_at);
   worker_.access_log().write(ex_->record);
   count_exchange();
+  if (!ex_->test_id.empty() && worker_.tests() != nullptr) {
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    worker_.tests()->add(ex_->test_id, ex_->record, ex_->failure,
+                         std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
+  }
 }
 
 // A head that ended before it was whole (a timeout, a FIN, a bad field): when
@@ -91,6 +98,10 @@ void Session::describe(std::string& out, int worker_index, uint64_t now) const {
     if (!ex_->record.sni.empty()) {
       out.append(",\"sni\":");
       append_json_string(out, ex_->record.sni);
+    }
+    if (!ex_->test_id.empty()) {
+      out.append(",\"test\":");
+      append_json_string(out, ex_->test_id);
     }
   }
   // An idle connection's deadline is its place in the keep-alive queue.

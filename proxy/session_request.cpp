@@ -7,7 +7,9 @@
 #include <algorithm>
 
 #include "cutoff/ascii.hpp"
+#include "cutoff/requested_timeouts.hpp"
 #include "cutoff/session.hpp"
+#include "cutoff/test_identity.hpp"
 #include "cutoff/uri_path.hpp"
 #include "cutoff/warning_tally.hpp"
 #include "cutoff/worker.hpp"
@@ -76,6 +78,9 @@ void Session::begin_exchange() {
   ex_->parent = nullptr;
   ex_->awaiting_parent = false;
   ex_->parent_proxy_status.clear();
+  ex_->test_id.clear();
+  ex_->asked.clear();
+  ex_->failure.clear();
   upstream_eof_ = false;
   ex_->plan = ResponsePlan{};
 }
@@ -168,6 +173,7 @@ void Session::on_request_head() {
   // What follows a CONNECT or an Upgrade head is tunnel data, never parsed.
   ex_->request_done = ex_->is_connect || ex_->is_upgrade;
 
+  if (!read_cutoff_fields(head)) return;
   if (interception_ && ex_->is_connect) {
     return reject(400, ProxyError::http_request_error,
                   "a CONNECT inside an intercepted HTTPS connection cannot be served: "
@@ -203,7 +209,9 @@ void Session::on_request_head() {
 
   if (!choose_route()) return;
   choose_parent();
-  if (!ex_->is_connect) deadline().arm_cap(TimeoutName::request_timeout, route().request_timeout);
+  if (!ex_->is_connect)
+    deadline().arm_cap(TimeoutName::request_timeout,
+                       limit(TimeoutName::request_timeout, route().request_timeout));
 
   const ListenConfig& listen = config().listen;
   // Checked on every exchange, under the exchange's config: a reload that
@@ -243,6 +251,19 @@ void Session::on_request_head() {
     return intercept();
   }
   open_upstream();
+}
+
+// cutoff's own fields (SPEC §12): which test sent the request, and what
+// it asks of its deadlines. False: the request was refused.
+bool Session::read_cutoff_fields(const MessageHead& head) {
+  std::string_view unusable_id = read_test_id(head, &ex_->test_id);
+  if (ex_->test_id.empty() && interception_) ex_->test_id = interception_->test_id;
+  ex_->record.test_id = ex_->test_id;
+  std::string why =
+      unusable_id.empty() ? read_requested_timeouts(head, &ex_->asked) : std::string(unusable_id);
+  if (why.empty()) return true;
+  reject(400, ProxyError::http_request_error, why);
+  return false;
 }
 
 // A request inside an intercepted connection names only its path: its host

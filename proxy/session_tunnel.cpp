@@ -12,7 +12,8 @@ namespace cutoff {
 void Session::start_tunnel(const char* upstream_bytes, size_t len) {
   enter(Phase::tunnelling);
   deadline().clear_cap();
-  deadline().arm_cap(TimeoutName::tunnel_max_duration, route().tunnel_max_duration);
+  deadline().arm_cap(TimeoutName::tunnel_max_duration,
+                     limit(TimeoutName::tunnel_max_duration, route().tunnel_max_duration));
   // An Upgrade's protocol is the upstream's to judge; a CONNECT's first
   // client bytes are read for a ClientHello.
   ex_->client_hello = ClientHelloReader{};

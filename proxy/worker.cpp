@@ -225,8 +225,17 @@ void Worker::accept_one(uv_stream_t* server) {
   if (!it->accept(server, it)) retire(&*it, /*client_closed=*/true);
 }
 
-void Worker::describe_connections(std::string& out, int worker_index) {
+void Worker::describe_connections(std::string& out, int worker_index, std::string_view only_test) {
   uint64_t now = uv_now(&loop_);
+  if (!only_test.empty()) {
+    // Only exchanges name a test: idle and closing connections have none.
+    for (const Session& session : sessions_) {
+      if (session.test_id() != only_test) continue;
+      if (!out.empty()) out.push_back(',');
+      session.describe(out, worker_index, now);
+    }
+    return;
+  }
   for (const std::list<Session>* sessions : {&sessions_, &keep_alive_.items()}) {
     for (const Session& session : *sessions) {
       if (!out.empty()) out.push_back(',');

@@ -8,6 +8,7 @@
 
 #include "cutoff/address.hpp"
 #include "cutoff/metrics.hpp"
+#include "cutoff/test_registry.hpp"
 
 namespace cutoff {
 
@@ -23,8 +24,12 @@ class AdminSource {
   virtual std::vector<const Metrics*> worker_metrics() const = 0;
   // /connections: gathers one JSON object per open exchange or tunnel from
   // every worker (each on its own thread) and calls `done` on the control
-  // thread with the objects joined by commas (no enclosing brackets).
-  virtual void snapshot_connections(std::function<void(std::string)> done) = 0;
+  // thread with the objects joined by commas (no enclosing brackets). With
+  // `only_test`, only that test's exchanges (for /tests/ID).
+  virtual void snapshot_connections(std::string only_test,
+                                    std::function<void(std::string)> done) = 0;
+  // /tests: what cutoff keeps per test id (test_registry.hpp).
+  virtual TestRegistry& tests() = 0;
 
  protected:
   ~AdminSource() = default;

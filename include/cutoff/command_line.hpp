@@ -15,6 +15,8 @@ struct Options {
   std::optional<std::string> config_path;
   std::optional<std::string> listen;  // valid as parse_host_port reads it
   std::optional<std::string> admin;   // the same, or "off"
+  // --report: the JUnit XML file written at exit (SPEC §12).
+  std::optional<std::string> report_path;
   // `cutoff ca init DIR`: write a CA into DIR instead of serving.
   std::optional<std::string> ca_init_dir;
   bool check = false;

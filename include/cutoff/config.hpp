@@ -137,6 +137,18 @@ struct TlsConfig {
   std::string upstream_ca;
 };
 
+// [tests]: what cutoff keeps about the test suites it serves (SPEC §12), for
+// the admin's /tests and the --report file. Memory is bounded by the two
+// counts: the test quiet for longest is forgotten first, and within a test
+// its oldest exchange that went well.
+struct TestsConfig {
+  uint32_t max_tests = 1000;
+  uint32_t max_exchanges_per_test = 100;
+  // /metrics counts exchanges per test id as well. Off by default: every id
+  // is a new series, and a suite has thousands.
+  bool metrics_label = false;
+};
+
 struct Config {
   unsigned workers = 0;  // 0: one per CPU
   Duration drain_timeout = Duration::seconds(30);
@@ -151,6 +163,7 @@ struct Config {
   AccessLogConfig access_log;
   DnsConfig dns;
   TlsConfig tls;
+  TestsConfig tests;
   RouteSettings defaults;
   std::vector<Route> routes;  // file order; the first match wins
   // Whether any route matches on paths or addresses: requests then pay for

@@ -46,6 +46,8 @@ struct ExchangeRecord {
   // A CONNECT tunnel's TLS server name (lower-case host name characters
   // only), empty when none was seen.
   std::string_view sni;
+  // The test that sent the request (test_identity.hpp), empty when none.
+  std::string_view test_id;
   bool reused = false;
   Outcome outcome;
 };

@@ -16,6 +16,7 @@
 #include "cutoff/exchange.hpp"
 #include "cutoff/http_parser.hpp"
 #include "cutoff/http_rewrite.hpp"
+#include "cutoff/requested_timeouts.hpp"
 #include "cutoff/resolver.hpp"
 #include "cutoff/route.hpp"
 #include "cutoff/socket_address.hpp"
@@ -58,6 +59,13 @@ struct ExchangeState {
   std::string match_path;
   std::string match_path_lenient;
   ResponsePlan plan;
+  // The test that sent the request (SPEC §12), which record.test_id shows,
+  // and what its Cutoff-Timeout asked of the deadlines.
+  std::string test_id;
+  RequestedTimeouts asked;
+  // Why a failed exchange failed, kept only for a test's report (the
+  // client has it in the error response).
+  std::string failure;
   // Response heads are composed in the worker's scratch buffer and sent
   // together with the body bytes that follow them; this many bytes at its
   // front still wait to go to the client.

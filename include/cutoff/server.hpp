@@ -75,7 +75,8 @@ class Server final : public AdminSource {
     return config_->admin.allow_clients;
   }
   std::vector<const Metrics*> worker_metrics() const override;
-  void snapshot_connections(std::function<void(std::string)> done) override;
+  void snapshot_connections(std::string only_test, std::function<void(std::string)> done) override;
+  TestRegistry& tests() override { return tests_; }
 
  private:
   void catch_signals();
@@ -90,6 +91,8 @@ class Server final : public AdminSource {
   AccessLog& access_log_;
   Reloader reloader_;
   uv_loop_t control_loop_;
+  // Shared by the workers, who outlive none of it.
+  TestRegistry tests_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::shared_ptr<const Metrics> process_metrics_;
   std::vector<std::thread> threads_;

@@ -83,6 +83,10 @@ class Session final : SocketEvents,
   uint64_t idle_since() const { return phase_started_at_; }
   // Appends this connection as a JSON object, for /connections.
   void describe(std::string& out, int worker_index, uint64_t now) const;
+  // The test of the exchange under way (SPEC §12); empty when none.
+  std::string_view test_id() const {
+    return ex_ && phase_ != Phase::idle ? std::string_view(ex_->test_id) : std::string_view();
+  }
 
  private:
   // --- SocketEvents, DeadlineListener, ResolveListener, BodySink, ConnectRaceListener ---
@@ -111,6 +115,7 @@ class Session final : SocketEvents,
   TargetError parse_target(const MessageHead& head);
   bool client_allowed() const;  // listen.allow_clients, under the current config
   bool choose_route();
+  bool read_cutoff_fields(const MessageHead& head);
   void choose_parent();
   RouteQuery route_query() const;
   bool take_pooled_upstream();
@@ -212,6 +217,8 @@ class Session final : SocketEvents,
   std::string_view server_timing(char* buf, size_t size) const;
   int64_t since(uint64_t start) const;
   const RouteSettings& route() const { return *ex_->route.settings; }
+  Duration limit(TimeoutName name, Duration configured) const;
+  void arm(TimeoutName name, Duration configured);
   // The config of the running exchange; between exchanges, the worker's
   // current one (an idle connection pins no config across reloads).
   const Config& config() const;
@@ -247,6 +254,8 @@ class Session final : SocketEvents,
     // connections already intercepted working.
     std::shared_ptr<const TlsContexts> tls;
     std::string sni;  // the client's server name, as logs may show it (plausible_host_name)
+    // The CONNECT's test id: the requests inside inherit it (SPEC §12).
+    std::string test_id;
   };
   std::unique_ptr<Interception> interception_;
 };

@@ -21,6 +21,7 @@
 #include "cutoff/resolver.hpp"
 #include "cutoff/task_queue.hpp"
 #include "cutoff/tcp_socket.hpp"
+#include "cutoff/test_registry.hpp"
 #include "cutoff/tls_contexts.hpp"
 #include "cutoff/upstream_pool.hpp"
 #include "cutoff/uv_handle.hpp"
@@ -65,8 +66,12 @@ class Worker {
   // Any thread: runs `task` on this worker's loop.
   void post(std::function<void()> task) { tasks_->post(std::move(task)); }
   // Appends one JSON object per open client connection, comma-separated,
-  // for the admin's /connections (loop thread only).
-  void describe_connections(std::string& out, int worker_index);
+  // for the admin's /connections (loop thread only). With `only_test`, only
+  // the exchanges of that test (/tests/ID).
+  void describe_connections(std::string& out, int worker_index, std::string_view only_test = {});
+  // Where exchanges that name a test are kept (SPEC §12); none by default.
+  void set_test_registry(TestRegistry* tests) { tests_ = tests; }
+  TestRegistry* tests() { return tests_; }
 
   // Several workers count their clients together against
   // max_client_connections; by default a worker counts alone.
@@ -132,6 +137,7 @@ class Worker {
   std::shared_ptr<const Config> config_;
   std::shared_ptr<const TlsContexts> tls_;
   std::shared_ptr<LeafCache> leaves_;  // made at the first interception
+  TestRegistry* tests_ = nullptr;
   std::unique_ptr<Resolver> resolver_;
   ReadBuffer read_buffer_;
   Metrics metrics_;  // before the members that count into it

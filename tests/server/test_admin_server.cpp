@@ -56,8 +56,11 @@ class FakeSource final : public AdminSource {
   }
   std::vector<const Metrics*> worker_metrics() const override { return {&metrics, &metrics}; }
 
-  void snapshot_connections(std::function<void(std::string)> done) override {
+  TestRegistry& tests() override { return tests_; }
+
+  void snapshot_connections(std::string only_test, std::function<void(std::string)> done) override {
     ++snapshots;
+    last_only_test = std::move(only_test);
     if (answer == Answer::at_once) {
       done(objects);
       return;
@@ -91,7 +94,9 @@ class FakeSource final : public AdminSource {
   std::string objects = R"({"id":1,"phase":"connect"},{"id":2,"phase":"tunnel"})";
   Metrics metrics;
   std::atomic<int> snapshots{0};
+  std::string last_only_test;  // what the last snapshot was narrowed to
   mutable std::atomic<size_t> accepted{0};
+  TestRegistry tests_{TestsConfig{}};
 
  private:
   struct Held {
