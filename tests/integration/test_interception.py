@@ -518,6 +518,21 @@ class InterceptTest(InterceptTestCase):
         self.assertThroughInterception(srv, "/ok?size=700")
 
     @time_limit(20)
+    def test_requests_inside_inherit_the_connects_test_id(self):
+        srv = self.tls_upstream(*PKI.good)
+        host, port = self.cutoff.addr
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({"https": f"http://suite.inherits:x@{host}:{port}"}),
+            urllib.request.HTTPSHandler(context=PKI.client_context()))
+        with opener.open(f"https://127.0.0.1:{srv.port}/ok?size=701", timeout=5 * SCALE) as resp:
+            self.assertEqual(resp.status, 200)
+        self.assertEqual(self.connect_entry(srv.port).get("test"), "suite.inherits")
+        inside = self.request_entry(srv.port, "/ok?size=701")
+        self.assertEqual(inside.get("test"), "suite.inherits", inside["line"])
+        req = next(r for r in srv.requests if r.target == "/ok?size=701")
+        self.assertEqual(req.headers_named("proxy-authorization"), [])
+
+    @time_limit(20)
     def test_wget_https_proxy_env(self):
         if not shutil.which("wget"):
             self.skipTest("wget not installed")
