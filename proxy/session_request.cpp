@@ -209,9 +209,10 @@ void Session::on_request_head() {
 
   if (!choose_route()) return;
   choose_parent();
-  if (!ex_->is_connect)
+  if (!ex_->is_connect) {
     deadline().arm_cap(TimeoutName::request_timeout,
                        limit(TimeoutName::request_timeout, route().request_timeout));
+  }
 
   const ListenConfig& listen = config().listen;
   // Checked on every exchange, under the exchange's config: a reload that

@@ -1,6 +1,6 @@
 #pragma once
-// The admin endpoint (SPEC §7): /healthz, /readyz, /metrics and /connections
-// over HTTP/1.1, on the control thread's loop.
+// The admin endpoint (SPEC §7, §12): /healthz, /readyz, /metrics,
+// /connections and /tests over HTTP/1.1, on the control thread's loop.
 //
 // Every admin connection carries one request and is closed after its
 // response (Connection: close) by a ClosingSet (closing.hpp), as proxied

@@ -309,8 +309,11 @@ inline size_t count_named(const MessageHead& head, std::string_view name) {
 
 // The hop-by-hop fields every message loses (SPEC §2), Connection included.
 inline bool fixed_hop_by_hop(std::string_view name) {
-  for (std::string_view hop : {"connection", "proxy-connection", "keep-alive", "te", "trailer",
-                               "upgrade", "proxy-authorization", "proxy-authenticate"}) {
+  // The last two are cutoff's own request fields (SPEC §12): read, never
+  // passed on, in either direction.
+  for (std::string_view hop :
+       {"connection", "proxy-connection", "keep-alive", "te", "trailer", "upgrade",
+        "proxy-authorization", "proxy-authenticate", "cutoff-test-id", "cutoff-timeout"}) {
     if (iequals(name, hop)) return true;
   }
   return false;
