@@ -457,3 +457,68 @@ TEST_CASE("access log writer: lines follow one another whole", "[access_log]") {
   }
   CHECK(got == expected);
 }
+
+TEST_CASE("access log: the test id, in both formats", "[access_log]") {
+  ExchangeRecord r = full_record();
+  r.test_id = "tests/test_api.py::test_login";
+  std::string text;
+  format_access_text(text, r);
+  CHECK(text ==
+        "127.0.0.1:51234 \"GET http://example.com/a?b=1 HTTP/1.1\" route=api status=200 "
+        "up_bytes=10 down_bytes=2048 dns_ms=3 connect_ms=4 first_byte_ms=50 total_ms=61 "
+        "reused=1 outcome=ok test=tests/test_api.py::test_login");
+  std::string json;
+  format_access_json(json, r);
+  CHECK(json.ends_with(
+      ",\"outcome\":\"ok\",\"sni\":null,\"test\":\"tests/test_api.py::test_login\"}"));
+
+  // After the server name of a tunnel.
+  r.sni = "h.example";
+  text.clear();
+  format_access_text(text, r);
+  CHECK(text.ends_with(" outcome=ok sni=h.example test=tests/test_api.py::test_login"));
+  json.clear();
+  format_access_json(json, r);
+  CHECK(json.ends_with(",\"sni\":\"h.example\",\"test\":\"tests/test_api.py::test_login\"}"));
+}
+
+// An id is any printable ASCII, spaces included: in text, a space or a
+// quote would end the field or forge another.
+TEST_CASE("access log: a test id's spaces, quotes and backslashes are escaped", "[access_log]") {
+  ExchangeRecord r = full_record();
+  r.test_id = "test a\" outcome=ok \\ 100%";
+  std::string text;
+  format_access_text(text, r);
+  CHECK(text.ends_with(" outcome=ok test=test%20a%22%20outcome=ok%20%5C%20100%"));
+  std::string json;
+  format_access_json(json, r);
+  CHECK(json.ends_with(",\"test\":\"test a\\\" outcome=ok \\\\ 100%\"}"));
+}
+
+TEST_CASE("access log: no test id, no test field in text and null in JSON", "[access_log]") {
+  std::string text;
+  format_access_text(text, full_record());
+  CHECK(text.find("test=") == std::string::npos);
+  std::string json;
+  format_access_json(json, full_record());
+  CHECK(json.ends_with(",\"sni\":null,\"test\":null}"));
+}
+
+TEST_CASE("access log: the longest test id fits the line's bound", "[access_log]") {
+  // Every byte escaped: three times the id.
+  const std::string id(256, '"');
+  ExchangeRecord r = full_record();
+  r.test_id = id;
+  std::string text;
+  format_access_text(text, r);
+  CHECK(text.ends_with(" test=" + [] {
+    std::string escaped;
+    for (int i = 0; i < 256; ++i) escaped += "%22";
+    return escaped;
+  }()));
+  std::string json;
+  format_access_json(json, r);
+  std::string escaped_json;
+  for (int i = 0; i < 256; ++i) escaped_json += "\\\"";
+  CHECK(json.ends_with(",\"test\":\"" + escaped_json + "\"}"));
+}
