@@ -86,8 +86,9 @@ TEST_CASE("access log: a tunnel's TLS server name, in both formats", "[access_lo
         "reused=0 outcome=timeout:tls_handshake_timeout sni=registry.example.test");
   std::string json;
   format_access_json(json, r);
-  CHECK(json.ends_with(
-      ",\"outcome\":\"timeout:tls_handshake_timeout\",\"sni\":\"registry.example.test\"}"));
+  CHECK(
+      json.ends_with(",\"outcome\":\"timeout:tls_handshake_timeout\",\"sni\":\"registry.example."
+                     "test\",\"test\":null}"));
 }
 
 TEST_CASE("access log text: zero times are times, not missing", "[access_log]") {
@@ -126,7 +127,8 @@ TEST_CASE("access log JSON: a full record", "[access_log]") {
         "{\"client\":\"127.0.0.1:51234\",\"method\":\"GET\","
         "\"target\":\"http://example.com/a?b=1\",\"version\":\"1.1\",\"route\":\"api\","
         "\"status\":200,\"up_bytes\":10,\"down_bytes\":2048,\"dns_ms\":3,\"connect_ms\":4,"
-        "\"first_byte_ms\":50,\"total_ms\":61,\"reused\":true,\"outcome\":\"ok\",\"sni\":null}");
+        "\"first_byte_ms\":50,\"total_ms\":61,\"reused\":true,\"outcome\":\"ok\",\"sni\":null,"
+        "\"test\":null}");
 }
 
 TEST_CASE("access log JSON: missing times and status are null", "[access_log]") {
@@ -137,7 +139,7 @@ TEST_CASE("access log JSON: missing times and status are null", "[access_log]") 
         "\"version\":\"1.0\",\"route\":\"default\",\"status\":null,\"up_bytes\":0,"
         "\"down_bytes\":0,\"dns_ms\":null,\"connect_ms\":null,\"first_byte_ms\":null,"
         "\"total_ms\":5000,\"reused\":false,\"outcome\":\"timeout:connect_timeout\","
-        "\"sni\":null}");
+        "\"sni\":null,\"test\":null}");
 }
 
 TEST_CASE("access log JSON: strings are escaped", "[access_log]") {
@@ -195,7 +197,7 @@ TEST_CASE("the outcome token appears in both formats", "[access_log]") {
   CHECK(text.substr(text.size() - 21) == " outcome=client_abort");
   std::string json;
   format_access_json(json, r);
-  CHECK(json.substr(json.size() - 37) == ",\"outcome\":\"client_abort\",\"sni\":null}");
+  CHECK(json.ends_with(",\"outcome\":\"client_abort\",\"sni\":null,\"test\":null}"));
 }
 
 TEST_CASE("access log: a redacted target shows the marker in place of its query", "[access_log]") {
@@ -265,7 +267,7 @@ TEST_CASE("access log JSON: empty fields and extreme numbers, byte for byte", "[
         "{\"client\":\"\",\"method\":\"\",\"target\":\"\",\"version\":\"1.0\",\"route\":\"\","
         "\"status\":null,\"up_bytes\":18446744073709551615,\"down_bytes\":0,\"dns_ms\":-2,"
         "\"connect_ms\":9223372036854775807,\"first_byte_ms\":-9223372036854775808,"
-        "\"total_ms\":null,\"reused\":false,\"outcome\":\"stopped\",\"sni\":null}");
+        "\"total_ms\":null,\"reused\":false,\"outcome\":\"stopped\",\"sni\":null,\"test\":null}");
 }
 
 TEST_CASE("access log: three-digit statuses and other versions, byte for byte", "[access_log]") {
@@ -288,7 +290,7 @@ TEST_CASE("access log: three-digit statuses and other versions, byte for byte", 
         "\"target\":\"http://example.com/a?b=1\",\"version\":\"0.9\",\"route\":\"api\","
         "\"status\":999,\"up_bytes\":10,\"down_bytes\":2048,\"dns_ms\":3,\"connect_ms\":4,"
         "\"first_byte_ms\":50,\"total_ms\":1234567,\"reused\":true,\"outcome\":\"ok\","
-        "\"sni\":null}");
+        "\"sni\":null,\"test\":null}");
 }
 
 // Only the target is the client's in text: the other fields are written as
@@ -323,7 +325,7 @@ TEST_CASE("access log JSON: every control byte is \\u00xx, DEL and non-ASCII pas
                    ",\"status\":200,\"up_bytes\":10,\"down_bytes\":2048,\"dns_ms\":3,"
                    "\"connect_ms\":4,\"first_byte_ms\":50,\"total_ms\":61,\"reused\":true,"
                    "\"outcome\":\"ok\",\"sni\":" +
-                   escaped + "}");
+                   escaped + ",\"test\":null}");
 }
 
 TEST_CASE("access log: a hidden userinfo and query, in both formats", "[access_log]") {
@@ -454,4 +456,69 @@ TEST_CASE("access log writer: lines follow one another whole", "[access_log]") {
     got += line.substr(30) + "\n";
   }
   CHECK(got == expected);
+}
+
+TEST_CASE("access log: the test id, in both formats", "[access_log]") {
+  ExchangeRecord r = full_record();
+  r.test_id = "tests/test_api.py::test_login";
+  std::string text;
+  format_access_text(text, r);
+  CHECK(text ==
+        "127.0.0.1:51234 \"GET http://example.com/a?b=1 HTTP/1.1\" route=api status=200 "
+        "up_bytes=10 down_bytes=2048 dns_ms=3 connect_ms=4 first_byte_ms=50 total_ms=61 "
+        "reused=1 outcome=ok test=tests/test_api.py::test_login");
+  std::string json;
+  format_access_json(json, r);
+  CHECK(json.ends_with(
+      ",\"outcome\":\"ok\",\"sni\":null,\"test\":\"tests/test_api.py::test_login\"}"));
+
+  // After the server name of a tunnel.
+  r.sni = "h.example";
+  text.clear();
+  format_access_text(text, r);
+  CHECK(text.ends_with(" outcome=ok sni=h.example test=tests/test_api.py::test_login"));
+  json.clear();
+  format_access_json(json, r);
+  CHECK(json.ends_with(",\"sni\":\"h.example\",\"test\":\"tests/test_api.py::test_login\"}"));
+}
+
+// An id is any printable ASCII, spaces included: in text, a space or a
+// quote would end the field or forge another.
+TEST_CASE("access log: a test id's spaces, quotes and backslashes are escaped", "[access_log]") {
+  ExchangeRecord r = full_record();
+  r.test_id = "test a\" outcome=ok \\ 100%";
+  std::string text;
+  format_access_text(text, r);
+  CHECK(text.ends_with(" outcome=ok test=test%20a%22%20outcome=ok%20%5C%20100%"));
+  std::string json;
+  format_access_json(json, r);
+  CHECK(json.ends_with(",\"test\":\"test a\\\" outcome=ok \\\\ 100%\"}"));
+}
+
+TEST_CASE("access log: no test id, no test field in text and null in JSON", "[access_log]") {
+  std::string text;
+  format_access_text(text, full_record());
+  CHECK(text.find("test=") == std::string::npos);
+  std::string json;
+  format_access_json(json, full_record());
+  CHECK(json.ends_with(",\"sni\":null,\"test\":null}"));
+}
+
+TEST_CASE("access log: the longest test id fits the line's bound", "[access_log]") {
+  // Every byte escaped: three times the id.
+  const std::string id(256, '"');
+  ExchangeRecord r = full_record();
+  r.test_id = id;
+  std::string text;
+  format_access_text(text, r);
+  CHECK(text.ends_with(" test=" + [] {
+    std::string escaped;
+    for (int i = 0; i < 256; ++i) escaped += "%22";
+    return escaped;
+  }()));
+  std::string json;
+  format_access_json(json, r);
+  std::string escaped_json;
+  for (int i = 0; i < 256; ++i) escaped_json += "\\\"";
+  CHECK(json.ends_with(",\"test\":\"" + escaped_json + "\"}"));
 }

@@ -103,3 +103,41 @@ TEST_CASE("ca init refuses flags it would ignore") {
   CHECK(parse({"ca", "init", "d", "extra"}).usage_errors ==
         std::vector<std::string>{"unknown argument extra"});
 }
+
+TEST_CASE("--report names the JUnit file written at exit") {
+  for (const auto& args : {std::vector<const char*>{"--report", "out/cutoff.xml"},
+                           std::vector<const char*>{"--report=out/cutoff.xml"}}) {
+    const CommandLine cl = parse(args);
+    CHECK(cl.usage_errors.empty());
+    CHECK(cl.value_errors.empty());
+    CHECK(cl.options.report_path == "out/cutoff.xml");
+  }
+  CHECK_FALSE(parse({"--check"}).options.report_path);
+  // Beside the other flags, in any order.
+  const CommandLine cl = parse({"--listen", ":0", "--report", "r.xml", "--config=a.toml"});
+  CHECK(cl.usage_errors.empty());
+  CHECK(cl.options.report_path == "r.xml");
+  CHECK(cl.options.listen == ":0");
+  CHECK(cl.options.config_path == "a.toml");
+}
+
+TEST_CASE("--report needs a value, once") {
+  CHECK(parse({"--report"}).usage_errors == std::vector<std::string>{"--report needs a value"});
+  CHECK(parse({"--report="}).usage_errors == std::vector<std::string>{"--report needs a value"});
+  const CommandLine missing = parse({"--report", "--check"});
+  CHECK(missing.usage_errors == std::vector<std::string>{"--report needs a value"});
+  CHECK_FALSE(missing.options.report_path);
+  CHECK(missing.options.check);
+  const CommandLine twice = parse({"--report", "a.xml", "--report=b.xml"});
+  CHECK(twice.usage_errors == std::vector<std::string>{"--report is given twice (a.xml, b.xml)"});
+  CHECK(twice.options.report_path == "a.xml");
+}
+
+TEST_CASE("ca init refuses --report") {
+  CHECK(parse({"ca", "init", "d", "--report", "r.xml"}).usage_errors ==
+        std::vector<std::string>{"--report does not apply to ca init"});
+  CHECK(parse({"ca", "init", "d", "--admin=off", "--report=r.xml", "--check"}).usage_errors ==
+        std::vector<std::string>{"--admin does not apply to ca init",
+                                 "--report does not apply to ca init",
+                                 "--check does not apply to ca init"});
+}

@@ -1068,3 +1068,57 @@ TEST_CASE("parent_proxy refuses what it cannot use", "[config][parent_proxy]") {
   one_error("[defaults]\nparent_proxy = \"socks5://p:1080\"\n", 2, 16, "plain HTTP");
   one_error("[defaults]\nparent_proxy = 3128\n", 2, 16, "defaults.parent_proxy");
 }
+
+TEST_CASE("[tests]: what is kept about test suites, defaults and bounds", "[config][tests]") {
+  for (const Config& c : {default_config(), parse_ok(""), parse_ok("[tests]\n")}) {
+    CHECK(c.tests.max_tests == 1000);
+    CHECK(c.tests.max_exchanges_per_test == 100);
+    CHECK_FALSE(c.tests.metrics_label);
+  }
+  const Config c = parse_ok(
+      "[tests]\nmax_tests = 1000000\nmax_exchanges_per_test = 100000\nmetrics_label = true\n");
+  CHECK(c.tests.max_tests == 1'000'000);
+  CHECK(c.tests.max_exchanges_per_test == 100'000);
+  CHECK(c.tests.metrics_label);
+  const Config least = parse_ok("[tests]\nmax_tests = 1\nmax_exchanges_per_test = 1\n");
+  CHECK(least.tests.max_tests == 1);
+  CHECK(least.tests.max_exchanges_per_test == 1);
+  CHECK_FALSE(parse_ok("[tests]\nmetrics_label = false\n").tests.metrics_label);
+}
+
+TEST_CASE("[tests] values are checked", "[config][tests][errors]") {
+  one_error("[tests]\nmax_tests = 0\n", 2, 13, "tests.max_tests: 0 is out of range 1..1000000");
+  one_error("[tests]\nmax_tests = 1000001\n", 2, 13,
+            "tests.max_tests: 1000001 is out of range 1..1000000");
+  one_error("[tests]\nmax_tests = -1\n", 2, 13, "tests.max_tests: -1 is out of range 1..1000000");
+  one_error("[tests]\nmax_tests = \"1000\"\n", 2, 13,
+            "tests.max_tests: expected an integer, got a string");
+  one_error("[tests]\nmax_tests = 1.5\n", 2, 13, "tests.max_tests: expected an integer");
+  one_error("[tests]\nmax_exchanges_per_test = 0\n", 2, 26,
+            "tests.max_exchanges_per_test: 0 is out of range 1..100000");
+  one_error("[tests]\nmax_exchanges_per_test = 100001\n", 2, 26,
+            "tests.max_exchanges_per_test: 100001 is out of range 1..100000");
+  one_error("[tests]\nmax_exchanges_per_test = true\n", 2, 26,
+            "tests.max_exchanges_per_test: expected an integer");
+  one_error("[tests]\nmetrics_label = 1\n", 2, 17,
+            "tests.metrics_label: expected true or false, got an integer");
+  one_error("[tests]\nmetrics_label = \"true\"\n", 2, 17,
+            "tests.metrics_label: expected true or false, got a string");
+  one_error("tests = 5\n", 1, 9, "tests: expected a table");
+}
+
+TEST_CASE("[tests]: unknown keys, with a suggestion", "[config][tests][errors]") {
+  ConfigError e = one_error("[tests]\nmax_test = 5\n", 2, 1, "unknown key \"max_test\" in [tests]");
+  CHECK_THAT(e.message, Catch::Contains("did you mean \"max_tests\"?"));
+  e = one_error("[tests]\nmax_exchanges_per_tests = 5\n", 2, 1, "in [tests]");
+  CHECK_THAT(e.message, Catch::Contains("did you mean \"max_exchanges_per_test\"?"));
+  e = one_error("[tests]\nmetric_label = true\n", 2, 1, "in [tests]");
+  CHECK_THAT(e.message, Catch::Contains("did you mean \"metrics_label\"?"));
+  e = one_error("[tests]\nworkers = 2\n", 2, 1, "unknown key \"workers\"");
+  CHECK_THAT(e.message, Catch::Contains("belongs at the top level"));
+  // A [tests] key elsewhere says where it belongs.
+  e = one_error("[defaults]\nmax_tests = 5\n", 2, 1, "unknown key \"max_tests\"");
+  CHECK_THAT(e.message, Catch::Contains("in [tests]"));
+  e = one_error("[test]\nmax_tests = 5\n", 1, 2, "unknown key \"test\"");
+  CHECK_THAT(e.message, Catch::Contains("did you mean \"tests\"?"));
+}

@@ -77,6 +77,9 @@ TEST_CASE("the summary lists every key of the built-in defaults, in file order")
                                                      "tls.ca_cert",
                                                      "tls.ca_key",
                                                      "tls.upstream_ca",
+                                                     "tests.max_tests",
+                                                     "tests.max_exchanges_per_test",
+                                                     "tests.metrics_label",
                                                      "defaults.action",
                                                      "defaults.dns_timeout",
                                                      "defaults.connect_timeout",
@@ -105,6 +108,9 @@ TEST_CASE("the summary lists every key of the built-in defaults, in file order")
   CHECK(value_of(summary, "defaults.request_timeout") == "off");
   CHECK(value_of(summary, "defaults.tunnel_idle_timeout") == "5m");
   CHECK(value_of(summary, "defaults.tcp_keepalive") == "{idle=30s,interval=10s,count=3}");
+  CHECK(value_of(summary, "tests.max_tests") == "1000");
+  CHECK(value_of(summary, "tests.max_exchanges_per_test") == "100");
+  CHECK(value_of(summary, "tests.metrics_label") == "false");
 }
 
 TEST_CASE("a route lists its match and its effective settings") {
