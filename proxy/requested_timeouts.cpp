@@ -85,8 +85,7 @@ std::string RequestedTimeouts::add(std::string_view value) {
   return named ? std::string() : std::string(kEmpty);
 }
 
-Duration RequestedTimeouts::apply(TimeoutName name, Duration configured) const {
-  if (!any_) return configured;
+Duration RequestedTimeouts::shorter_of(TimeoutName name, Duration configured) const {
   Duration wanted = asked(name);
   bool shorter = !wanted.is_off() && (configured.is_off() || wanted.ms() < configured.ms());
   return shorter ? wanted : configured;
@@ -103,8 +102,7 @@ std::string read_requested_timeouts(const MessageHead& head, RequestedTimeouts* 
   return {};
 }
 
-void RequestedTimeouts::clear() {
-  if (!any_) return;
+void RequestedTimeouts::forget() {
   asked_.fill(Duration::off());
   any_ = false;
 }

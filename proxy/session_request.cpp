@@ -257,6 +257,9 @@ void Session::on_request_head() {
 // cutoff's own fields (SPEC §12): which test sent the request, and what
 // it asks of its deadlines. False: the request was refused.
 bool Session::read_cutoff_fields(const MessageHead& head) {
+  // Both fields are hop-by-hop to cutoff, as are credentials: a head with
+  // no such field (most) names no test and asks nothing.
+  if (head.count(HeaderRole::hop_by_hop) == 0 && !interception_) return true;
   std::string_view unusable_id = read_test_id(head, &ex_->test_id);
   if (ex_->test_id.empty() && interception_) ex_->test_id = interception_->test_id;
   ex_->record.test_id = ex_->test_id;

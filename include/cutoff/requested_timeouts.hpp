@@ -23,14 +23,22 @@ class RequestedTimeouts {
   // empty.
   std::string add(std::string_view value);
   // The deadline the exchange runs under: `configured`, or what was asked
-  // when that is shorter.
-  Duration apply(TimeoutName name, Duration configured) const;
+  // when that is shorter. Inline: every phase of every exchange asks, and
+  // most exchanges asked nothing.
+  Duration apply(TimeoutName name, Duration configured) const {
+    return any_ ? shorter_of(name, configured) : configured;
+  }
   // What was asked for this deadline; off when nothing was.
   Duration asked(TimeoutName name) const { return asked_[static_cast<size_t>(name)]; }
   bool any() const { return any_; }
-  void clear();
+  void clear() {
+    if (any_) forget();
+  }
 
  private:
+  Duration shorter_of(TimeoutName name, Duration configured) const;
+  void forget();
+
   // Indexed by TimeoutName; off where nothing was asked.
   std::array<Duration, static_cast<size_t>(TimeoutName::drain_timeout) + 1> asked_{};
   bool any_ = false;
