@@ -141,6 +141,16 @@ class TestIdsTest(CutoffTestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.cutoff.wait_access(target="n=both").get("test"), "from-header")
 
+    def test_underscore_spelling_names_the_test(self):
+        # cutoff drops "Cutoff_Test_Id" as its own field, as it reads
+        # "Transfer_Encoding" as framing; dropped unread, the id would be lost.
+        up = self.upstream()
+        r, _, _ = self.exchange("GET", self.url(up, "/echo?n=underscore"),
+                                [("Cutoff_Test_Id", "snake")])
+        self.assertEqual(r.status, 200, r)
+        self.assertNotIn("cutoff_test_id", [k.lower() for k, _ in r.echo["headers"]])
+        self.assertEqual(self.cutoff.wait_access(target="n=underscore").get("test"), "snake")
+
     def test_unusable_header_is_a_400_that_says_why(self):
         up = self.upstream()
         for value, query in (("x" * 257, "long"), ("caf\xe9", "latin")):
@@ -266,6 +276,13 @@ class CutoffTimeoutTest(CutoffTestCase):
         self.assertIn("response_header_timeout from Cutoff-Timeout", r.proxy_status["details"])
         self.assertNotIn("cutoff-timeout",
                          [k.lower() for k, _ in first_request(up).headers])
+
+    def test_underscore_spelling_shortens_too(self):
+        up = self.upstream()
+        r, _, elapsed = self.exchange("GET", self.url(up, "/slow/hang"),
+                                      [("Cutoff_Timeout", asked(response_header=200))])
+        self.assertGenerated(r, 504, "http_response_timeout")
+        self.assertElapsed(elapsed, ms(200))
 
     def test_never_lengthens(self):
         up = self.upstream()
