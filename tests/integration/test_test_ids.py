@@ -21,6 +21,7 @@ import base64
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -366,6 +367,36 @@ class ReportTest(CutoffTestCase):
                            capture_output=True, text=True, timeout=10)
         self.assertEqual(c.returncode, 1, c)
         self.assertIn("--report /nonexistent-dir/x.xml cannot be written", c.stderr)
+
+    def test_report_through_a_symlink_fills_its_target(self):
+        out_dir = tempfile.mkdtemp(prefix="cutoff-report-")
+        self.addCleanup(shutil.rmtree, out_dir)
+        target = os.path.join(out_dir, "artifacts.xml")
+        link = os.path.join(out_dir, "link.xml")
+        os.symlink(target, link)
+        with open(target, "w") as f:
+            f.write("an older report")
+        up = self.upstream()
+        c = self.dedicated_cutoff(extra_args=["--report", link])
+        self.exchange("GET", self.url(up, "/ok"), [("Cutoff-Test-Id", "linked")], cutoff=c)
+        c.wait_access(count=1)
+        self.assertEqual(c.stop(), 0, c.stderr_text()[-2000:])
+        self.assertTrue(os.path.islink(link), "the link was replaced by a file")
+        [case] = ET.parse(target).getroot().iter("testcase")
+        self.assertEqual(case.get("name"), "linked")
+
+    def test_report_onto_a_fifo_refused_at_start(self):
+        # Renamed over, the FIFO (or a device such as /dev/stdout) would
+        # become a regular file.
+        out_dir = tempfile.mkdtemp(prefix="cutoff-report-")
+        self.addCleanup(shutil.rmtree, out_dir)
+        fifo = os.path.join(out_dir, "fifo")
+        os.mkfifo(fifo)
+        c = subprocess.run([self.cutoff_binary(), "--report", fifo, "--check"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(c.returncode, 1, c)
+        self.assertIn(f"--report {fifo} cannot be written: it is not a regular file", c.stderr)
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
 
     @staticmethod
     def cutoff_binary():
