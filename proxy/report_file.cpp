@@ -42,10 +42,12 @@ bool destination(const std::string& path, std::string* file, std::string* why) {
   return true;
 }
 
-// Only a regular file may be renamed over.
-bool replaceable(const std::string& file, std::string* why) {
+// Only a regular file may be renamed over. Asked of the path as given,
+// links followed by the kernel: /dev/stdout leads to a pipe or a terminal
+// that has no path a rename could reach.
+bool replaceable(const std::string& path, std::string* why) {
   struct stat st;
-  if (stat(file.c_str(), &st) != 0 || S_ISREG(st.st_mode)) return true;
+  if (stat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode)) return true;
   if (S_ISDIR(st.st_mode)) return refuse(why, "it is a directory");
   return refuse(why,
                 "it is not a regular file (a FIFO or a device): the report is written beside "
@@ -56,7 +58,7 @@ bool replaceable(const std::string& file, std::string* why) {
 
 bool could_write_report(const std::string& path, std::string* why) {
   std::string file;
-  if (!destination(path, &file, why) || !replaceable(file, why)) return false;
+  if (!replaceable(path, why) || !destination(path, &file, why)) return false;
   if (!could_append_to(file, why)) return false;
   // The file written beside it is created in its directory, even when the
   // file itself is there already.
@@ -70,7 +72,7 @@ bool could_write_report(const std::string& path, std::string* why) {
 bool write_report_file(const std::string& path, std::string_view text, std::string* why) {
   std::string file;
   // Checked again: the path may have changed since start-up.
-  if (!destination(path, &file, why) || !replaceable(file, why)) return false;
+  if (!replaceable(path, why) || !destination(path, &file, why)) return false;
   std::string temporary = file + ".part";
   std::FILE* out = std::fopen(temporary.c_str(), "w");
   if (out == nullptr) return refuse(why, temporary + ": " + std::strerror(errno));
