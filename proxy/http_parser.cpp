@@ -20,6 +20,14 @@ bool names_alike(std::string_view name, std::string_view known) {
   return true;
 }
 
+}  // namespace
+
+bool field_named(std::string_view name, std::string_view known) {
+  return name.size() == known.size() && names_alike(name, known);
+}
+
+namespace {
+
 // Every request and response header passes through here: the length picks
 // the one or two names worth comparing.
 HeaderRole role_of(std::string_view name) {

@@ -22,6 +22,7 @@
 #include "cutoff/descriptors.hpp"
 #include "cutoff/diagnostics_log.hpp"
 #include "cutoff/metrics.hpp"
+#include "cutoff/report_file.hpp"
 #include "cutoff/server.hpp"
 #include "cutoff/test_report.hpp"
 #include "cutoff/tls_contexts.hpp"
@@ -77,12 +78,11 @@ void check_access_log(const cutoff::Config& config, const cutoff::Options& optio
 // exit, when the suite's results are in it.
 void check_report(const cutoff::Options& options, std::vector<std::string>* errors) {
   std::string why;
-  if (!options.report_path || cutoff::could_append_to(*options.report_path, &why)) return;
+  if (!options.report_path || cutoff::could_write_report(*options.report_path, &why)) return;
   errors->push_back("cutoff: --report " + *options.report_path + " cannot be written: " + why);
 }
 
-// The JUnit report (SPEC §12), written whole to a file beside it and moved
-// into place, so that a reader never sees half of one.
+// The JUnit report (SPEC §12), replaced whole (report_file.hpp).
 bool write_report(const std::string& path, cutoff::TestRegistry& tests) {
   std::string xml;
   size_t count = 0;
@@ -90,16 +90,12 @@ bool write_report(const std::string& path, cutoff::TestRegistry& tests) {
     xml = cutoff::junit_report(all, forgotten);
     count = all.size();
   });
-  std::string temporary = path + ".part";
-  std::FILE* file = std::fopen(temporary.c_str(), "w");
-  bool written = file != nullptr && std::fwrite(xml.data(), 1, xml.size(), file) == xml.size();
-  if (file != nullptr && std::fclose(file) != 0) written = false;
-  if (written && std::rename(temporary.c_str(), path.c_str()) == 0) {
+  std::string why;
+  if (cutoff::write_report_file(path, xml, &why)) {
     spdlog::info("report: {} test(s) written to {}", count, path);
     return true;
   }
-  spdlog::error("report: cannot write {}: {}", path, std::strerror(errno));
-  std::remove(temporary.c_str());
+  spdlog::error("report: cannot write {}: {}", path, why);
   return false;
 }
 

@@ -96,7 +96,7 @@ std::string read_requested_timeouts(const MessageHead& head, RequestedTimeouts* 
   if (head.count(HeaderRole::hop_by_hop) == 0) return {};
   for (size_t i = 0; i < head.header_count(); ++i) {
     MessageHead::Header h = head.header(i);
-    if (h.role != HeaderRole::hop_by_hop || !iequals(h.name, "cutoff-timeout")) continue;
+    if (h.role != HeaderRole::hop_by_hop || !field_named(h.name, "cutoff-timeout")) continue;
     if (std::string why = out->add(h.value); !why.empty()) return why;
   }
   return {};

@@ -41,7 +41,7 @@ std::string_view read_test_id(const MessageHead& head, std::string* id) {
   for (size_t i = 0; i < head.header_count(); ++i) {
     MessageHead::Header h = head.header(i);
     if (h.role != HeaderRole::hop_by_hop) continue;
-    if (iequals(h.name, "cutoff-test-id")) {
+    if (field_named(h.name, "cutoff-test-id")) {
       if (fields++ > 0 && h.value != field) {
         return "the request carries two different Cutoff-Test-Id fields";
       }

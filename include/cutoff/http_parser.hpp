@@ -38,6 +38,12 @@ enum class HeaderRole : uint8_t {
 };
 constexpr size_t kHeaderRoles = 6;
 
+// Whether a field name is `known` (lower case, with "-") as cutoff reads
+// names: case-insensitively and with "_" read as "-", as CGI gateways map
+// both to one variable. A field the parser gave a role of its own is the
+// same field to whoever reads its value.
+bool field_named(std::string_view name, std::string_view known);
+
 // A message head; header names and values view into its own storage and stay
 // valid until the next message begins.
 class MessageHead {

@@ -21,6 +21,7 @@ import base64
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -140,6 +141,16 @@ class TestIdsTest(CutoffTestCase):
                                  ("Cutoff-Test-Id", "from-header")])
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.cutoff.wait_access(target="n=both").get("test"), "from-header")
+
+    def test_underscore_spelling_names_the_test(self):
+        # cutoff drops "Cutoff_Test_Id" as its own field, as it reads
+        # "Transfer_Encoding" as framing; dropped unread, the id would be lost.
+        up = self.upstream()
+        r, _, _ = self.exchange("GET", self.url(up, "/echo?n=underscore"),
+                                [("Cutoff_Test_Id", "snake")])
+        self.assertEqual(r.status, 200, r)
+        self.assertNotIn("cutoff_test_id", [k.lower() for k, _ in r.echo["headers"]])
+        self.assertEqual(self.cutoff.wait_access(target="n=underscore").get("test"), "snake")
 
     def test_unusable_header_is_a_400_that_says_why(self):
         up = self.upstream()
@@ -267,6 +278,13 @@ class CutoffTimeoutTest(CutoffTestCase):
         self.assertNotIn("cutoff-timeout",
                          [k.lower() for k, _ in first_request(up).headers])
 
+    def test_underscore_spelling_shortens_too(self):
+        up = self.upstream()
+        r, _, elapsed = self.exchange("GET", self.url(up, "/slow/hang"),
+                                      [("Cutoff_Timeout", asked(response_header=200))])
+        self.assertGenerated(r, 504, "http_response_timeout")
+        self.assertElapsed(elapsed, ms(200))
+
     def test_never_lengthens(self):
         up = self.upstream()
         r, _, elapsed = self.exchange("GET", self.url(up, "/hang"),
@@ -349,6 +367,36 @@ class ReportTest(CutoffTestCase):
                            capture_output=True, text=True, timeout=10)
         self.assertEqual(c.returncode, 1, c)
         self.assertIn("--report /nonexistent-dir/x.xml cannot be written", c.stderr)
+
+    def test_report_through_a_symlink_fills_its_target(self):
+        out_dir = tempfile.mkdtemp(prefix="cutoff-report-")
+        self.addCleanup(shutil.rmtree, out_dir)
+        target = os.path.join(out_dir, "artifacts.xml")
+        link = os.path.join(out_dir, "link.xml")
+        os.symlink(target, link)
+        with open(target, "w") as f:
+            f.write("an older report")
+        up = self.upstream()
+        c = self.dedicated_cutoff(extra_args=["--report", link])
+        self.exchange("GET", self.url(up, "/ok"), [("Cutoff-Test-Id", "linked")], cutoff=c)
+        c.wait_access(count=1)
+        self.assertEqual(c.stop(), 0, c.stderr_text()[-2000:])
+        self.assertTrue(os.path.islink(link), "the link was replaced by a file")
+        [case] = ET.parse(target).getroot().iter("testcase")
+        self.assertEqual(case.get("name"), "linked")
+
+    def test_report_onto_a_fifo_refused_at_start(self):
+        # Renamed over, the FIFO (or a device such as /dev/stdout) would
+        # become a regular file.
+        out_dir = tempfile.mkdtemp(prefix="cutoff-report-")
+        self.addCleanup(shutil.rmtree, out_dir)
+        fifo = os.path.join(out_dir, "fifo")
+        os.mkfifo(fifo)
+        c = subprocess.run([self.cutoff_binary(), "--report", fifo, "--check"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(c.returncode, 1, c)
+        self.assertIn(f"--report {fifo} cannot be written: it is not a regular file", c.stderr)
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
 
     @staticmethod
     def cutoff_binary():
