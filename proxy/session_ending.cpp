@@ -177,6 +177,12 @@ void Session::terminate() {
     responding = ex_->response_started;
     if (!ex_->logged) {
       ex_->record.outcome = Outcome::stopped();
+      if (!ex_->test_id.empty()) {
+        ex_->failure = fmt::format(
+            "cutoff was stopped at once (a second SIGTERM) while the exchange waited in phase "
+            "{}, {} ms after it began",
+            phase_name(phase_), since(ex_->started_at));
+      }
       log_exchange();
     }
   }

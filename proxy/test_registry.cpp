@@ -47,6 +47,7 @@ TestExchange::TestExchange(const ExchangeRecord& record, std::string_view failur
 bool TestExchange::failed() const {
   switch (outcome.kind) {
     case Outcome::Kind::timeout:
+    case Outcome::Kind::stopped:
       return true;
     case Outcome::Kind::error:
       return outcome.error != ProxyError::http_request_error &&

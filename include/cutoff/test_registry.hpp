@@ -45,9 +45,11 @@ struct TestExchange {
   std::string_view failure() const {
     return std::string_view(text_).substr(method_ + target_ + route_);
   }
-  // A timeout or an upstream's failure: what a test report counts against
-  // the test. A request cutoff refused (400, 403, 407) is the test's own
-  // doing, and a client that left is no failure of the way.
+  // A timeout, an upstream's failure, or an exchange cut short when cutoff
+  // was stopped at once (a CI job killing it over a hang): what a test
+  // report counts against the test. A request cutoff refused (400, 403,
+  // 407) is the test's own doing, and a client that left is no failure of
+  // the way.
   bool failed() const;
   size_t bytes() const { return sizeof *this + text_.capacity(); }
 

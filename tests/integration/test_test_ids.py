@@ -21,6 +21,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -361,6 +362,28 @@ class ReportTest(CutoffTestCase):
         for case in cases.values():
             self.assertEqual(case.get("classname"), "cutoff")
             self.assertGreaterEqual(float(case.get("time")), 0.0)
+
+    @time_limit(15)
+    def test_immediate_stop_counts_the_hang_as_a_failure(self):
+        up = self.upstream()
+        out_dir = tempfile.mkdtemp(prefix="cutoff-report-")
+        self.addCleanup(shutil.rmtree, out_dir)
+        report = os.path.join(out_dir, "cutoff.xml")
+        c = self.dedicated_cutoff({"drain_timeout": "10s",
+                                   "defaults": {"response_header_timeout": "10s"}},
+                                  extra_args=["--report", report])
+        cl = self.client(c)
+        cl.request("GET", self.url(up, "/hang"), [("Cutoff-Test-Id", "suite::killed")])
+        first_request(up)
+        c.proc.send_signal(signal.SIGTERM)
+        self.wait_for(lambda: "draining" in c.stderr_text(), "the drain to begin")
+        c.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(c.proc.wait(5 * SCALE), 0)
+        [case] = ET.parse(report).getroot().iter("testcase")
+        [failure] = case.findall("failure")
+        self.assertEqual(failure.get("type"), "stopped")
+        self.assertIn("a second SIGTERM", failure.text)
+        self.assertIn("phase awaiting_response", failure.text)
 
     def test_unwritable_report_refused_at_start(self):
         c = subprocess.run([self.cutoff_binary(), "--report", "/nonexistent-dir/x.xml", "--check"],
