@@ -623,7 +623,7 @@ void Loader::load_access_log(const toml::node& node, AccessLogConfig* log) {
 }
 
 // What the two counts allow is the operator's call: an exchange kept takes
-// about 150 bytes with a short target and at most about 1.7 KiB (its target
+// about 180 bytes with a short target and at most about 1.7 KiB (its target
 // and failure sentence cut at their longest), so the defaults hold 100,000
 // exchanges in 15 to 170 MiB. The upper limits only catch a count no suite
 // needs.
