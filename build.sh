@@ -112,6 +112,7 @@ TSAN_TESTS=(
   test_operations.ClientCapTwoWorkersTest      # the client count the workers share
   test_operations.LogsTest                     # SIGUSR1 reopens the shared access log
   test_forwarding.MultiWorkerTest              # concurrent clients on both loops
+  test_test_ids.TestIdsTest                    # the test registry both workers write
 )
 
 tsan() {
