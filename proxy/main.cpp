@@ -5,7 +5,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <list>
