@@ -148,19 +148,6 @@ bool MessageHead::extend(Span& span, const char* at, size_t len) {
   return true;
 }
 
-std::string_view MessageHead::raw_line(size_t i) const {
-  const HeaderSpan& h = headers_[i];
-  size_t colon = size_t{h.name.offset} + h.name.length;
-  size_t end = size_t{h.value.offset} + h.value.length;  // where the CRLF must be
-  if (h.value.length == 0 || h.value.offset != colon + 2 || end + 2 > storage_.size()) return {};
-  const char* bytes = storage_.data();
-  if (bytes[colon] != ':' || bytes[colon + 1] != ' ' || bytes[end] != '\r' ||
-      bytes[end + 1] != '\n') {
-    return {};
-  }
-  return {bytes + h.name.offset, end + 2 - h.name.offset};
-}
-
 std::string_view MessageHead::find(std::string_view name) const {
   for (const HeaderSpan& h : headers_) {
     if (iequals(view(h.name), name)) return view(h.value);

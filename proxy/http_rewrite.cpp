@@ -13,6 +13,7 @@ namespace cutoff {
 namespace {
 
 constexpr std::string_view kVia = "Via: 1.1 cutoff\r\n";
+constexpr std::string_view kViaLast = "Via: 1.1 cutoff\r\n\r\n";
 
 // A port number as a URL spells it: decimal digits (leading zeros allowed)
 // for 1..65535.
@@ -343,9 +344,13 @@ void build_response_head(std::string& out, const MessageHead& response,
   } else if (rewrite.client_http10) {
     out.append("Connection: keep-alive\r\n");
   }
+  std::string_view extra = rewrite.interim ? std::string_view() : rewrite.extra_headers;
+  if (rewrite.via && extra.empty()) {
+    out.append(kViaLast);  // the common end of a head, in one append
+    return;
+  }
   if (rewrite.via) out.append(kVia);
-  if (!rewrite.interim) out.append(rewrite.extra_headers);
-  out.append("\r\n");
+  out.append(extra).append("\r\n");
 }
 
 }  // namespace cutoff

@@ -84,7 +84,18 @@ class MessageHead {
   // "name: value\r\n" (one space, no other whitespace); empty otherwise.
   // Lines that follow one another in the head follow one another here, so
   // that a run of them can be copied as one piece.
-  std::string_view raw_line(size_t i) const;
+  std::string_view raw_line(size_t i) const {
+    const HeaderSpan& h = headers_[i];
+    size_t colon = size_t{h.name.offset} + h.name.length;
+    size_t end = size_t{h.value.offset} + h.value.length;  // where the CRLF must be
+    if (h.value.length == 0 || h.value.offset != colon + 2 || end + 2 > storage_.size()) return {};
+    const char* bytes = storage_.data();
+    if (bytes[colon] != ':' || bytes[colon + 1] != ' ' || bytes[end] != '\r' ||
+        bytes[end + 1] != '\n') {
+      return {};
+    }
+    return {bytes + h.name.offset, end + 2 - h.name.offset};
+  }
 
  private:
   friend class HttpParser;
