@@ -212,6 +212,12 @@ bool canonical_host(std::string_view host, bool bracketed, std::string* out) {
   }
   if (!host.empty() && host.back() == '.') host.remove_suffix(1);
   if (host.empty() || host.size() > 253) return false;
+  // Already canonical, as most numeric hosts are: nothing to lower-case or
+  // convert.
+  if (is_dotted_quad(host)) {
+    out->assign(host);
+    return true;
+  }
   out->resize(host.size());
   for (size_t i = 0; i < host.size(); ++i) (*out)[i] = ascii_lower(host[i]);
   if (!is_numeric_ipv4_spelling(*out)) return is_canonical_name(*out);

@@ -12,10 +12,18 @@ namespace {
 // A name as a known one, case-insensitively and with "_" read as "-": CGI
 // gateways and some frameworks map both to the same variable, so that
 // "Transfer_Encoding" would frame the body for them.
+// Every header name of every message is compared here, a byte at a time
+// through one table lookup.
+constexpr auto kNameFold = [] {
+  std::array<char, 256> fold{};
+  for (int c = 0; c < 256; ++c) fold[c] = ascii_lower(static_cast<char>(c));
+  fold['_'] = '-';
+  return fold;
+}();
+
 bool names_alike(std::string_view name, std::string_view known) {
   for (size_t i = 0; i < name.size(); ++i) {
-    char c = ascii_lower(name[i]);
-    if (c != known[i] && !(c == '_' && known[i] == '-')) return false;
+    if (kNameFold[static_cast<unsigned char>(name[i])] != known[i]) return false;
   }
   return true;
 }
@@ -101,7 +109,6 @@ bool is_reason_phrase(std::string_view s) {
 }  // namespace
 
 void MessageHead::clear() {
-  storage_.clear();
   headers_.clear();
   role_counts_ = {};
   target_ = reason_ = Span{};
@@ -110,10 +117,46 @@ void MessageHead::clear() {
   major_ = minor_ = 1;
 }
 
-void MessageHead::append(Span& span, const char* at, size_t len) {
-  if (span.length == 0) span.offset = static_cast<uint32_t>(storage_.size());
-  storage_.append(at, len);
+void MessageHead::restart() {
+  storage_.clear();
+  base_ = storage_.data();
+}
+
+// The first piece of a head is parsed where it lies and copied once the
+// feed ends; a later piece is appended first, whole, so that a field begun
+// in an earlier read stays in one piece while llhttp reports the rest of it
+// (what follows the head is cut off again in end_feed).
+void MessageHead::begin_feed(const char* data, size_t len) {
+  feed_data_ = data;
+  fed_before_ = static_cast<uint32_t>(storage_.size());
+  if (storage_.empty()) {
+    base_ = data;
+    return;
+  }
+  storage_.append(data, len);
+  base_ = storage_.data();
+}
+
+void MessageHead::end_feed(const char* data, const char* stop) {
+  size_t parsed = static_cast<size_t>(stop - data);
+  if (fed_before_ == 0) {
+    storage_.assign(data, parsed);
+  } else {
+    storage_.resize(fed_before_ + parsed);
+  }
+  base_ = storage_.data();
+  feed_data_ = nullptr;
+}
+
+bool MessageHead::extend(Span& span, const char* at, size_t len) {
+  auto offset = static_cast<uint32_t>(fed_before_ + static_cast<size_t>(at - feed_data_));
+  if (span.length == 0) {
+    span.offset = offset;
+  } else if (span.offset + span.length != offset) {
+    return false;
+  }
   span.length += static_cast<uint32_t>(len);
+  return true;
 }
 
 std::string_view MessageHead::find(std::string_view name) const {
@@ -170,6 +213,7 @@ void HttpParser::reset() {
   llhttp_init(&parser_, type, settings());
   parser_.data = this;
   head_.clear();
+  head_.restart();
   framing_ = Framing{};
   body_declared_not_sent_ = false;
   head_bytes_ = 0;
@@ -196,6 +240,7 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
     head_done_ = message_done_ = head_reported_ = in_trailers_ = false;
     head_bytes_ = 0;
     last_head_byte_ = 0;
+    head_.restart();
   }
   // A head may not grow past kMaxHead: parse at most what fits, and if the
   // head is still not complete after that, the head is too large.
@@ -208,9 +253,11 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
   bool in_head = !head_done_;
   bool trailers_before = in_trailers_;
   trailer_start_ = nullptr;
+  if (in_head) head_.begin_feed(data, limit);
   llhttp_errno_t rc = llhttp_execute(&parser_, data, limit);
   const char* stop = rc == HPE_OK ? data + limit : llhttp_get_error_pos(&parser_);
   if (in_head) {
+    head_.end_feed(data, stop);
     head_bytes_ += static_cast<size_t>(stop - data);
     if (rc == HPE_OK && capped && !head_done_) {
       return fail(431, "the head is larger than 64 KiB");
@@ -310,14 +357,12 @@ int HttpParser::on_url(llhttp_t* p, const char* at, size_t len) {
     self.fail(414, "the request target is longer than 8 KiB");
     return HPE_USER;
   }
-  self.head_.append(self.head_.target_, at, len);
-  return 0;
+  return self.take(self.head_.target_, at, len);
 }
 
 int HttpParser::on_status(llhttp_t* p, const char* at, size_t len) {
   HttpParser& self = HttpParser::self(p);
-  self.head_.append(self.head_.reason_, at, len);
-  return 0;
+  return self.take(self.head_.reason_, at, len);
 }
 
 int HttpParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
@@ -341,8 +386,7 @@ int HttpParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
     self.head_.headers_.emplace_back();
     self.field_done_ = false;
   }
-  self.head_.append(self.head_.headers_.back().name, at, len);
-  return 0;
+  return self.take(self.head_.headers_.back().name, at, len);
 }
 
 int HttpParser::on_header_field_complete(llhttp_t* p) {
@@ -381,8 +425,15 @@ int HttpParser::end_trailer_field() {
 int HttpParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   HttpParser& self = HttpParser::self(p);
   if (self.head_done_) return 0;
-  self.head_.append(self.head_.headers_.back().value, at, len);
-  return 0;
+  return self.take(self.head_.headers_.back().value, at, len);
+}
+
+// A piece of the head that does not follow the last piece of its element is
+// a line llhttp unfolded (feed() names the fault from the bytes).
+int HttpParser::take(MessageHead::Span& span, const char* at, size_t len) {
+  if (head_.extend(span, at, len)) return 0;
+  fail(400, "obs-fold (a field continued on the next line)");
+  return -1;
 }
 
 // A request's start line is whole: from here on its method is known, so a

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <array>
-#include <charconv>
 #include <cstdint>
 #include <random>
 
@@ -14,6 +13,7 @@ namespace cutoff {
 namespace {
 
 constexpr std::string_view kVia = "Via: 1.1 cutoff\r\n";
+constexpr std::string_view kViaLast = "Via: 1.1 cutoff\r\n\r\n";
 
 // A port number as a URL spells it: decimal digits (leading zeros allowed)
 // for 1..65535.
@@ -73,17 +73,82 @@ void append_header(std::string& out, std::string_view name, std::string_view val
   out.append(name).append(": ").append(value).append("\r\n");
 }
 
-void append_number(std::string& out, uint64_t n) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-  out.append(digits, end);
+// Writes n's decimal digits so that they end at `end`; returns where they
+// begin.
+char* put_digits(char* end, uint64_t n) {
+  do {
+    *--end = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n != 0);
+  return end;
 }
 
-void append_content_length(std::string& out, uint64_t length) {
-  out.append("Content-Length: ");
-  append_number(out, length);
-  out.append("\r\n");
+void append_number(std::string& out, uint64_t n) {
+  char digits[20];
+  char* end = digits + sizeof digits;
+  char* begin = put_digits(end, n);
+  out.append(begin, end);
 }
+
+// One append for the whole line: a head is a run of small appends, and each
+// costs more than the bytes it copies.
+void append_content_length(std::string& out, uint64_t length) {
+  constexpr std::string_view kName = "Content-Length: ";
+  char line[kName.size() + 20 + 2];
+  char* end = line + sizeof line;
+  end[-2] = '\r';
+  end[-1] = '\n';
+  char* begin = put_digits(end - 2, length) - kName.size();
+  kName.copy(begin, kName.size());
+  out.append(begin, end);
+}
+
+// "HTTP/1.1 200 ", the status in three digits as llhttp parsed it.
+void append_status_line(std::string& out, int status, std::string_view reason) {
+  if (status >= 100 && status <= 999) {
+    char line[] = "HTTP/1.1 000 ";
+    put_digits(line + 12, static_cast<uint64_t>(status));
+    out.append(line, sizeof line - 1);
+  } else {
+    out.append("HTTP/1.1 ");
+    append_number(out, static_cast<uint64_t>(status));
+    out.push_back(' ');
+  }
+  out.append(reason).append("\r\n");
+}
+
+// Forwards end-to-end field lines: consecutive ones that arrived in the
+// form cutoff would write ("name: value\r\n") leave in one append of the
+// bytes as they came, the others are written anew. Anything else written
+// to `out` in between must flush() the run first, to keep the order.
+class FieldLines {
+ public:
+  FieldLines(std::string& out, const MessageHead& head) : out_(out), head_(head) {}
+  void add(size_t i) {
+    std::string_view line = head_.raw_line(i);
+    if (line.empty()) {
+      flush();
+      MessageHead::Header h = head_.header(i);
+      append_header(out_, h.name, h.value);
+      return;
+    }
+    if (line.data() != end_) {
+      flush();
+      begin_ = line.data();
+    }
+    end_ = line.data() + line.size();
+  }
+  void flush() {
+    if (begin_ != end_) out_.append(begin_, end_);
+    begin_ = end_ = nullptr;
+  }
+
+ private:
+  std::string& out_;
+  const MessageHead& head_;
+  const char* begin_ = nullptr;
+  const char* end_ = nullptr;
+};
 
 constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n";
 
@@ -200,15 +265,16 @@ void build_request_head(std::string& out, const MessageHead& request, const Fram
   out.append("\r\n");
   // The framing line takes the place of the field it was decided from.
   bool framed = false;
+  FieldLines lines(out, request);
   for (size_t i = 0; i < request.header_count(); ++i) {
-    MessageHead::Header h = request.header(i);
-    switch (h.role) {
+    switch (request.role(i)) {
       case HeaderRole::end_to_end:
-        append_header(out, h.name, h.value);
+        lines.add(i);
         break;
       case HeaderRole::content_length:
       case HeaderRole::transfer_encoding:
         if (framed) break;
+        lines.flush();
         framed = true;
         if (framing.kind == Framing::Kind::chunked) out.append(kChunked);
         if (framing.kind == Framing::Kind::length) append_content_length(out, framing.length);
@@ -217,6 +283,7 @@ void build_request_head(std::string& out, const MessageHead& request, const Fram
         break;
     }
   }
+  lines.flush();
   if (rewrite.upgrade) {
     append_header(out, "Upgrade", request.join("upgrade"));
     out.append("Connection: upgrade\r\n");
@@ -233,32 +300,32 @@ void build_request_head(std::string& out, const MessageHead& request, const Fram
 void build_response_head(std::string& out, const MessageHead& response,
                          const ResponseRewrite& rewrite) {
   int status = response.status();
-  out.append("HTTP/1.1 ");
-  append_number(out, static_cast<uint64_t>(status));
-  out.append(" ").append(response.reason()).append("\r\n");
+  append_status_line(out, status, response.reason());
   // A final response without a body that is not a 204 answers HEAD or is a
   // 304: its Content-Length describes the representation and is kept.
   bool declared_length =
       rewrite.upstream.kind == Framing::Kind::none && status >= 200 && status != 204;
   bool framed = false;
+  FieldLines lines(out, response);
   for (size_t i = 0; i < response.header_count(); ++i) {
-    MessageHead::Header h = response.header(i);
-    switch (h.role) {
+    switch (response.role(i)) {
       case HeaderRole::end_to_end:
-        append_header(out, h.name, h.value);
+        lines.add(i);
         break;
       case HeaderRole::content_length:
         if (framed) break;
+        lines.flush();
         if (rewrite.upstream.kind == Framing::Kind::length) {
           append_content_length(out, rewrite.upstream.length);
           framed = true;
         } else if (declared_length) {
-          append_header(out, "Content-Length", trim_ows(h.value));
+          append_header(out, "Content-Length", trim_ows(response.header(i).value));
           framed = true;
         }
         break;
       case HeaderRole::transfer_encoding:
         if (framed || rewrite.plan.framing != BodyFraming::chunked) break;
+        lines.flush();
         out.append(kChunked);
         framed = true;
         break;
@@ -266,6 +333,7 @@ void build_response_head(std::string& out, const MessageHead& response,
         break;
     }
   }
+  lines.flush();
   if (rewrite.upgrade) {
     append_header(out, "Upgrade", response.join("upgrade"));
     out.append("Connection: upgrade\r\n");
@@ -276,9 +344,13 @@ void build_response_head(std::string& out, const MessageHead& response,
   } else if (rewrite.client_http10) {
     out.append("Connection: keep-alive\r\n");
   }
+  std::string_view extra = rewrite.interim ? std::string_view() : rewrite.extra_headers;
+  if (rewrite.via && extra.empty()) {
+    out.append(kViaLast);  // the common end of a head, in one append
+    return;
+  }
   if (rewrite.via) out.append(kVia);
-  if (!rewrite.interim) out.append(rewrite.extra_headers);
-  out.append("\r\n");
+  out.append(extra).append("\r\n");
 }
 
 }  // namespace cutoff

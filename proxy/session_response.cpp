@@ -113,7 +113,8 @@ bool Session::on_response_head() {
                                   !ex_->is_upgrade && !client_eof_ && !worker_.draining();
   facts.upstream = rewrite.upstream;
   ex_->plan = plan_response(facts);
-  ex_->response_parser.set_body_sink(ex_->plan.framing == BodyFraming::dechunk ? this : nullptr);
+  ex_->response_parser.set_body_sink(ex_->plan.framing == BodyFraming::dechunk ? &ex_->listener
+                                                                               : nullptr);
   char timing[160];
   rewrite.extra_headers =
       config().listen.server_timing ? server_timing(timing, sizeof timing) : std::string_view();

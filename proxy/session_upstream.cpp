@@ -108,7 +108,7 @@ void Session::open_upstream() {
     return connect_upstream();
   }
   enter(Phase::resolving);
-  ex_->lookup = worker_.resolver().resolve(hop_host(), hop_port(), this);
+  ex_->lookup = worker_.resolver().resolve(hop_host(), hop_port(), &ex_->listener);
   if (ex_->lookup == nullptr) {
     fail_upstream(ProxyError::dns_error,
                   fmt::format("{} could not be resolved (route {})", hop_name(), ex_->route.name));
@@ -133,7 +133,7 @@ void Session::on_resolved(int status, const AddressList& addresses) {
 // Races the next hop's addresses (RFC 8305, connect_race.hpp), all under one
 // connect_timeout: fail() ends the race along with the exchange.
 void Session::connect_upstream() {
-  ex_->race.start(worker_.loop(), worker_.read_buffer(), ex_->addresses, this);
+  ex_->race.start(worker_.loop(), worker_.read_buffer(), ex_->addresses, &ex_->listener);
 }
 
 void Session::on_race_won(TcpSocket winner, const sockaddr_in6& peer) {

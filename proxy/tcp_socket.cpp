@@ -9,6 +9,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <type_traits>
 
 namespace cutoff {
 
@@ -30,12 +31,18 @@ int TcpSocket::init(uv_loop_t* loop, ReadBuffer* buffer, SocketEvents* events) {
     delete core_.release();
     return rc;
   }
-  core_->tcp.data = core_.get();
+  core_->tcp.data = buffer;
   core_->owner = this;
   core_->events = events;
-  core_->buffer = buffer;
   uv_tcp_nodelay(&core_->tcp, 1);
   return 0;
+}
+
+TcpSocket::Core* TcpSocket::core_of(void* handle) {
+  // A standard-layout struct is at the address of its first member.
+  static_assert(std::is_standard_layout_v<Core>);
+  static_assert(sizeof(Core) <= sizeof(uv_tcp_t) + 32, "an idle connection's socket grew");
+  return reinterpret_cast<Core*>(handle);
 }
 
 TcpSocket::Core::Extra& TcpSocket::extra_of(Core* core) {
@@ -235,15 +242,15 @@ void TcpSocket::abort() {
 }
 
 void TcpSocket::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-  auto* core = static_cast<Core*>(handle->data);
-  assert(!core->buffer->in_use && "one read at a time per loop");
-  core->buffer->in_use = true;
-  *buf = uv_buf_init(core->buffer->bytes, ReadBuffer::kSize);
+  ReadBuffer* buffer = buffer_of(core_of(handle));
+  assert(!buffer->in_use && "one read at a time per loop");
+  buffer->in_use = true;
+  *buf = uv_buf_init(buffer->bytes, ReadBuffer::kSize);
 }
 
 void TcpSocket::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
-  auto* core = static_cast<Core*>(stream->data);
-  ReadBuffer* buffer = core->buffer;
+  Core* core = core_of(stream);
+  ReadBuffer* buffer = buffer_of(core);
   // Release first: the owner may close this socket (and free `core`) from
   // inside its callback.
   buffer->in_use = false;
@@ -283,7 +290,7 @@ void TcpSocket::on_ciphertext(Core* core, const char* data, size_t len) {
 // arrive together, so the owner sees what trails a response (and never
 // reuses that connection) whatever the records' boundaries.
 void TcpSocket::deliver_plaintext(Core* core) {
-  ReadBuffer* buffer = core->buffer;
+  ReadBuffer* buffer = buffer_of(core);
   while (core->events != nullptr) {
     size_t filled = 0;
     TlsLayer::Read result = TlsLayer::Read::data;

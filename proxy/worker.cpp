@@ -151,11 +151,12 @@ void Worker::on_drain_timeout(uv_timer_t* timer) {
   self->stop_if_drained();
 }
 
-std::unique_ptr<ExchangeState> Worker::borrow_exchange(DeadlineListener& listener) {
+std::unique_ptr<ExchangeState> Worker::borrow_exchange(Session& session) {
   if (spare_exchanges_.empty()) spare_exchanges_.push_back(std::make_unique<ExchangeState>(&loop_));
   std::unique_ptr<ExchangeState> exchange = std::move(spare_exchanges_.back());
   spare_exchanges_.pop_back();
-  exchange->deadline.listen(&listener);
+  exchange->listener.lend_to(&session);
+  exchange->deadline.listen(&exchange->listener);
   return exchange;
 }
 
@@ -164,6 +165,7 @@ void Worker::return_exchange(std::unique_ptr<ExchangeState> exchange) {
   // no one.
   exchange->deadline.disarm();
   exchange->deadline.listen(nullptr);
+  exchange->listener.lend_to(nullptr);
   // Once stopping, the loop is winding down: the state goes, and its timer
   // with it.
   if (stopping_) return;

@@ -14,6 +14,7 @@
 #include "cutoff/connect_race.hpp"
 #include "cutoff/deadline.hpp"
 #include "cutoff/exchange.hpp"
+#include "cutoff/exchange_listener.hpp"
 #include "cutoff/http_parser.hpp"
 #include "cutoff/http_rewrite.hpp"
 #include "cutoff/requested_timeouts.hpp"
@@ -27,8 +28,11 @@ namespace cutoff {
 struct ExchangeState {
   explicit ExchangeState(uv_loop_t* loop) : deadline(loop) {}
 
-  // Guards every phase of the exchange (session.hpp's enter()); the session
-  // that borrows the state listens to it.
+  // Takes the events of the deadline, the lookup, the connect race and a
+  // decoded body, for the session that borrows the state.
+  ExchangeListener listener;
+  // Guards every phase of the exchange (session.hpp's enter()); `listener`
+  // listens to it.
   Deadline deadline;
   // The config current when the exchange began; a reload changes the next
   // exchange, never this one.

@@ -46,8 +46,19 @@ bool field_named(std::string_view name, std::string_view known);
 
 // A message head; header names and values view into its own storage and stay
 // valid until the next message begins.
+//
+// The storage is the head's bytes as they arrived, and every name, value,
+// target and reason is an offset and a length in it: the parser records
+// where each lies rather than copying it, and copies the whole head once per
+// read. A line the parser left as it came (`raw_line`) can then be forwarded
+// as it is, and a head forwards the same bytes however its reads split it.
 class MessageHead {
  public:
+  MessageHead() = default;
+  // Views point into the storage: a copy would point into another's.
+  MessageHead(const MessageHead&) = delete;
+  MessageHead& operator=(const MessageHead&) = delete;
+
   struct Header {
     std::string_view name;
     std::string_view value;
@@ -67,6 +78,7 @@ class MessageHead {
   Header header(size_t i) const {
     return {view(headers_[i].name), view(headers_[i].value), headers_[i].role};
   }
+  HeaderRole role(size_t i) const { return headers_[i].role; }
   // The first value of a header (case-insensitive name), or empty.
   std::string_view find(std::string_view name) const;
   // Every list item of every field with this name, joined with ", " as
@@ -74,6 +86,22 @@ class MessageHead {
   std::string join(std::string_view name) const;
   // How many header fields have this role.
   int count(HeaderRole role) const { return role_counts_[static_cast<size_t>(role)]; }
+  // Header i's field line with its CRLF, when it arrived as exactly
+  // "name: value\r\n" (one space, no other whitespace); empty otherwise.
+  // Lines that follow one another in the head follow one another here, so
+  // that a run of them can be copied as one piece.
+  std::string_view raw_line(size_t i) const {
+    const HeaderSpan& h = headers_[i];
+    size_t colon = size_t{h.name.offset} + h.name.length;
+    size_t end = size_t{h.value.offset} + h.value.length;  // where the CRLF must be
+    if (h.value.length == 0 || h.value.offset != colon + 2 || end + 2 > storage_.size()) return {};
+    const char* bytes = storage_.data();
+    if (bytes[colon] != ':' || bytes[colon + 1] != ' ' || bytes[end] != '\r' ||
+        bytes[end + 1] != '\n') {
+      return {};
+    }
+    return {bytes + h.name.offset, end + 2 - h.name.offset};
+  }
 
  private:
   friend class HttpParser;
@@ -85,10 +113,27 @@ class MessageHead {
     Span name, value;
     HeaderRole role = HeaderRole::end_to_end;
   };
-  std::string_view view(Span s) const { return {storage_.data() + s.offset, s.length}; }
-  void append(Span& span, const char* at, size_t len);
+  std::string_view view(Span s) const { return {base_ + s.offset, s.length}; }
+  // A new message: forgets the bytes of the last one.
+  void restart();
+  // Around each parse of head bytes: `begin_feed` makes the bytes at `data`
+  // viewable while they are parsed, `end_feed` keeps those up to `stop`.
+  void begin_feed(const char* data, size_t len);
+  void end_feed(const char* data, const char* stop);
+  // Takes `len` more bytes at `at` (in the bytes being parsed) into `span`;
+  // false if they do not follow its bytes so far, as when llhttp unfolds an
+  // obs-fold line.
+  bool extend(Span& span, const char* at, size_t len);
 
+  // The head's bytes from its first, once a feed has ended.
   std::string storage_;
+  // Where offsets count from: storage_, or while the first piece of a head
+  // is parsed, the caller's bytes (copied to storage_ when the feed ends).
+  const char* base_ = "";
+  // While a feed parses: where its bytes begin, and how many head bytes
+  // came before them.
+  const char* feed_data_ = nullptr;
+  uint32_t fed_before_ = 0;
   std::vector<HeaderSpan> headers_;
   std::array<int, kHeaderRoles> role_counts_{};
   Span target_, reason_;
@@ -178,6 +223,7 @@ class HttpParser {
   static const llhttp_settings_t* settings();
   static HttpParser& self(llhttp_t* p) { return *static_cast<HttpParser*>(p->data); }
   int settle_head();
+  int take(MessageHead::Span& span, const char* at, size_t len);
   int end_trailer_field();
   const char* last_line_fault(const char* data, const char* end) const;
   bool apply_connection_options();

@@ -41,11 +41,10 @@ namespace cutoff {
 
 class Worker;
 
-class Session final : SocketEvents,
-                      DeadlineListener,
-                      ResolveListener,
-                      BodySink,
-                      ConnectRaceListener {
+// Only SocketEvents is an interface of the session itself: the events of an
+// exchange's parts reach it through the exchange state it borrows
+// (exchange_listener.hpp).
+class Session final : SocketEvents {
  public:
   explicit Session(Worker& worker);
   ~Session();
@@ -89,20 +88,22 @@ class Session final : SocketEvents,
   }
 
  private:
-  // --- SocketEvents, DeadlineListener, ResolveListener, BodySink, ConnectRaceListener ---
+  // --- SocketEvents ---
   void on_data(TcpSocket& socket, const char* data, size_t len) override;
   void on_read_end(TcpSocket& socket, int status) override;
   void on_connect(TcpSocket& socket, int status) override;
   void on_drained(TcpSocket& socket, int status) override;
   void on_shutdown(TcpSocket& socket, int status) override;
   void on_handshake(TcpSocket& socket, int status) override;
-  void on_deadline(const Expiry& expiry) override;
-  void mark_deliveries() override;
-  uint64_t deliveries_since_mark() override;
-  void on_resolved(int status, const AddressList& addresses) override;
-  void on_body(const char* data, size_t len) override;
-  void on_race_won(TcpSocket winner, const sockaddr_in6& peer) override;
-  void on_race_lost(int last_error) override;
+  // --- the exchange's parts, through its ExchangeListener ---
+  friend class ExchangeListener;
+  void on_deadline(const Expiry& expiry);
+  void mark_deliveries();
+  uint64_t deliveries_since_mark();
+  void on_resolved(int status, const AddressList& addresses);
+  void on_body(const char* data, size_t len);
+  void on_race_won(TcpSocket winner, const sockaddr_in6& peer);
+  void on_race_lost(int last_error);
 
   // --- phases ---
   void enter(Phase phase);

@@ -99,9 +99,9 @@ class Worker {
   // so it is free again as soon as the send returns.
   std::string& scratch() { return scratch_; }
 
-  // Lends the state of an exchange (recycled: no allocation once warm),
-  // its deadline listening to `listener`.
-  std::unique_ptr<ExchangeState> borrow_exchange(DeadlineListener& listener);
+  // Lends the state of an exchange (recycled: no allocation once warm) to
+  // `session`, which its deadline and other parts report to.
+  std::unique_ptr<ExchangeState> borrow_exchange(Session& session);
   // Takes it back, its deadline disarmed.
   void return_exchange(std::unique_ptr<ExchangeState> exchange);
 

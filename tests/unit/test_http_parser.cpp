@@ -766,6 +766,28 @@ TEST_CASE("obs-fold in a request head is an error", "[http_parser]") {
   expect_request_error("GET http://h/ HTTP/1.1\r\nX-Folded: a\r\n\tb\r\nHost: h\r\n\r\n");
 }
 
+// A bare LF or a fold is found wherever it falls in a head, whether the
+// head comes in one read or in reads that cut it anywhere.
+TEST_CASE("a bare LF or an obs-fold is found at every place of a long head", "[http_parser]") {
+  for (size_t pad = 0; pad < 40; ++pad) {
+    const std::string a(pad, 'a');
+    const std::string bare_lf = "GET http://h/" + a + " HTTP/1.1\nHost: h\r\n\r\n";
+    const std::string folded = "GET http://h/ HTTP/1.1\r\nX-A: " + a + "\r\n b\r\n\r\n";
+    const std::string late_lf = "GET http://h/ HTTP/1.1\r\nX-A: " + a + "\r\nX-B: 1\n\r\n";
+    const std::string clean = "GET http://h/ HTTP/1.1\r\nX-A: " + a + "\r\nX-B: 1\r\n\r\n";
+    expect_head_refused(HTTP_REQUEST, bare_lf, "without CR");
+    expect_head_refused(HTTP_REQUEST, folded, "obs-fold");
+    for (size_t step : {size_t{7}, size_t{16}, size_t{1000}}) {
+      INFO("pad " << pad << ", reads of " << step);
+      HttpParser p1(HTTP_REQUEST), p2(HTTP_REQUEST), p3(HTTP_REQUEST), p4(HTTP_REQUEST);
+      CHECK(feed_in_steps(p1, bare_lf, step) == "error");
+      CHECK(feed_in_steps(p2, folded, step) == "error");
+      CHECK(feed_in_steps(p3, late_lf, step) == "error");
+      CHECK(feed_in_steps(p4, clean, step) == "head");
+    }
+  }
+}
+
 // SPEC §2: a bare CR where the head's final CRLF belongs is rejected with 400.
 TEST_CASE("a bare CR before the final CRLF is an error", "[http_parser]") {
   expect_request_error("GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\r\n");

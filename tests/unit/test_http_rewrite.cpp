@@ -1,6 +1,8 @@
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cutoff/http_parser.hpp"
 #include "cutoff/http_rewrite.hpp"
@@ -673,4 +675,133 @@ TEST_CASE("origin-form targets inside an intercepted connection", "[http_rewrite
   CHECK_FALSE(t.tls);
   REQUIRE(error_name(parse_authority("example.com:443", &t)) == "none");
   CHECK_FALSE(t.tls);
+}
+
+// --- heads in pieces ------------------------------------------------------------
+
+namespace {
+
+// Feeds `bytes` to a fresh parser in reads that end at each of `cuts` (the
+// last read ends with the bytes); the head must be whole after the last one.
+// Returns what the rebuilt head would be, request or response.
+std::string rebuilt_in_reads(llhttp_type_t type, std::string_view bytes,
+                             const std::vector<size_t>& cuts) {
+  HttpParser parser(type);
+  size_t at = 0;
+  HttpParser::Event event = HttpParser::Event::need_more;
+  std::vector<size_t> ends = cuts;
+  ends.push_back(bytes.size());
+  for (size_t end : ends) {
+    REQUIRE(event == HttpParser::Event::need_more);
+    size_t consumed = 0;
+    event = parser.feed(bytes.data() + at, end - at, &consumed);
+    REQUIRE(consumed == end - at);
+    at = end;
+  }
+  REQUIRE(event == HttpParser::Event::head);
+  std::string out = "previous ";  // the builders append
+  if (type == HTTP_REQUEST) {
+    Target t;
+    REQUIRE(error_name(parse_absolute_target(parser.head().target(), &t)) == "none");
+    build_request_head(out, parser.head(), parser.framing(), t, RequestRewrite{});
+  } else {
+    ResponseRewrite rw = with_plan(BodyFraming::content_length, true);
+    rw.upstream = parser.framing();
+    build_response_head(out, parser.head(), rw);
+  }
+  return out;
+}
+
+// Every way to cut `bytes` into two reads, and one byte per read, rebuild
+// the head the one read does.
+void check_reads_agree(llhttp_type_t type, std::string_view bytes, std::string_view expected) {
+  INFO(bytes);
+  CHECK(rebuilt_in_reads(type, bytes, {}) == expected);
+  for (size_t cut = 1; cut < bytes.size(); ++cut) {
+    INFO("cut after " << cut);
+    CHECK(rebuilt_in_reads(type, bytes, {cut}) == expected);
+  }
+  std::vector<size_t> every_byte;
+  for (size_t cut = 1; cut < bytes.size(); ++cut) every_byte.push_back(cut);
+  CHECK(rebuilt_in_reads(type, bytes, every_byte) == expected);
+}
+
+}  // namespace
+
+// Field lines that arrived as cutoff writes them leave as they came, in
+// runs; the others are written anew ("name: value"). Either way the bytes
+// forwarded must not depend on how the head was cut into reads.
+TEST_CASE("a head forwards the same bytes in one read, two, or one byte per read",
+          "[http_rewrite]") {
+  check_reads_agree(HTTP_RESPONSE,
+                    "HTTP/1.1 200 OK\r\n"
+                    "Server: s/1\r\n"
+                    "Date: Wed, 03 Dec 2026 16:30:12 GMT\r\n"
+                    "X-Tight:a\r\n"
+                    "X-Wide:   b\r\n"
+                    "X-Trailing: c \t\r\n"
+                    "X-Empty:\r\n"
+                    "X-Tab:\td\r\n"
+                    "Keep-Alive: timeout=5\r\n"
+                    "Content-Length: 0005\r\n"
+                    "ETag: \"e\"\r\n"
+                    "Connection: keep-alive\r\n"
+                    "Accept-Ranges: bytes\r\n"
+                    "\r\n",
+                    "previous HTTP/1.1 200 OK\r\n"
+                    "Server: s/1\r\n"
+                    "Date: Wed, 03 Dec 2026 16:30:12 GMT\r\n"
+                    "X-Tight: a\r\n"
+                    "X-Wide: b\r\n"
+                    "X-Trailing: c \t\r\n"
+                    "X-Empty: \r\n"
+                    "X-Tab: d\r\n"
+                    "Content-Length: 5\r\n"
+                    "ETag: \"e\"\r\n"
+                    "Accept-Ranges: bytes\r\n"
+                    "Via: 1.1 cutoff\r\n"
+                    "\r\n");
+  check_reads_agree(HTTP_REQUEST,
+                    "GET http://example.com:8080/p?q=1 HTTP/1.1\r\n"
+                    "Host: example.com:8080\r\n"
+                    "User-Agent: t/1\r\n"
+                    "Accept:*/*\r\n"
+                    "Connection: x-hop\r\n"
+                    "X-Hop: 1\r\n"
+                    "Cookie: a=b\r\n"
+                    "X-Last:  z  \r\n"
+                    "\r\n",
+                    "previous GET /p?q=1 HTTP/1.1\r\n"
+                    "Host: example.com:8080\r\n"
+                    "User-Agent: t/1\r\n"
+                    "Accept: */*\r\n"
+                    "Cookie: a=b\r\n"
+                    "X-Last: z  \r\n"
+                    "Via: 1.1 cutoff\r\n"
+                    "\r\n");
+}
+
+// The offsets the parser records are in the head's own bytes: once a feed
+// ends, the head no longer views the caller's buffer, which the caller
+// reuses for the next read.
+TEST_CASE("a parsed head does not view the bytes it was read from", "[http_rewrite]") {
+  std::string bytes = "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-B:2\r\nContent-Length: 0\r\n\r\n";
+  HttpParser parser(HTTP_RESPONSE);
+  size_t consumed = 0;
+  REQUIRE(parser.feed(bytes.data(), 20, &consumed) == HttpParser::Event::need_more);
+  std::string rest = bytes.substr(20);
+  REQUIRE(parser.feed(rest.data(), rest.size(), &consumed) == HttpParser::Event::head);
+  std::fill(bytes.begin(), bytes.end(), '#');
+  std::fill(rest.begin(), rest.end(), '#');
+  CHECK(parser.head().reason() == "OK");
+  CHECK(parser.head().find("x-a") == "1");
+  CHECK(parser.head().find("x-b") == "2");
+  CHECK(parser.head().raw_line(0) == "X-A: 1\r\n");
+  CHECK(parser.head().raw_line(1).empty());
+  ResponseRewrite rw = with_plan(BodyFraming::content_length, true);
+  rw.upstream = parser.framing();
+  std::string out;
+  build_response_head(out, parser.head(), rw);
+  CHECK(out ==
+        "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-B: 2\r\nContent-Length: 0\r\nVia: 1.1 cutoff\r\n\r\n");
 }
