@@ -9,11 +9,8 @@
 namespace cutoff {
 namespace {
 
-// A name as a known one, case-insensitively and with "_" read as "-": CGI
-// gateways and some frameworks map both to the same variable, so that
-// "Transfer_Encoding" would frame the body for them.
-// Every header name of every message is compared here, a byte at a time
-// through one table lookup.
+// Every header name of every message is compared through this table, a
+// byte at a time: lower case, and "_" read as "-".
 constexpr auto kNameFold = [] {
   std::array<char, 256> fold{};
   for (int c = 0; c < 256; ++c) fold[c] = ascii_lower(static_cast<char>(c));
@@ -21,6 +18,9 @@ constexpr auto kNameFold = [] {
   return fold;
 }();
 
+// A name as a known one, case-insensitively and with "_" read as "-": CGI
+// gateways and some frameworks map both to the same variable, so that
+// "Transfer_Encoding" would frame the body for them.
 bool names_alike(std::string_view name, std::string_view known) {
   for (size_t i = 0; i < name.size(); ++i) {
     if (kNameFold[static_cast<unsigned char>(name[i])] != known[i]) return false;
