@@ -7,8 +7,8 @@
 #include <sys/socket.h>
 
 #include <cassert>
-#include <cstddef>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 namespace cutoff {
