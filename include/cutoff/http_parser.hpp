@@ -45,7 +45,8 @@ constexpr size_t kHeaderRoles = 6;
 bool field_named(std::string_view name, std::string_view known);
 
 // A message head; header names and values view into its own storage and stay
-// valid until the next message begins.
+// valid until the parser is fed again after the message completed (its
+// bytes are dropped then, even by a feed of nothing but CRLFs).
 //
 // The storage is the head's bytes as they arrived, and every name, value,
 // target and reason is an offset and a length in it: the parser records
