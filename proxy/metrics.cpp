@@ -5,11 +5,17 @@
 namespace cutoff {
 
 RouteMetrics& Metrics::route(std::string_view name) {
+  // Entries are never erased: a name compared is cheaper than one hashed.
+  if (last_ != nullptr && name == last_name_) return *last_;
   // Only this worker's thread inserts, so finding without the lock is safe.
   auto it = routes_.find(name);
-  if (it != routes_.end()) return *it->second;
-  std::lock_guard<std::mutex> lock(mutex_);
-  return *routes_.emplace(std::string(name), std::make_unique<RouteMetrics>()).first->second;
+  if (it == routes_.end()) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    it = routes_.emplace(std::string(name), std::make_unique<RouteMetrics>()).first;
+  }
+  last_name_ = it->first;
+  last_ = it->second.get();
+  return *last_;
 }
 
 size_t status_class(int status) {

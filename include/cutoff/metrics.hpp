@@ -106,6 +106,10 @@ class Metrics {
   };
   mutable std::mutex mutex_;  // guards routes_' structure, not the counters
   std::unordered_map<std::string, std::unique_ptr<RouteMetrics>, Hash, std::equal_to<>> routes_;
+  // The entry route() returned last, and its name (the map's own key, which
+  // stays where it is): most exchanges of a worker take the same route.
+  std::string_view last_name_;
+  RouteMetrics* last_ = nullptr;
 };
 
 }  // namespace cutoff
