@@ -4,7 +4,6 @@
 
 #include <optional>
 
-#include "cutoff/ascii.hpp"
 
 namespace cutoff {
 namespace {
