@@ -13,6 +13,7 @@
 #include "cutoff/proxy_error.hpp"
 #include "cutoff/socket_address.hpp"
 #include "cutoff/test_report.hpp"
+#include "cutoff/uri_path.hpp"
 
 namespace cutoff {
 
@@ -49,31 +50,6 @@ Resource find_resource(std::string_view path) {
   if (path == "/tests") return Resource::tests;
   if (path.size() > kTestPrefix.size() && path.starts_with(kTestPrefix)) return Resource::test;
   return Resource::unknown;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// A test id as a path segment carries it: percent-encoded where it holds
-// "/", "?", spaces and the like. False for a "%" without two hex digits.
-bool percent_decode(std::string_view in, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out->push_back(in[i]);
-      continue;
-    }
-    int high = i + 2 < in.size() ? hex_value(in[i + 1]) : -1;
-    int low = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
-    if (high < 0 || low < 0) return false;
-    out->push_back(static_cast<char>(high * 16 + low));
-    i += 2;
-  }
-  return true;
 }
 
 constexpr std::string_view kText = "text/plain; charset=utf-8";
@@ -268,6 +244,8 @@ void AdminServer::Connection::answer_connections() {
 // GET /tests/ID: what the test did, and what it still waits for (from the
 // workers, as /connections gathers it); DELETE forgets it.
 void AdminServer::Connection::answer_test(std::string_view encoded_id, std::string_view method) {
+  // The id as a path segment carries it: percent-encoded where it holds
+  // "/", "?", spaces and the like.
   std::string id;
   if (!percent_decode(encoded_id, &id)) {
     respond(400, kText, "the test id in the path has a \"%\" without two hex digits\n");

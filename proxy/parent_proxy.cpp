@@ -7,6 +7,7 @@
 
 #include "cutoff/ascii.hpp"
 #include "cutoff/base64.hpp"
+#include "cutoff/uri_path.hpp"
 
 namespace cutoff {
 namespace {
@@ -21,30 +22,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
   return s;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = ascii_lower(c);
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-// "%40" -> "@": user names and passwords in URLs escape their delimiters.
-bool percent_decode(std::string_view in, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out->push_back(in[i]);
-      continue;
-    }
-    int high = i + 2 < in.size() ? hex_value(in[i + 1]) : -1;
-    int low = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
-    if (high < 0 || low < 0) return false;
-    out->push_back(static_cast<char>(high * 16 + low));
-    i += 2;
-  }
-  return true;
 }
 
 bool parse_port(std::string_view text, uint16_t* port) {

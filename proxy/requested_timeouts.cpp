@@ -4,6 +4,8 @@
 
 #include <optional>
 
+#include "cutoff/ascii.hpp"
+
 namespace cutoff {
 namespace {
 
@@ -26,10 +28,6 @@ constexpr Asked kNames[] = {
     {"tunnel_max_duration", TimeoutName::tunnel_max_duration},
 };
 
-constexpr std::string_view kNameList =
-    "dns, connect, tls_handshake, response_header, idle, request, tunnel_idle, "
-    "tunnel_max_duration";
-
 std::optional<TimeoutName> find_name(std::string_view name) {
   for (const Asked& asked : kNames) {
     if (asked.name == name) return asked.timeout;
@@ -37,50 +35,55 @@ std::optional<TimeoutName> find_name(std::string_view name) {
   return std::nullopt;
 }
 
-std::string_view trimmed(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
+// "dns, connect, ...", for the sentence that refuses an unknown name.
+std::string known_names() {
+  std::string list;
+  for (const Asked& asked : kNames) list.append(list.empty() ? "" : ", ").append(asked.name);
+  return list;
 }
 
 }  // namespace
 
 std::string RequestedTimeouts::add(std::string_view value) {
-  constexpr std::string_view kEmpty = "Cutoff-Timeout is empty: give name=duration pairs";
-  // A value of empty elements only (" , ,") asks as little as an empty one,
-  // and is as likely a test's template gone wrong.
+  // Empty list elements are skipped (RFC 9110 §5.6.1); a value of nothing
+  // else (" , ,") asks as little as an empty one, and is as likely a test's
+  // template gone wrong.
   bool named = false;
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view item = trimmed(value.substr(0, comma));
-    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-    if (item.empty()) continue;  // "a=1s,,b=2s": an empty list element (RFC 9110 §5.6.1)
-    size_t equals = item.find('=');
-    if (equals == std::string_view::npos) {
-      return fmt::format("Cutoff-Timeout: \"{}\" is not name=duration", item);
-    }
-    std::string_view name = trimmed(item.substr(0, equals));
-    std::optional<TimeoutName> timeout = find_name(name);
-    if (!timeout) {
-      return fmt::format("Cutoff-Timeout: unknown name \"{}\"; known: {}", name, kNameList);
-    }
-    Duration& slot = asked_[static_cast<size_t>(*timeout)];
-    if (!slot.is_off()) return fmt::format("Cutoff-Timeout names {} twice", name);
-    std::string_view text = trimmed(item.substr(equals + 1));
-    if (text == "off") {
-      return fmt::format(
-          "Cutoff-Timeout: {}=off would lengthen the deadline; a request can "
-          "only shorten its deadlines",
-          name);
-    }
-    std::string reason;
-    std::optional<Duration> duration = parse_duration(text, /*allow_off=*/false, &reason);
-    if (!duration) return fmt::format("Cutoff-Timeout: {}: {}", name, reason);
-    slot = *duration;
-    any_ = true;
+  std::string why;
+  for_each_list_item(value, [&](std::string_view item) {
     named = true;
+    why = add_item(item);
+    return why.empty();
+  });
+  if (!named) return "Cutoff-Timeout is empty: give name=duration pairs";
+  return why;
+}
+
+std::string RequestedTimeouts::add_item(std::string_view item) {
+  size_t equals = item.find('=');
+  if (equals == std::string_view::npos) {
+    return fmt::format("Cutoff-Timeout: \"{}\" is not name=duration", item);
   }
-  return named ? std::string() : std::string(kEmpty);
+  std::string_view name = trim_ows(item.substr(0, equals));
+  std::optional<TimeoutName> timeout = find_name(name);
+  if (!timeout) {
+    return fmt::format("Cutoff-Timeout: unknown name \"{}\"; known: {}", name, known_names());
+  }
+  Duration& slot = asked_[static_cast<size_t>(*timeout)];
+  if (!slot.is_off()) return fmt::format("Cutoff-Timeout names {} twice", name);
+  std::string_view text = trim_ows(item.substr(equals + 1));
+  if (text == "off") {
+    return fmt::format(
+        "Cutoff-Timeout: {}=off would lengthen the deadline; a request can only shorten its "
+        "deadlines",
+        name);
+  }
+  std::string reason;
+  std::optional<Duration> duration = parse_duration(text, /*allow_off=*/false, &reason);
+  if (!duration) return fmt::format("Cutoff-Timeout: {}: {}", name, reason);
+  slot = *duration;
+  any_ = true;
+  return {};
 }
 
 Duration RequestedTimeouts::shorter_of(TimeoutName name, Duration configured) const {

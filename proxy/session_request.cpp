@@ -6,7 +6,6 @@
 
 #include <algorithm>
 
-#include "cutoff/ascii.hpp"
 #include "cutoff/requested_timeouts.hpp"
 #include "cutoff/session.hpp"
 #include "cutoff/test_identity.hpp"
@@ -42,15 +41,8 @@ bool replayable(const HttpParser& request) {
 
 // Proxy-Authorization: Basic <token>, with a token the config lists.
 bool has_credentials(const MessageHead& head, const std::vector<std::string>& tokens) {
-  std::string_view value = head.find("proxy-authorization");
-  constexpr std::string_view kBasic = "basic ";
-  if (value.size() <= kBasic.size() || !iequals(value.substr(0, kBasic.size()), kBasic)) {
-    return false;
-  }
-  value.remove_prefix(kBasic.size());
-  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
-  return std::find(tokens.begin(), tokens.end(), value) != tokens.end();
+  std::string_view token = basic_token(head.find("proxy-authorization"));
+  return !token.empty() && std::find(tokens.begin(), tokens.end(), token) != tokens.end();
 }
 
 }  // namespace

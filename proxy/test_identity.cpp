@@ -13,7 +13,7 @@ bool valid_test_id(std::string_view id) {
   return true;
 }
 
-std::string basic_user_name(std::string_view authorization) {
+std::string_view basic_token(std::string_view authorization) {
   constexpr std::string_view kBasic = "basic ";
   if (authorization.size() <= kBasic.size() ||
       !iequals(authorization.substr(0, kBasic.size()), kBasic)) {
@@ -22,6 +22,12 @@ std::string basic_user_name(std::string_view authorization) {
   std::string_view token = authorization.substr(kBasic.size());
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  return token;
+}
+
+std::string basic_user_name(std::string_view authorization) {
+  std::string_view token = basic_token(authorization);
+  if (token.empty()) return {};
   std::optional<std::string> credentials = base64_decode(token);
   if (!credentials) return {};
   // RFC 7617: the user name ends at the first colon; the password may hold

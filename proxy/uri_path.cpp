@@ -1,14 +1,9 @@
 #include "cutoff/uri_path.hpp"
 
+#include "cutoff/ascii.hpp"
+
 namespace cutoff {
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool is_unreserved(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -124,6 +119,22 @@ bool readings_may_differ(std::string_view path) {
     }
   }
   return false;
+}
+
+bool percent_decode(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out->push_back(in[i]);
+      continue;
+    }
+    int high = i + 2 < in.size() ? hex_value(in[i + 1]) : -1;
+    int low = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
+    if (high < 0 || low < 0) return false;
+    out->push_back(static_cast<char>(high * 16 + low));
+    i += 2;
+  }
+  return true;
 }
 
 }  // namespace cutoff

@@ -36,6 +36,8 @@ class RequestedTimeouts {
   }
 
  private:
+  // One "name=duration" element of the list.
+  std::string add_item(std::string_view item);
   Duration shorter_of(TimeoutName name, Duration configured) const;
   void forget();
 

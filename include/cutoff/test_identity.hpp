@@ -18,6 +18,10 @@ inline constexpr size_t kMaxTestIdLength = 256;
 
 bool valid_test_id(std::string_view id);
 
+// The token of a "Basic <token>" authorization value (the scheme in any
+// case, spaces around the token dropped), or empty when it is not one.
+std::string_view basic_token(std::string_view authorization);
+
 // The user name of "Basic <base64 of user:password>", or empty when the
 // value is not such credentials.
 std::string basic_user_name(std::string_view authorization);

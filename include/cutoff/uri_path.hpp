@@ -35,4 +35,8 @@ PathError normalize_path(std::string_view path, PathReading reading, std::string
 // False when both readings surely give the same path.
 bool readings_may_differ(std::string_view path);
 
+// A URI component with every "%XX" decoded ("%40" -> "@"), into *out; false
+// for a "%" without two hex digits.
+bool percent_decode(std::string_view in, std::string* out);
+
 }  // namespace cutoff
