@@ -30,6 +30,37 @@ bool parse_port(std::string_view digits, uint16_t* port) {
   return true;
 }
 
+// Writes n's decimal digits so that they end at `end`; returns where they
+// begin.
+char* put_digits(char* end, uint64_t n) {
+  do {
+    *--end = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n != 0);
+  return end;
+}
+
+void append_number(std::string& out, uint64_t n) {
+  char digits[20];
+  char* end = digits + sizeof digits;
+  char* begin = put_digits(end, n);
+  out.append(begin, end);
+}
+
+// Target::authority from its host, port and scheme.
+void render_authority(Target* target) {
+  std::string& out = target->authority;
+  bool v6 = target->host.find(':') != std::string::npos;
+  out.clear();
+  if (v6) out.push_back('[');
+  out.append(target->host);
+  if (v6) out.push_back(']');
+  if (target->port != (target->tls ? 443 : 80)) {
+    out.push_back(':');
+    append_number(out, target->port);
+  }
+}
+
 // Splits "host[:port]" or "[v6][:port]" and canonicalises the host (SPEC §9).
 TargetError parse_host_port(std::string_view authority, bool port_required, uint16_t default_port,
                             Target* out) {
@@ -54,9 +85,11 @@ TargetError parse_host_port(std::string_view authority, bool port_required, uint
   if (port.empty()) {
     if (port_required) return TargetError::malformed;
     out->port = default_port;
-    return TargetError::none;
+  } else if (!parse_port(port, &out->port)) {
+    return TargetError::malformed;
   }
-  return parse_port(port, &out->port) ? TargetError::none : TargetError::malformed;
+  render_authority(out);
+  return TargetError::none;
 }
 
 // The characters that end an absolute target's authority (the path, the
@@ -71,23 +104,6 @@ constexpr auto kAuthorityMarks = [] {
 
 void append_header(std::string& out, std::string_view name, std::string_view value) {
   out.append(name).append(": ").append(value).append("\r\n");
-}
-
-// Writes n's decimal digits so that they end at `end`; returns where they
-// begin.
-char* put_digits(char* end, uint64_t n) {
-  do {
-    *--end = static_cast<char>('0' + n % 10);
-    n /= 10;
-  } while (n != 0);
-  return end;
-}
-
-void append_number(std::string& out, uint64_t n) {
-  char digits[20];
-  char* end = digits + sizeof digits;
-  char* begin = put_digits(end, n);
-  out.append(begin, end);
 }
 
 // One append for the whole line: a head is a run of small appends, and each
@@ -152,18 +168,6 @@ class FieldLines {
 
 constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n";
 
-// "host[:port]", the port left out when it is the scheme's default.
-void append_authority(std::string& out, const Target& target) {
-  bool v6 = target.host.find(':') != std::string::npos;
-  if (v6) out.push_back('[');
-  out.append(target.host);
-  if (v6) out.push_back(']');
-  if (target.port != (target.tls ? 443 : 80)) {
-    out.push_back(':');
-    append_number(out, target.port);
-  }
-}
-
 // "(1f2e3d4c)": drawn once per process, so that two cutoffs chained on
 // purpose never take each other's requests for their own.
 std::string_view own_via_mark() {
@@ -172,6 +176,14 @@ std::string_view own_via_mark() {
     return fmt::format("({:08x})", random());
   }();
   return mark;
+}
+
+// Assigned field by field, so that the memo's strings keep their capacity.
+void remember(std::string_view spelled, const Target& target, AuthorityMemo* memo) {
+  memo->spelled.assign(spelled);
+  memo->host = target.host;
+  memo->port = target.port;
+  memo->authority = target.authority;
 }
 
 }  // namespace
@@ -191,7 +203,7 @@ bool carries_own_via(const MessageHead& request) {
   return false;
 }
 
-TargetError parse_absolute_target(std::string_view target, Target* out) {
+TargetError parse_absolute_target(std::string_view target, Target* out, AuthorityMemo* memo) {
   out->tls = false;
   if (!target.empty() && target.front() == '/') return TargetError::origin_form;
   constexpr std::string_view kScheme = "http://";
@@ -211,8 +223,17 @@ TargetError parse_absolute_target(std::string_view target, Target* out) {
     userinfo = true;
   }
   if (userinfo) return TargetError::userinfo;
-  TargetError err = parse_host_port(rest.substr(0, end), false, 80, out);
-  if (err != TargetError::none) return err;
+  std::string_view authority = rest.substr(0, end);
+  // An empty authority is malformed, and the empty memo's.
+  if (memo != nullptr && !authority.empty() && authority == memo->spelled) {
+    out->host = memo->host;
+    out->port = memo->port;
+    out->authority = memo->authority;
+  } else {
+    TargetError err = parse_host_port(authority, false, 80, out);
+    if (err != TargetError::none) return err;
+    if (memo != nullptr) remember(authority, *out, memo);
+  }
   // A fragment is the client's business and never travels (RFC 9110 §7.1).
   out->no_path = end == rest.size() || rest[end] == '#';
   if (out->no_path) {
@@ -235,6 +256,7 @@ TargetError parse_authority(std::string_view authority, Target* out) {
 
 TargetError parse_origin_target(std::string_view target, Target* out) {
   out->tls = true;
+  render_authority(out);
   out->empty_path = false;
   out->no_path = target == "*";
   if (out->no_path) {
@@ -252,17 +274,14 @@ void build_request_head(std::string& out, const MessageHead& request, const Fram
   // RFC 9112 §3.2.4: OPTIONS asking about the server itself, not a resource.
   const bool asks_server = target.no_path && request.method() == "OPTIONS";
   if (rewrite.absolute_form) {
-    out.append("http://");
-    append_authority(out, target);
+    out.append("http://").append(target.authority);
     if (!asks_server) out.append(target.empty_path ? "/" : "").append(target.path);
   } else if (asks_server) {
     out.push_back('*');
   } else {
     out.append(target.empty_path ? "/" : "").append(target.path);
   }
-  out.append(" HTTP/1.1\r\nHost: ");
-  append_authority(out, target);
-  out.append("\r\n");
+  out.append(" HTTP/1.1\r\nHost: ").append(target.authority).append("\r\n");
   // The framing line takes the place of the field it was decided from.
   bool framed = false;
   FieldLines lines(out, request);

@@ -271,8 +271,9 @@ TargetError Session::parse_target(const MessageHead& head) {
     ex_->record.target.scheme = interception_->origin;
     return parse_origin_target(head.target(), &ex_->target);
   }
-  return ex_->is_connect ? parse_authority(head.target(), &ex_->target)
-                         : parse_absolute_target(head.target(), &ex_->target);
+  return ex_->is_connect
+             ? parse_authority(head.target(), &ex_->target)
+             : parse_absolute_target(head.target(), &ex_->target, &worker_.authority_memo());
 }
 
 // The body bytes that came with the head are parsed now, before any

@@ -16,6 +16,9 @@ namespace cutoff {
 struct Target {
   std::string host;  // canonical (address.hpp); IPv6 without brackets
   uint16_t port = 0;
+  // "host[:port]" as Host and an absolute-form target write it: IPv6 in
+  // brackets, the port left out when it is the scheme's default.
+  std::string authority;
   // Path and query as sent, without a fragment; views the request head.
   std::string_view path;
   bool empty_path = false;  // "http://h?q": origin-form puts "/" before the query
@@ -29,8 +32,20 @@ struct Target {
 // recipients treat as an error; the client means an Authorization field.
 enum class TargetError { none, origin_form, unsupported_scheme, userinfo, malformed };
 
-// "http://host[:port]/path?q" -> host, port (default 80), "/path?q".
-TargetError parse_absolute_target(std::string_view target, Target* out);
+// The authority of the last absolute target parsed without error, and
+// what it came to. A keep-alive client names the same upstream request
+// after request: its canonical host need not be worked out each time.
+struct AuthorityMemo {
+  std::string spelled;  // as the client wrote it
+  std::string host;
+  uint16_t port = 0;
+  std::string authority;
+};
+
+// "http://host[:port]/path?q" -> host, port (default 80), "/path?q". With a
+// memo, an authority spelled as the memo's takes its host from there.
+TargetError parse_absolute_target(std::string_view target, Target* out,
+                                  AuthorityMemo* memo = nullptr);
 // CONNECT's "host:port" (port required).
 TargetError parse_authority(std::string_view authority, Target* out);
 // Origin-form "/path?q" (or "*") of a request inside an intercepted

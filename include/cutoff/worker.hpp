@@ -15,6 +15,7 @@
 #include "cutoff/closing.hpp"
 #include "cutoff/config.hpp"
 #include "cutoff/exchange_state.hpp"
+#include "cutoff/http_rewrite.hpp"
 #include "cutoff/keep_alive_queue.hpp"
 #include "cutoff/listener.hpp"
 #include "cutoff/metrics.hpp"
@@ -98,6 +99,8 @@ class Worker {
   // A buffer for composing heads and answers; send() copies what it keeps,
   // so it is free again as soon as the send returns.
   std::string& scratch() { return scratch_; }
+  // The last authority of an absolute target parsed here (http_rewrite.hpp).
+  AuthorityMemo& authority_memo() { return authority_memo_; }
 
   // Lends the state of an exchange (recycled: no allocation once warm) to
   // `session`, which its deadline and other parts report to.
@@ -165,6 +168,7 @@ class Worker {
   KeepAliveQueue<Session> keep_alive_;
   std::list<Session> retired_;
   std::string scratch_;
+  AuthorityMemo authority_memo_;
   bool stopping_ = false;
   bool draining_ = false;
   Duration drain_timeout_;

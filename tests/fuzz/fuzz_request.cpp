@@ -92,6 +92,18 @@ void check_path(std::string_view path) {
   if (!readings_may_differ(path)) FUZZ_CHECK(strict == lenient);
 }
 
+// A worker's memo of the last authority it parsed gives what a parse gives,
+// whether it holds this authority (the second parse) or another.
+void check_authority_memo(std::string_view target_text, const Target& parsed) {
+  static AuthorityMemo memo;  // kept across inputs, as a worker keeps it across requests
+  for (int i = 0; i < 2; ++i) {
+    Target again;
+    FUZZ_CHECK(parse_absolute_target(target_text, &again, &memo) == TargetError::none);
+    FUZZ_CHECK(again.host == parsed.host && again.port == parsed.port &&
+               again.authority == parsed.authority && again.path == parsed.path);
+  }
+}
+
 // The Host cutoff writes names the target it routed, and nothing else.
 void check_host_field(const MessageHead& forwarded, const Target& target) {
   FUZZ_CHECK(count_role(forwarded, HeaderRole::host) == 1);
@@ -228,6 +240,7 @@ bool accept_head(const HttpParser& parser, const RequestRewrite& rewrite, Exchan
   }
   if (parse_absolute_target(head.target(), &ex->target) != TargetError::none) return false;
   check_canonical_host(ex->target.host);
+  check_authority_memo(head.target(), ex->target);
   FUZZ_CHECK(!ex->target.path.empty());
   FUZZ_CHECK(ex->target.path.find('#') == std::string_view::npos);
   check_path(ex->target.path);

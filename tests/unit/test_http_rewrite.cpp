@@ -627,6 +627,37 @@ TEST_CASE("absolute targets: a fragment never travels", "[http_rewrite]") {
   CHECK(t.path == "/");
 }
 
+// A worker keeps the last authority it parsed: a hit must give what a
+// fresh parse gives, and nothing else may hit.
+TEST_CASE("absolute targets: the authority memo gives what a parse gives", "[http_rewrite]") {
+  AuthorityMemo memo;
+  auto parsed = [&](std::string_view target) {
+    Target t;
+    REQUIRE(error_name(parse_absolute_target(target, &t, &memo)) == "none");
+    Target fresh;
+    REQUIRE(error_name(parse_absolute_target(target, &fresh)) == "none");
+    CHECK(t.host == fresh.host);
+    CHECK(t.port == fresh.port);
+    CHECK(t.authority == fresh.authority);
+    CHECK(t.path == fresh.path);
+    return t.authority;
+  };
+  CHECK(parsed("http://Example.TEST:8080/a") == "example.test:8080");
+  CHECK(memo.spelled == "Example.TEST:8080");
+  CHECK(parsed("http://Example.TEST:8080/b?q") == "example.test:8080");
+  CHECK(parsed("http://example.test:80/") == "example.test");
+  CHECK(parsed("http://[::1]:81/") == "[::1]:81");
+  CHECK(parsed("http://0x7f000001/") == "127.0.0.1");
+  // An empty authority is malformed, memo or not; so is one that failed
+  // after a good one, which leaves the memo as it was.
+  Target t;
+  AuthorityMemo empty;
+  CHECK(error_name(parse_absolute_target("http:///x", &t, &empty)) == "malformed");
+  CHECK(error_name(parse_absolute_target("http:///x", &t, &memo)) == "malformed");
+  CHECK(error_name(parse_absolute_target("http://a..b/", &t, &memo)) == "malformed");
+  CHECK(memo.spelled == "0x7f000001");
+}
+
 // SPEC §9: the target's host is canonical, so routes see one spelling.
 TEST_CASE("absolute targets and CONNECT: hosts are canonical", "[http_rewrite]") {
   for (const char* spelling :
