@@ -12,6 +12,9 @@
 namespace cutoff {
 namespace {
 
+// Literals as views: append(const char*) may measure them at run time.
+using namespace std::string_view_literals;
+
 constexpr std::string_view kVia = "Via: 1.1 cutoff\r\n";
 constexpr std::string_view kViaLast = "Via: 1.1 cutoff\r\n\r\n";
 
@@ -103,7 +106,7 @@ constexpr auto kAuthorityMarks = [] {
 }();
 
 void append_header(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name).append(": ").append(value).append("\r\n");
+  out.append(name).append(": "sv).append(value).append("\r\n"sv);
 }
 
 // One append for the whole line: a head is a run of small appends, and each
@@ -126,11 +129,11 @@ void append_status_line(std::string& out, int status, std::string_view reason) {
     put_digits(line + 12, static_cast<uint64_t>(status));
     out.append(line, sizeof line - 1);
   } else {
-    out.append("HTTP/1.1 ");
+    out.append("HTTP/1.1 "sv);
     append_number(out, static_cast<uint64_t>(status));
     out.push_back(' ');
   }
-  out.append(reason).append("\r\n");
+  out.append(reason).append("\r\n"sv);
 }
 
 // Forwards end-to-end field lines: consecutive ones that arrived in the
@@ -168,6 +171,12 @@ class FieldLines {
 
 constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n";
 
+// The path and query of an origin-form or absolute-form target.
+void append_path(std::string& out, const Target& target) {
+  if (target.empty_path) out.push_back('/');
+  out.append(target.path);
+}
+
 // "(1f2e3d4c)": drawn once per process, so that two cutoffs chained on
 // purpose never take each other's requests for their own.
 std::string_view own_via_mark() {
@@ -189,7 +198,7 @@ void remember(std::string_view spelled, const Target& target, AuthorityMemo* mem
 }  // namespace
 
 void append_parent_via(std::string& out) {
-  out.append("Via: 1.1 cutoff ").append(own_via_mark()).append("\r\n");
+  out.append("Via: 1.1 cutoff "sv).append(own_via_mark()).append("\r\n"sv);
 }
 
 bool carries_own_via(const MessageHead& request) {
@@ -207,7 +216,10 @@ TargetError parse_absolute_target(std::string_view target, Target* out, Authorit
   out->tls = false;
   if (!target.empty() && target.front() == '/') return TargetError::origin_form;
   constexpr std::string_view kScheme = "http://";
-  if (target.size() < kScheme.size() || !iequals(target.substr(0, kScheme.size()), kScheme)) {
+  // Clients write the scheme in lower case; compared so first, as bytes.
+  bool http = target.starts_with(kScheme) || (target.size() >= kScheme.size() &&
+                                              iequals(target.substr(0, kScheme.size()), kScheme));
+  if (!http) {
     return target.find("://") != std::string_view::npos ? TargetError::unsupported_scheme
                                                         : TargetError::malformed;
   }
@@ -274,14 +286,14 @@ void build_request_head(std::string& out, const MessageHead& request, const Fram
   // RFC 9112 §3.2.4: OPTIONS asking about the server itself, not a resource.
   const bool asks_server = target.no_path && request.method() == "OPTIONS";
   if (rewrite.absolute_form) {
-    out.append("http://").append(target.authority);
-    if (!asks_server) out.append(target.empty_path ? "/" : "").append(target.path);
+    out.append("http://"sv).append(target.authority);
+    if (!asks_server) append_path(out, target);
   } else if (asks_server) {
     out.push_back('*');
   } else {
-    out.append(target.empty_path ? "/" : "").append(target.path);
+    append_path(out, target);
   }
-  out.append(" HTTP/1.1\r\nHost: ").append(target.authority).append("\r\n");
+  out.append(" HTTP/1.1\r\nHost: "sv).append(target.authority).append("\r\n"sv);
   // The framing line takes the place of the field it was decided from.
   bool framed = false;
   FieldLines lines(out, request);
@@ -305,7 +317,7 @@ void build_request_head(std::string& out, const MessageHead& request, const Fram
   lines.flush();
   if (rewrite.upgrade) {
     append_header(out, "Upgrade", request.join("upgrade"));
-    out.append("Connection: upgrade\r\n");
+    out.append("Connection: upgrade\r\n"sv);
   }
   out.append(rewrite.proxy_authorization);
   if (rewrite.absolute_form) {
@@ -313,7 +325,7 @@ void build_request_head(std::string& out, const MessageHead& request, const Fram
   } else if (rewrite.via) {
     out.append(kVia);
   }
-  out.append("\r\n");
+  out.append("\r\n"sv);
 }
 
 void build_response_head(std::string& out, const MessageHead& response,
@@ -355,13 +367,13 @@ void build_response_head(std::string& out, const MessageHead& response,
   lines.flush();
   if (rewrite.upgrade) {
     append_header(out, "Upgrade", response.join("upgrade"));
-    out.append("Connection: upgrade\r\n");
+    out.append("Connection: upgrade\r\n"sv);
   } else if (rewrite.interim) {
     // The connection's fate is told by the final response.
   } else if (!rewrite.plan.client_keep_alive) {
-    out.append("Connection: close\r\n");
+    out.append("Connection: close\r\n"sv);
   } else if (rewrite.client_http10) {
-    out.append("Connection: keep-alive\r\n");
+    out.append("Connection: keep-alive\r\n"sv);
   }
   std::string_view extra = rewrite.interim ? std::string_view() : rewrite.extra_headers;
   if (rewrite.via && extra.empty()) {
@@ -369,7 +381,7 @@ void build_response_head(std::string& out, const MessageHead& response,
     return;
   }
   if (rewrite.via) out.append(kVia);
-  out.append(extra).append("\r\n");
+  out.append(extra).append("\r\n"sv);
 }
 
 }  // namespace cutoff
