@@ -37,8 +37,15 @@ class Cursor {
     p_ += s.size();
   }
   void push_back(char c) { *p_++ = c; }
+  // Most numbers of a line are under 1000 (a version digit, a status, times
+  // in milliseconds, small bodies): those skip to_chars and its search for
+  // the length.
   template <typename Integer>
   void append_number(Integer n) {
+    if (std::cmp_greater_equal(n, 0) && std::cmp_less(n, 1000)) {
+      append_small(static_cast<unsigned>(n));
+      return;
+    }
     p_ = std::to_chars(p_, p_ + kMaxDigits, n).ptr;
   }
   char* end() const { return p_; }
@@ -47,6 +54,30 @@ class Cursor {
   static constexpr size_t kMaxDigits = 20;
 
  private:
+  // n < 1000, in as many digits as it takes.
+  void append_small(unsigned n) {
+    static constexpr auto kPairs = [] {
+      std::array<char, 200> pairs{};
+      for (int i = 0; i < 100; ++i) {
+        pairs[2 * i] = static_cast<char>('0' + i / 10);
+        pairs[2 * i + 1] = static_cast<char>('0' + i % 10);
+      }
+      return pairs;
+    }();
+    char* p = p_;
+    if (n < 10) {
+      p[0] = static_cast<char>('0' + n);
+      p_ = p + 1;
+    } else if (n < 100) {
+      std::memcpy(p, &kPairs[2 * n], 2);
+      p_ = p + 2;
+    } else {
+      p[0] = static_cast<char>('0' + n / 100);
+      std::memcpy(p + 1, &kPairs[2 * (n % 100)], 2);
+      p_ = p + 3;
+    }
+  }
+
   char* p_;
 };
 

@@ -308,6 +308,38 @@ TEST_CASE("access log text: fields other than the target are not escaped", "[acc
         "reused=1 outcome=error:destination_unavailable sni=h.example");
 }
 
+// Numbers are written two ways, by size: the edges of each way.
+TEST_CASE("access log: numbers around every change of width", "[access_log]") {
+  for (int64_t n : {int64_t{0}, int64_t{9}, int64_t{10}, int64_t{99}, int64_t{100}, int64_t{101},
+                    int64_t{999}, int64_t{1000}, int64_t{1001}, int64_t{65535}}) {
+    ExchangeRecord r = full_record();
+    r.up_bytes = static_cast<uint64_t>(n);
+    r.down_bytes = static_cast<uint64_t>(n);
+    r.dns_ms = n;
+    r.connect_ms = n;
+    r.first_byte_ms = n;
+    r.total_ms = n;
+    r.status = static_cast<int>(n == 0 ? 1 : n);
+    r.http_major = static_cast<int>(n);
+    r.http_minor = static_cast<int>(n);
+    const std::string v = std::to_string(n);
+    const std::string status = std::to_string(r.status);
+    std::string text;
+    format_access_text(text, r);
+    INFO("n=" << n);
+    CHECK(text == "127.0.0.1:51234 \"GET http://example.com/a?b=1 HTTP/" + v + "." + v +
+                      "\" route=api status=" + status + " up_bytes=" + v + " down_bytes=" + v +
+                      " dns_ms=" + v + " connect_ms=" + v + " first_byte_ms=" + v +
+                      " total_ms=" + v + " reused=1 outcome=ok");
+    std::string json;
+    format_access_json(json, r);
+    CHECK(json.find("\"version\":\"" + v + "." + v + "\",\"route\":\"api\",\"status\":" + status +
+                    ",\"up_bytes\":" + v + ",\"down_bytes\":" + v + ",\"dns_ms\":" + v +
+                    ",\"connect_ms\":" + v + ",\"first_byte_ms\":" + v + ",\"total_ms\":" + v +
+                    ",") != std::string::npos);
+  }
+}
+
 TEST_CASE("access log JSON: every control byte is \\u00xx, DEL and non-ASCII pass",
           "[access_log]") {
   const std::string odd("\x00\x01\n\x1f\x7f\xc3\xa9\"\\/", 10);
