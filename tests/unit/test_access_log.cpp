@@ -340,6 +340,21 @@ TEST_CASE("access log: numbers around every change of width", "[access_log]") {
   }
 }
 
+// The bound on a line's length counts every outcome token in its fixed part.
+TEST_CASE("access log: every outcome fits the line's bound", "[access_log]") {
+  for (size_t slot = 0; slot < kOutcomeSlots; ++slot) {
+    ExchangeRecord r = extreme_record();
+    r.outcome = outcome_in_slot(slot);
+    const std::string token = outcome_token(r.outcome);
+    std::string text;
+    format_access_text(text, r);
+    CHECK(text.ends_with(" outcome=" + token));
+    std::string json;
+    format_access_json(json, r);
+    CHECK(json.ends_with(",\"outcome\":\"" + token + "\",\"sni\":null,\"test\":null}"));
+  }
+}
+
 TEST_CASE("access log JSON: every control byte is \\u00xx, DEL and non-ASCII pass",
           "[access_log]") {
   const std::string odd("\x00\x01\n\x1f\x7f\xc3\xa9\"\\/", 10);
