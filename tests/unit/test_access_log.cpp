@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <limits>
@@ -306,6 +307,44 @@ TEST_CASE("access log text: fields other than the target are not escaped", "[acc
         "127.0.0.1:51234 \"GET http://example.com/a?b=1 HTTP/1.1\" route=a b\"c status=200 "
         "up_bytes=10 down_bytes=2048 dns_ms=3 connect_ms=4 first_byte_ms=50 total_ms=61 "
         "reused=1 outcome=error:destination_unavailable sni=h.example");
+}
+
+// Targets are tested many bytes at a time: each byte that needs escaping is
+// found wherever it stands, at the edges of such a group, in a short or a
+// long target, alone or next to another.
+TEST_CASE("access log text: an odd byte is escaped at any place in a target", "[access_log]") {
+  const unsigned char odd[] = {0x00, 0x1f, ' ', '"', '\\', 0x7f, 0x80, 0xff};
+  auto escape = [](const std::string& s) {
+    std::string out;
+    for (unsigned char c : s) {
+      if (c > ' ' && c < 0x7f && c != '"' && c != '\\') {
+        out += static_cast<char>(c);
+      } else {
+        char hex[4];
+        std::snprintf(hex, sizeof hex, "%%%02X", c);
+        out += hex;
+      }
+    }
+    return out;
+  };
+  for (size_t size = 1; size <= 50; ++size) {
+    for (size_t at = 0; at < size; ++at) {
+      for (unsigned char c : odd) {
+        // Plain bytes either side of the odd one: the first and last plain.
+        std::string target(size, 'a');
+        target.front() = '!';
+        target.back() = '~';
+        target[at] = static_cast<char>(c);
+        if (at + 1 < size) target[at + 1] = static_cast<char>(odd[(at + size) % sizeof odd]);
+        ExchangeRecord r = full_record();
+        r.target.kept = target;
+        std::string out;
+        format_access_text(out, r);
+        INFO("size=" << size << " at=" << at << " byte=" << int{c});
+        REQUIRE(out.find("\"GET " + escape(target) + " HTTP/1.1\"") != std::string::npos);
+      }
+    }
+  }
 }
 
 // Numbers are written two ways, by size: the edges of each way.
