@@ -396,14 +396,20 @@ AccessLogWriter::~AccessLogWriter() {
   flush();
 }
 
-// The line is written in place, time first, into a string that keeps the
-// size of the longest line so far (no fill per line), then copied once,
-// into the buffer.
+// The line is written in place, time first, straight into the buffer when
+// it has room for the longest text the record can make. Else it goes into a
+// string that keeps the size of the longest line so far (no fill per line),
+// then through append(), which makes room or drops it.
 void AccessLogWriter::write(const ExchangeRecord& record) {
   std::string_view time = timestamp_.text(std::chrono::system_clock::now());
   size_t most = time.size() + most_bytes(record);
-  if (line_.size() < most) line_.resize(most);
-  Cursor out(line_.data());
+  char* at = buffer_.reserve(most);
+  bool in_place = at != nullptr;
+  if (!in_place) {
+    if (line_.size() < most) line_.resize(most);
+    at = line_.data();
+  }
+  Cursor out(at);
   if (log_.format() == LogFormat::json) {
     out.append("{\"time\":\"");
     out.append(time);
@@ -415,9 +421,13 @@ void AccessLogWriter::write(const ExchangeRecord& record) {
     put_text(out, record);
   }
   out.push_back('\n');
-  size_t length = static_cast<size_t>(out.end() - line_.data());
+  size_t length = static_cast<size_t>(out.end() - at);
   assert(length <= most);
-  buffer_.append(std::string_view(line_.data(), length));
+  if (in_place) {
+    buffer_.commit(length);
+  } else {
+    buffer_.append(std::string_view(at, length));
+  }
   count_dropped();
 }
 
