@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <bit>
 #include <cassert>
 #include <charconv>
 #include <chrono>
@@ -11,6 +12,10 @@
 #include <utility>
 
 #include "cutoff/log_output.hpp"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace cutoff {
 
@@ -37,8 +42,15 @@ class Cursor {
     p_ += s.size();
   }
   void push_back(char c) { *p_++ = c; }
+  // Most numbers of a line are under 1000 (a version digit, a status, times
+  // in milliseconds, small bodies): those skip to_chars and its search for
+  // the length.
   template <typename Integer>
   void append_number(Integer n) {
+    if (std::cmp_greater_equal(n, 0) && std::cmp_less(n, 1000)) {
+      append_small(static_cast<unsigned>(n));
+      return;
+    }
     p_ = std::to_chars(p_, p_ + kMaxDigits, n).ptr;
   }
   char* end() const { return p_; }
@@ -47,6 +59,30 @@ class Cursor {
   static constexpr size_t kMaxDigits = 20;
 
  private:
+  // n < 1000, in as many digits as it takes.
+  void append_small(unsigned n) {
+    static constexpr auto kPairs = [] {
+      std::array<char, 200> pairs{};
+      for (int i = 0; i < 100; ++i) {
+        pairs[2 * i] = static_cast<char>('0' + i / 10);
+        pairs[2 * i + 1] = static_cast<char>('0' + i % 10);
+      }
+      return pairs;
+    }();
+    char* p = p_;
+    if (n < 10) {
+      p[0] = static_cast<char>('0' + n);
+      p_ = p + 1;
+    } else if (n < 100) {
+      std::memcpy(p, &kPairs[2 * n], 2);
+      p_ = p + 2;
+    } else {
+      p[0] = static_cast<char>('0' + n / 100);
+      std::memcpy(p + 1, &kPairs[2 * (n % 100)], 2);
+      p_ = p + 3;
+    }
+  }
+
   char* p_;
 };
 
@@ -82,15 +118,14 @@ std::pair<std::string_view, std::string_view> outcome_pieces(const Outcome& outc
 
 // The most bytes a line of `r` takes in either format, time excluded. Each
 // byte of a string may grow to six in JSON (\u00XX), to three in text
-// (%XX); the names, quotes and separators take under 400 bytes.
+// (%XX); the names, quotes and separators take under 300 bytes, the outcome
+// token under 40 ("timeout:upstream_keepalive_timeout").
 size_t most_bytes(const ExchangeRecord& r) {
   constexpr size_t kFixed = 512;
   constexpr size_t kNumbers = 9;  // version (2), status, bytes (2), times (4)
-  auto [kind, name] = outcome_pieces(r.outcome);
   size_t strings = r.client.size() + r.method.size() + r.route.size() + r.sni.size() +
                    r.target.scheme.size() + r.target.kept.size() + r.test_id.size();
-  return kFixed + kNumbers * Cursor::kMaxDigits + 6 * strings + 2 * kRedactionMarker.size() +
-         kind.size() + name.size();
+  return kFixed + kNumbers * Cursor::kMaxDigits + 6 * strings + 2 * kRedactionMarker.size();
 }
 
 // A time field of a text line: a number, or '-' when it was not reached.
@@ -143,19 +178,55 @@ void put_json_target(Out& out, const ShownTarget& target) {
   out.push_back('"');
 }
 
+// The bytes a text field shows as they are: printable ASCII but the quote
+// and the backslash.
+constexpr auto kPlain = [] {
+  std::array<bool, 256> plain{};
+  for (int c = 0x21; c < 0x7F; ++c) plain[c] = c != '"' && c != '\\';
+  return plain;
+}();
+
+#if defined(__SSE2__)
+// Bit i says that byte i of the 16 at `p` is not plain. Read as signed, a
+// plain byte is at least '!' (non-ASCII bytes are negative) and is not DEL,
+// the quote or the backslash.
+unsigned not_plain_mask(const char* p) {
+  __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  __m128i low = _mm_cmplt_epi8(bytes, _mm_set1_epi8('!'));
+  __m128i del = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(0x7F));
+  __m128i quote = _mm_cmpeq_epi8(bytes, _mm_set1_epi8('"'));
+  __m128i backslash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8('\\'));
+  __m128i any = _mm_or_si128(_mm_or_si128(low, del), _mm_or_si128(quote, backslash));
+  return static_cast<unsigned>(_mm_movemask_epi8(any));
+}
+#endif
+
+// How many bytes at the start of `s` are plain. A target is tens of bytes,
+// nearly all plain: 16 are tested at once where the CPU can.
+size_t plain_run(std::string_view s) {
+  size_t run = 0;
+#if defined(__SSE2__)
+  if (s.size() >= 16) {
+    for (; run + 16 <= s.size(); run += 16) {
+      if (unsigned mask = not_plain_mask(s.data() + run)) return run + std::countr_zero(mask);
+    }
+    // The last bytes, as the 16 that end `s`: those before `run` are plain.
+    size_t last = s.size() - 16;
+    unsigned mask = not_plain_mask(s.data() + last) >> (run - last);
+    return mask == 0 ? s.size() : run + std::countr_zero(mask);
+  }
+#endif
+  while (run < s.size() && kPlain[static_cast<unsigned char>(s[run])]) ++run;
+  return run;
+}
+
 // The client chose these bytes: a quote, a backslash, a control or non-ASCII
 // byte is written as %XX, so that a target cannot end its field early or
 // forge the ones after it.
 void put_text_field(Cursor& out, std::string_view s) {
-  constexpr char kHex[] = "0123456789ABCDEF";
-  static constexpr auto kPlain = [] {
-    std::array<bool, 256> plain{};
-    for (int c = 0x21; c < 0x7F; ++c) plain[c] = c != '"' && c != '\\';
-    return plain;
-  }();
+  static constexpr char kHex[] = "0123456789ABCDEF";
   while (!s.empty()) {
-    size_t run = 0;
-    while (run < s.size() && kPlain[static_cast<unsigned char>(s[run])]) ++run;
+    size_t run = plain_run(s);
     out.append(s.substr(0, run));
     if (run == s.size()) return;
     unsigned char c = static_cast<unsigned char>(s[run]);
@@ -325,14 +396,20 @@ AccessLogWriter::~AccessLogWriter() {
   flush();
 }
 
-// The line is written in place, time first, into a string that keeps the
-// size of the longest line so far (no fill per line), then copied once,
-// into the buffer.
+// The line is written in place, time first, straight into the buffer when
+// it has room for the longest text the record can make. Else it goes into a
+// string that keeps the size of the longest line so far (no fill per line),
+// then through append(), which makes room or drops it.
 void AccessLogWriter::write(const ExchangeRecord& record) {
   std::string_view time = timestamp_.text(std::chrono::system_clock::now());
   size_t most = time.size() + most_bytes(record);
-  if (line_.size() < most) line_.resize(most);
-  Cursor out(line_.data());
+  char* at = buffer_.reserve(most);
+  bool in_place = at != nullptr;
+  if (!in_place) {
+    if (line_.size() < most) line_.resize(most);
+    at = line_.data();
+  }
+  Cursor out(at);
   if (log_.format() == LogFormat::json) {
     out.append("{\"time\":\"");
     out.append(time);
@@ -344,9 +421,13 @@ void AccessLogWriter::write(const ExchangeRecord& record) {
     put_text(out, record);
   }
   out.push_back('\n');
-  size_t length = static_cast<size_t>(out.end() - line_.data());
+  size_t length = static_cast<size_t>(out.end() - at);
   assert(length <= most);
-  buffer_.append(std::string_view(line_.data(), length));
+  if (in_place) {
+    buffer_.commit(length);
+  } else {
+    buffer_.append(std::string_view(at, length));
+  }
   count_dropped();
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 namespace cutoff {
@@ -22,9 +23,10 @@ void LineOutput::release(const void* who) {
 }
 
 LineBuffer::LineBuffer(std::shared_ptr<LineOutput> output, size_t limit, size_t write_at)
-    : output_(std::move(output)), limit_(limit), write_at_(write_at) {
-  data_.reserve(limit_);
-}
+    : output_(std::move(output)),
+      limit_(limit),
+      write_at_(write_at),
+      data_(std::make_unique_for_overwrite<char[]>(limit)) {}
 
 LineBuffer::~LineBuffer() {
   flush();
@@ -40,9 +42,15 @@ bool LineBuffer::append(std::string_view line) {
       return false;
     }
   }
-  data_.append(line);
-  if (buffered() >= write_at_ && !output_full_) flush();
+  std::memcpy(data_.get() + end_, line.data(), line.size());
+  commit(line.size());
   return true;
+}
+
+void LineBuffer::commit(size_t size) {
+  assert(head_ == 0 && end_ + size <= limit_ && size > 0 && data_[end_ + size - 1] == '\n');
+  end_ += size;
+  if (buffered() >= write_at_ && !output_full_) flush();
 }
 
 void LineBuffer::flush() {
@@ -52,7 +60,7 @@ void LineBuffer::flush() {
     // for the next flush.
     if (!mid_line_ && !output_->try_take(this)) break;
     size_t chunk = next_chunk();
-    ssize_t n = output_->write_some(data_.data() + head_, chunk);
+    ssize_t n = output_->write_some(data_.get() + head_, chunk);
     if (n == -EAGAIN || n == 0) {
       output_full_ = true;
       finish_write();
@@ -74,22 +82,17 @@ void LineBuffer::flush() {
       break;
     }
   }
-  if (head_ == data_.size()) {
-    data_.clear();
-  } else {
-    data_.erase(0, head_);
-  }
-  head_ = 0;
+  to_front();
 }
 
 void LineBuffer::set_output(std::shared_ptr<LineOutput> output) {
   flush();
   if (mid_line_) {
     // Lines always end with '\n', so the started one has its end here.
-    size_t end = data_.find('\n', head_);
-    assert(end != std::string::npos);
-    data_.erase(0, end + 1);
-    head_ = 0;
+    size_t end = pending().find('\n');
+    assert(end != std::string_view::npos);
+    head_ += end + 1;
+    to_front();
     ++dropped_;
     mid_line_ = false;
     output_->release(this);
@@ -106,15 +109,23 @@ void LineBuffer::finish_write() {
   if (!mid_line_) output_->release(this);
 }
 
+void LineBuffer::to_front() {
+  if (head_ == 0) return;
+  std::memmove(data_.get(), data_.get() + head_, buffered());
+  end_ -= head_;
+  head_ = 0;
+}
+
 void LineBuffer::drop_all() {
   // A started line is counted too: its end was never written.
-  dropped_ += std::count(data_.begin() + static_cast<ptrdiff_t>(head_), data_.end(), '\n');
-  head_ = data_.size();
+  std::string_view lines = pending();
+  dropped_ += std::count(lines.begin(), lines.end(), '\n');
+  head_ = end_;
   mid_line_ = false;
 }
 
 size_t LineBuffer::next_chunk() const {
-  std::string_view pending(data_.data() + head_, buffered());
+  std::string_view pending = this->pending();
   // The rest of a started line goes alone: after it, writes are whole lines
   // again.
   if (mid_line_) return pending.find('\n') + 1;

@@ -1,12 +1,8 @@
 #include "cutoff/metrics.hpp"
 
-#include <algorithm>
-
 namespace cutoff {
 
-RouteMetrics& Metrics::route(std::string_view name) {
-  // Entries are never erased: a name compared is cheaper than one hashed.
-  if (last_ != nullptr && name == last_name_) return *last_;
+RouteMetrics& Metrics::find_route(std::string_view name) {
   // Only this worker's thread inserts, so finding without the lock is safe.
   auto it = routes_.find(name);
   if (it == routes_.end()) {
@@ -53,10 +49,10 @@ void Metrics::count_outcome(RouteMetrics& route, int status, const Outcome& outc
 
 void Metrics::record_exchange(RouteMetrics& route, int status, uint64_t duration_us) {
   route.requests_by_class[status_class(status)].add();
-  double seconds = static_cast<double>(duration_us) / 1e6;
-  size_t bucket = static_cast<size_t>(
-      std::lower_bound(kLatencyBuckets.begin(), kLatencyBuckets.end(), seconds) -
-      kLatencyBuckets.begin());
+  // Most exchanges are short: counting up from the first bound finds their
+  // bucket in a step or two.
+  size_t bucket = 0;
+  while (bucket < kLatencyBucketsUs.size() && duration_us > kLatencyBucketsUs[bucket]) ++bucket;
   route.latency_buckets[bucket].add();
   route.latency_sum_us.add(static_cast<int64_t>(duration_us));
   route.latency_count.add();

@@ -20,7 +20,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <string>
 #include <string_view>
 
 namespace cutoff {
@@ -57,6 +56,12 @@ class LineBuffer {
   // Queues one line, which ends with '\n'. Returns false when it was
   // dropped: the buffer has no room for it and the output takes nothing.
   bool append(std::string_view line);
+  // Where a line of at most `most` bytes can be written in place, after the
+  // lines that wait, or null when there is not that much room (the caller
+  // then writes it elsewhere and append()s it). commit() queues it, as
+  // append() would.
+  char* reserve(size_t most) { return most <= room() ? data_.get() + end_ : nullptr; }
+  void commit(size_t size);
   // Writes as much as the output takes now.
   void flush();
   // Sends what follows to `output`. What waits goes there too, except the
@@ -66,23 +71,28 @@ class LineBuffer {
 
   // Lines dropped since the last call.
   int64_t take_dropped();
-  size_t buffered() const { return data_.size() - head_; }
+  size_t buffered() const { return end_ - head_; }
   size_t room() const { return limit_ - buffered(); }
 
  private:
   // Hands the slot back unless a write stopped inside a line.
   void finish_write();
+  // Moves what waits to the front, so that the room after it is whole.
+  void to_front();
   // The destination failed: every waiting line is dropped and counted.
   void drop_all();
   // The next bytes to write: for an output with atomic writes, the whole
   // lines that fit in one (at least one line); otherwise everything.
   size_t next_chunk() const;
+  std::string_view pending() const { return {data_.get() + head_, buffered()}; }
 
   std::shared_ptr<LineOutput> output_;
   size_t limit_;
   size_t write_at_;
-  std::string data_;  // pending bytes start at head_: whole lines, except...
-  size_t head_ = 0;
+  // limit_ bytes; those pending are [head_, end_): whole lines, except...
+  std::unique_ptr<char[]> data_;
+  size_t head_ = 0;  // 0 but inside flush(), which ends with to_front()
+  size_t end_ = 0;
   bool mid_line_ = false;  // ...that the first was partly written (we hold the slot)
   // The last write found the output full: append() waits for the next
   // flush() instead of trying again at every line.

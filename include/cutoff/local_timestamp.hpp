@@ -5,7 +5,8 @@
 //
 // Every line needs one, and all but the milliseconds change once a second:
 // spdlog writes the rest once per second, and each line only puts its
-// milliseconds in. The formatters live as long as the writer, so that the
+// milliseconds in (or nothing, in the millisecond of the line before). The
+// formatters live as long as the writer, so that the
 // text is spdlog's to the byte, its habits included: the UTC offset is
 // looked up again every 10 s, not at every line.
 
@@ -39,6 +40,10 @@ class LocalTimestamp {
   std::chrono::system_clock::time_point zone_looked_up_{std::chrono::seconds(0)};
   spdlog::memory_buf_t text_;  // date, three digits of milliseconds, zone
   size_t ms_at_ = 0;           // where the milliseconds go
+  // The times text_ shows as it is: its millisecond, cut short by the next
+  // look at the offset (empty at first).
+  std::chrono::system_clock::time_point shown_from_{};
+  std::chrono::system_clock::time_point shown_until_{};
 };
 
 }  // namespace cutoff

@@ -42,6 +42,15 @@ class Counter {
 inline constexpr std::array<double, 17> kLatencyBuckets = {0.001, 0.0025, 0.005, 0.01,  0.025, 0.05,
                                                            0.1,   0.25,   0.5,   1.0,   2.5,   5.0,
                                                            10.0,  30.0,   60.0,  120.0, 300.0};
+// The same bounds in whole microseconds, which every one of them is: a
+// duration of whole microseconds is within a bound exactly when its value
+// in seconds is.
+inline constexpr auto kLatencyBucketsUs = [] {
+  std::array<uint64_t, kLatencyBuckets.size()> us{};
+  for (size_t i = 0; i < us.size(); ++i)
+    us[i] = static_cast<uint64_t>(kLatencyBuckets[i] * 1e6 + 0.5);
+  return us;
+}();
 inline constexpr size_t kTimeoutNames = static_cast<size_t>(TimeoutName::drain_timeout) + 1;
 inline constexpr size_t kProxyErrors = static_cast<size_t>(ProxyError::http_request_error) + 1;
 // Status classes: 0 for no status, 1..5 for 1xx..5xx.
@@ -70,7 +79,11 @@ struct RouteMetrics {
 class Metrics {
  public:
   // The entry for a route name, created on first use (worker thread only).
-  RouteMetrics& route(std::string_view name);
+  RouteMetrics& route(std::string_view name) {
+    // Most exchanges of a worker take the route of the one before.
+    if (last_ != nullptr && name == last_name_) return *last_;
+    return find_route(name);
+  }
 
   // Records a finished exchange (worker thread only).
   void record_exchange(RouteMetrics& route, int status, uint64_t duration_us);
@@ -104,10 +117,14 @@ class Metrics {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
+  // route() past the entry of the last exchange. Entries are never erased: a
+  // name compared is cheaper than one hashed.
+  RouteMetrics& find_route(std::string_view name);
+
   mutable std::mutex mutex_;  // guards routes_' structure, not the counters
   std::unordered_map<std::string, std::unique_ptr<RouteMetrics>, Hash, std::equal_to<>> routes_;
   // The entry route() returned last, and its name (the map's own key, which
-  // stays where it is): most exchanges of a worker take the same route.
+  // stays where it is).
   std::string_view last_name_;
   RouteMetrics* last_ = nullptr;
 };

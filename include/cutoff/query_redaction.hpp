@@ -7,8 +7,8 @@
 // always replaced, whatever log_query says: they are nothing but a secret.
 //
 // The shown target is made of pieces of the real one and, maybe, markers: it
-// is never copied, and a target without '?', '#' or '@' costs a few scans
-// and nothing else.
+// is never copied, and a target without '?', '#' or '@' costs one scan and
+// nothing else.
 
 #include <string>
 #include <string_view>

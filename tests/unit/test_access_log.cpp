@@ -1,6 +1,12 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <limits>
@@ -308,6 +314,91 @@ TEST_CASE("access log text: fields other than the target are not escaped", "[acc
         "reused=1 outcome=error:destination_unavailable sni=h.example");
 }
 
+// Targets are tested many bytes at a time: each byte that needs escaping is
+// found wherever it stands, at the edges of such a group, in a short or a
+// long target, alone or next to another.
+TEST_CASE("access log text: an odd byte is escaped at any place in a target", "[access_log]") {
+  const unsigned char odd[] = {0x00, 0x1f, ' ', '"', '\\', 0x7f, 0x80, 0xff};
+  auto escape = [](const std::string& s) {
+    std::string out;
+    for (unsigned char c : s) {
+      if (c > ' ' && c < 0x7f && c != '"' && c != '\\') {
+        out += static_cast<char>(c);
+      } else {
+        char hex[4];
+        std::snprintf(hex, sizeof hex, "%%%02X", c);
+        out += hex;
+      }
+    }
+    return out;
+  };
+  for (size_t size = 1; size <= 50; ++size) {
+    for (size_t at = 0; at < size; ++at) {
+      for (unsigned char c : odd) {
+        // Plain bytes either side of the odd one: the first and last plain.
+        std::string target(size, 'a');
+        target.front() = '!';
+        target.back() = '~';
+        target[at] = static_cast<char>(c);
+        if (at + 1 < size) target[at + 1] = static_cast<char>(odd[(at + size) % sizeof odd]);
+        ExchangeRecord r = full_record();
+        r.target.kept = target;
+        std::string out;
+        format_access_text(out, r);
+        INFO("size=" << size << " at=" << at << " byte=" << int{c});
+        REQUIRE(out.find("\"GET " + escape(target) + " HTTP/1.1\"") != std::string::npos);
+      }
+    }
+  }
+}
+
+// Numbers are written two ways, by size: the edges of each way.
+TEST_CASE("access log: numbers around every change of width", "[access_log]") {
+  for (int64_t n : {int64_t{0}, int64_t{9}, int64_t{10}, int64_t{99}, int64_t{100}, int64_t{101},
+                    int64_t{999}, int64_t{1000}, int64_t{1001}, int64_t{65535}}) {
+    ExchangeRecord r = full_record();
+    r.up_bytes = static_cast<uint64_t>(n);
+    r.down_bytes = static_cast<uint64_t>(n);
+    r.dns_ms = n;
+    r.connect_ms = n;
+    r.first_byte_ms = n;
+    r.total_ms = n;
+    r.status = static_cast<int>(n == 0 ? 1 : n);
+    r.http_major = static_cast<int>(n);
+    r.http_minor = static_cast<int>(n);
+    const std::string v = std::to_string(n);
+    const std::string status = std::to_string(r.status);
+    std::string text;
+    format_access_text(text, r);
+    INFO("n=" << n);
+    CHECK(text == "127.0.0.1:51234 \"GET http://example.com/a?b=1 HTTP/" + v + "." + v +
+                      "\" route=api status=" + status + " up_bytes=" + v + " down_bytes=" + v +
+                      " dns_ms=" + v + " connect_ms=" + v + " first_byte_ms=" + v +
+                      " total_ms=" + v + " reused=1 outcome=ok");
+    std::string json;
+    format_access_json(json, r);
+    CHECK(json.find("\"version\":\"" + v + "." + v + "\",\"route\":\"api\",\"status\":" + status +
+                    ",\"up_bytes\":" + v + ",\"down_bytes\":" + v + ",\"dns_ms\":" + v +
+                    ",\"connect_ms\":" + v + ",\"first_byte_ms\":" + v + ",\"total_ms\":" + v +
+                    ",") != std::string::npos);
+  }
+}
+
+// The bound on a line's length counts every outcome token in its fixed part.
+TEST_CASE("access log: every outcome fits the line's bound", "[access_log]") {
+  for (size_t slot = 0; slot < kOutcomeSlots; ++slot) {
+    ExchangeRecord r = extreme_record();
+    r.outcome = outcome_in_slot(slot);
+    const std::string token = outcome_token(r.outcome);
+    std::string text;
+    format_access_text(text, r);
+    CHECK(text.ends_with(" outcome=" + token));
+    std::string json;
+    format_access_json(json, r);
+    CHECK(json.ends_with(",\"outcome\":\"" + token + "\",\"sni\":null,\"test\":null}"));
+  }
+}
+
 TEST_CASE("access log JSON: every control byte is \\u00xx, DEL and non-ASCII pass",
           "[access_log]") {
   const std::string odd("\x00\x01\n\x1f\x7f\xc3\xa9\"\\/", 10);
@@ -456,6 +547,69 @@ TEST_CASE("access log writer: lines follow one another whole", "[access_log]") {
     got += line.substr(30) + "\n";
   }
   CHECK(got == expected);
+}
+
+// A destination that takes nothing for a while (a FIFO nobody reads yet):
+// lines wait in the pipe and the buffer, the last few that fit written there
+// from a line of their own (the buffer has less room than a record could
+// take), then new ones are dropped whole and counted. When the reader comes,
+// it gets whole lines in order.
+TEST_CASE("access log writer: a stalled FIFO gets whole lines, the others are counted",
+          "[access_log]") {
+  testing::TempDir dir;
+  AccessLogConfig config;
+  config.path = dir.file("access.fifo");
+  REQUIRE(mkfifo(config.path.c_str(), 0600) == 0);
+  AccessLog log(config);
+  Counter dropped;
+  // Each line is over 200 bytes: more than the pipe and the buffer hold.
+  constexpr int kLines = 2000;
+  AccessLogWriter writer(log, &dropped);
+  for (int i = 0; i < kLines; ++i) {
+    ExchangeRecord r = full_record();
+    r.total_ms = i;
+    writer.write(r);
+  }
+  CHECK(dropped.get() > 0);
+
+  int reader = ::open(config.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  REQUIRE(reader >= 0);
+  std::string got;
+  bool flushed = false;
+  for (;;) {
+    char chunk[65536];
+    ssize_t n = ::read(reader, chunk, sizeof chunk);
+    if (n > 0) {
+      got.append(chunk, static_cast<size_t>(n));
+      flushed = false;
+      continue;
+    }
+    REQUIRE((n < 0 && errno == EAGAIN));
+    // The pipe is empty: once a flush adds nothing, every line is out.
+    if (flushed) break;
+    writer.flush();
+    flushed = true;
+  }
+  ::close(reader);
+
+  std::istringstream lines(got);
+  int count = 0;
+  int64_t last = -1;
+  for (std::string line; std::getline(lines, line);) {
+    REQUIRE(line.size() > 30);
+    ExchangeRecord r = full_record();
+    size_t at = line.find(" total_ms=");
+    REQUIRE(at != std::string::npos);
+    r.total_ms = std::stoll(line.substr(at + 10));
+    CHECK(r.total_ms > last);
+    last = r.total_ms;
+    std::string text;
+    format_access_text(text, r);
+    CHECK(line.substr(30) == text);
+    ++count;
+  }
+  CHECK(got.ends_with("\n"));
+  CHECK(count + dropped.get() == kLines);
 }
 
 TEST_CASE("access log: the test id, in both formats", "[access_log]") {

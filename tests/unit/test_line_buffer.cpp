@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -184,6 +185,35 @@ TEST_CASE("a line longer than the bound is dropped", "[line_buffer]") {
   CHECK_FALSE(buffer.append(std::string(100, 'x') + "\n"));
   CHECK(buffer.take_dropped() == 1);
   CHECK(out->written.empty());
+}
+
+// A line written in place: reserve() offers room only for as many bytes as
+// asked, and commit() queues the line as append() would, in turn with the
+// lines appended.
+TEST_CASE("a line written in place goes in turn with the others", "[line_buffer]") {
+  auto out = std::make_shared<ScriptedOutput>(0);
+  LineBuffer buffer(out, 64, 48);
+  REQUIRE(buffer.append("one\n"));
+  char* at = buffer.reserve(20);
+  REQUIRE(at != nullptr);
+  std::memcpy(at, "two\n", 4);
+  buffer.commit(4);
+  REQUIRE(buffer.append("three\n"));
+  CHECK(buffer.buffered() == 14);
+  CHECK(buffer.reserve(50) != nullptr);
+  CHECK(buffer.reserve(51) == nullptr);
+  CHECK(out->calls == 0);
+
+  // With write_at bytes waiting, commit() writes them.
+  out->room(1 << 20);
+  const std::string last = std::string(33, 'x') + "\n";
+  at = buffer.reserve(40);
+  REQUIRE(at != nullptr);
+  std::memcpy(at, last.data(), last.size());
+  buffer.commit(last.size());
+  CHECK(out->written == "one\ntwo\nthree\n" + last);
+  CHECK(buffer.buffered() == 0);
+  CHECK(buffer.reserve(64) != nullptr);
 }
 
 TEST_CASE("a new output gets whole lines only", "[line_buffer]") {

@@ -15,6 +15,7 @@
 #include "cutoff/local_timestamp.hpp"
 
 using namespace cutoff;
+using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using std::chrono::system_clock;
@@ -97,25 +98,46 @@ TEST_CASE("local timestamp: spdlog's text, in zones east, west and at UTC", "[lo
 // One writer and one spdlog formatter, each kept from line to line, through
 // the start and the end of summer time, going forward by steps that are no
 // divisor of a second: spdlog's new look at the offset, 10 s after the last
-// one, falls on the first line of a second or in the middle of one.
+// one, falls on the first line of a second or in the middle of one, and with
+// steps under a millisecond, in the middle of a millisecond that lines
+// before it share.
 TEST_CASE("local timestamp: line after line, as one spdlog formatter", "[local_timestamp]") {
   TimeZone tz("CET-1CEST,M3.5.0,M10.5.0/3");
   // 2024-03-31 02:00 and 2024-10-27 03:00 local time, 30 s before.
   for (int64_t start : {int64_t{1711846770000}, int64_t{1729990770000}}) {
-    for (int64_t step : {137, 300}) {
+    for (microseconds step : {microseconds(137000), microseconds(300000), microseconds(1300)}) {
       LocalTimestamp stamp;
       spdlog::pattern_formatter formatter("%Y-%m-%dT%H:%M:%S.%e%z",
                                           spdlog::pattern_time_type::local, "");
-      for (int64_t ms = start; ms < start + 60000; ms += step) {
+      // The first line 0.4 ms into its millisecond, and so every look at the
+      // offset after it.
+      for (auto time = at(start) + microseconds(400); time < at(start + 60000); time += step) {
         spdlog::details::log_msg msg("access", spdlog::level::info, "");
-        msg.time = at(ms);
+        msg.time = time;
         spdlog::memory_buf_t expected;
         formatter.format(msg, expected);
-        INFO("ms=" << ms << " step=" << step);
-        REQUIRE(stamp.text(at(ms)) == std::string_view(expected.data(), expected.size()));
+        INFO("time=" << time.time_since_epoch().count() << " step=" << step.count());
+        REQUIRE(stamp.text(time) == std::string_view(expected.data(), expected.size()));
       }
     }
   }
+}
+
+// Lines in one millisecond share its text, up to the instant the offset is
+// looked up again, 10 s after the last look, here 0.4 ms into a millisecond.
+TEST_CASE("local timestamp: lines within one millisecond", "[local_timestamp]") {
+  TimeZone tz("CET-1CEST,M3.5.0,M10.5.0/3");
+  LocalTimestamp stamp;
+  // 2024-03-31 01:59:55.5004 UTC+1; summer time starts 4.4996 s later.
+  const auto first = at(1711846795500) + microseconds(400);
+  CHECK(stamp.text(first) == "2024-03-31T01:59:55.500+01:00");
+  CHECK(stamp.text(first + microseconds(599)) == "2024-03-31T01:59:55.500+01:00");
+  CHECK(stamp.text(first + microseconds(600)) == "2024-03-31T01:59:55.501+01:00");
+  CHECK(stamp.text(first - microseconds(1)) == "2024-03-31T01:59:55.500+01:00");
+  CHECK(stamp.text(first - microseconds(401)) == "2024-03-31T01:59:55.499+01:00");
+  CHECK(stamp.text(first + seconds(10) - microseconds(1)) == "2024-03-31T03:00:05.500+01:00");
+  CHECK(stamp.text(first + seconds(10)) == "2024-03-31T03:00:05.500+02:00");
+  CHECK(stamp.text(first + seconds(10) + microseconds(1)) == "2024-03-31T03:00:05.500+02:00");
 }
 
 // spdlog looks the offset up again once 10 s have passed since it last did:

@@ -2,6 +2,7 @@
 // workers added up, cumulative histograms, label escaping.
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -190,6 +191,24 @@ TEST_CASE("latency buckets past 1 s bracket the timeouts", "[metrics_text]") {
   CHECK(text.find(b + "\"2.5\"}") < text.find(b + "\"5\"}"));
   CHECK(text.find(b + "\"5\"}") < text.find(b + "\"10\"}"));
   CHECK(text.find(b + "\"300\"}") < text.find(b + "\"+Inf\"}"));
+}
+
+// Bounds are inclusive: a duration right on one, or a microsecond under it,
+// counts in its bucket; a microsecond more counts in the next (+Inf after
+// the last).
+TEST_CASE("latency buckets: on a bound and a microsecond either side", "[metrics_text]") {
+  for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
+    Metrics m;
+    RouteMetrics& route = m.route("default");
+    auto on = static_cast<uint64_t>(std::llround(kLatencyBuckets[i] * 1e6));
+    m.record_exchange(route, 200, on - 1);
+    m.record_exchange(route, 200, on);
+    m.record_exchange(route, 200, on + 1);
+    INFO("bound " << kLatencyBuckets[i]);
+    for (size_t b = 0; b < route.latency_buckets.size(); ++b) {
+      CHECK(route.latency_buckets[b].get() == (b == i ? 2 : b == i + 1 ? 1 : 0));
+    }
+  }
 }
 
 TEST_CASE("cutoff_build_info carries the version", "[metrics_text]") {

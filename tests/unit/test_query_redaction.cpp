@@ -110,3 +110,34 @@ TEST_CASE("redaction: log_query shows the target whole", "[query_redaction]") {
   CHECK(kept.kept == target);
   CHECK(show_target(target, /*log_query=*/false).to_string() == "http://h/p?<redacted>");
 }
+
+// Targets are read many bytes at a time: a '?', a '#' or an '@' is found
+// wherever it stands, at the edges of such a group, in a short or a long
+// target, alone or after another.
+TEST_CASE("redaction: a delimiter at any place of a target", "[query_redaction]") {
+  // What the marker stands for, from the first '?' or '#' of what
+  // redact_userinfo() leaves.
+  auto expected = [](std::string_view target) {
+    ShownTarget t = redact_userinfo(target);
+    size_t at = t.kept.find_first_of("?#");
+    if (at != std::string_view::npos && at + 1 < t.kept.size()) {
+      t.kept = t.kept.substr(0, at + 1);
+      t.redacted = true;
+    }
+    return t.to_string();
+  };
+  const char delimiters[] = {'?', '#', '@'};
+  for (size_t size = 1; size <= 50; ++size) {
+    for (size_t at = 0; at < size; ++at) {
+      for (char first : delimiters) {
+        for (char second : delimiters) {
+          std::string target = "http://" + std::string(size, 'a');
+          target[7 + at] = first;
+          if (7 + at + 3 < target.size()) target[7 + at + 3] = second;
+          INFO(target);
+          REQUIRE(redact_query(target).to_string() == expected(target));
+        }
+      }
+    }
+  }
+}
