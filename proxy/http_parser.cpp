@@ -531,8 +531,13 @@ int HttpParser::settle_head() {
 // when its name has the length of one of them.
 bool HttpParser::apply_connection_options() {
   if (head_.count(HeaderRole::connection) == 0) return true;
-  std::string_view options[kMaxConnectionOptions];
-  uint64_t hashes[kMaxConnectionOptions];
+  // The options that may name an end-to-end field. Left uninitialised (a
+  // string_view array would not be): most heads name none.
+  struct Option {
+    const char* data;
+    size_t size;
+    uint64_t hash;
+  } options[kMaxConnectionOptions];
   int named = 0;         // every token option counts towards the cap
   int count = 0;         // the ones that may name an end-to-end field
   uint64_t lengths = 0;  // bit n: an option of length n (63: 63 or longer)
@@ -552,8 +557,7 @@ bool HttpParser::apply_connection_options() {
       }
       if (!is_token(option)) return true;
       ++named;
-      hashes[count] = name_hash(option);
-      options[count++] = option;
+      options[count++] = {option.data(), option.size(), name_hash(option)};
       lengths |= length_bit(option.size());
       return true;
     });
@@ -569,7 +573,7 @@ bool HttpParser::apply_connection_options() {
     std::string_view name = head_.view(h.name);
     uint64_t hash = name_hash(name);
     for (int i = 0; i < count; ++i) {
-      if (hash == hashes[i] && iequals(name, options[i])) {
+      if (hash == options[i].hash && iequals(name, {options[i].data, options[i].size})) {
         h.role = HeaderRole::hop_by_hop;
         --head_.role_counts_[static_cast<size_t>(HeaderRole::end_to_end)];
         ++head_.role_counts_[static_cast<size_t>(HeaderRole::hop_by_hop)];
