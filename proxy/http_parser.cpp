@@ -187,7 +187,6 @@ const llhttp_settings_t* HttpParser::settings() {
   static const llhttp_settings_t s = [] {
     llhttp_settings_t init;
     llhttp_settings_init(&init);
-    init.on_message_begin = on_message_begin;
     init.on_url = on_url;
     init.on_status = on_status;
     init.on_header_field = on_header_field;
@@ -216,20 +215,30 @@ void HttpParser::reset() {
   llhttp_type_t type = static_cast<llhttp_type_t>(parser_.type);
   llhttp_init(&parser_, type, settings());
   parser_.data = this;
+  begin_message();
+  body_bytes_ = 0;
+  error_status_ = 400;
+  error_reason_ = nullptr;
+  complete_pending_ = skip_body_ = false;
+  last_byte_ = 0;
+  extension_ = ChunkExtensionCheck{};
+  trailer_name_length_ = 0;
+}
+
+// Everything a message leaves behind goes before the next one: at reset(),
+// or once the last message was reported whole, at the next feed (before
+// any byte of the next message, which may begin in it). llhttp's
+// on_message_begin would do the same at that message's first byte, with a
+// callback per message.
+void HttpParser::begin_message() {
   head_.clear();
   head_.restart();
   framing_ = Framing{};
   body_declared_not_sent_ = false;
   head_bytes_ = 0;
-  body_bytes_ = 0;
-  error_status_ = 400;
-  error_reason_ = nullptr;
-  head_done_ = message_done_ = head_reported_ = complete_pending_ = skip_body_ = false;
-  last_head_byte_ = last_byte_ = 0;
-  extension_ = ChunkExtensionCheck{};
-  in_trailers_ = false;
-  trailer_name_length_ = 0;
+  head_done_ = message_done_ = head_reported_ = in_trailers_ = false;
   field_done_ = true;
+  last_head_byte_ = 0;
 }
 
 HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consumed) {
@@ -238,14 +247,9 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
     complete_pending_ = false;
     return Event::message_complete;
   }
-  if (message_done_) {
-    // The last message was reported whole: these bytes start the next head,
-    // which gets its own size budget.
-    head_done_ = message_done_ = head_reported_ = in_trailers_ = false;
-    head_bytes_ = 0;
-    last_head_byte_ = 0;
-    head_.restart();
-  }
+  // The last message was reported whole: these bytes start the next head,
+  // which gets its own size budget.
+  if (message_done_) begin_message();
   // A head may not grow past kMaxHead: parse at most what fits, and if the
   // head is still not complete after that, the head is too large.
   size_t limit = len;
@@ -342,17 +346,6 @@ HttpParser::Event HttpParser::finish() {
   llhttp_errno_t rc = llhttp_finish(&parser_);
   if (rc != HPE_OK && rc != HPE_PAUSED) return Event::error;
   return message_done_ ? Event::message_complete : Event::error;
-}
-
-int HttpParser::on_message_begin(llhttp_t* p) {
-  HttpParser& self = HttpParser::self(p);
-  self.head_.clear();
-  self.framing_ = Framing{};
-  self.body_declared_not_sent_ = false;
-  self.head_bytes_ = 0;
-  self.head_done_ = self.message_done_ = self.head_reported_ = self.in_trailers_ = false;
-  self.field_done_ = true;
-  return 0;
 }
 
 int HttpParser::on_url(llhttp_t* p, const char* at, size_t len) {

@@ -46,8 +46,8 @@ constexpr size_t kHeaderRoles = 6;
 bool field_named(std::string_view name, std::string_view known);
 
 // A message head; header names and values view into its own storage and stay
-// valid until the parser is fed again after the message completed (its
-// bytes are dropped then, even by a feed of nothing but CRLFs).
+// valid until the parser is fed again after the message completed (the
+// head is cleared then, even by a feed of nothing but CRLFs).
 //
 // The storage is the head's bytes as they arrived, and every name, value,
 // target and reason is an offset and a length in it: the parser records
@@ -229,7 +229,6 @@ class HttpParser {
   const char* error_reason() const;
 
  private:
-  static int on_message_begin(llhttp_t* p);
   static int on_url(llhttp_t* p, const char* at, size_t len);
   static int on_status(llhttp_t* p, const char* at, size_t len);
   static int on_header_field(llhttp_t* p, const char* at, size_t len);
@@ -246,6 +245,7 @@ class HttpParser {
   static int on_chunk_extension_value_complete(llhttp_t* p);
   static const llhttp_settings_t* settings();
   static HttpParser& self(llhttp_t* p) { return *static_cast<HttpParser*>(p->data); }
+  void begin_message();
   int settle_head();
   int take(MessageHead::Span& span, const char* at, size_t len);
   [[gnu::cold]] int take_trailer_name(const char* at, size_t len);

@@ -313,6 +313,24 @@ TEST_CASE("heads with fewer, then more fields than before on one parser", "[http
   }
 }
 
+// The head's bytes go with the first feed after its message was reported
+// whole; so do its fields, rather than viewing bytes that are gone.
+TEST_CASE("the first feed after a message clears its head, even of CRLFs only", "[http_parser]") {
+  HttpParser parser(HTTP_REQUEST);
+  REQUIRE(event_name(feed(parser, "GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n").event) == "head");
+  REQUIRE(event_name(feed(parser, "").event) == "message_complete");
+  CHECK(parser.head().header_count() == 1);
+  CHECK(event_name(feed(parser, "\r\n").event) == "need_more");
+  CHECK(parser.head().header_count() == 0);
+  CHECK(parser.head().method().empty());
+  CHECK(parser.head().target().empty());
+  Step s = feed(parser, "GET http://h/two HTTP/1.1\r\nX-Two: 2\r\n\r\n");
+  CHECK(event_name(s.event) == "head");
+  CHECK(parser.head().target() == "http://h/two");
+  REQUIRE(parser.head().header_count() == 1);
+  CHECK(parser.head().header(0).name == "X-Two");
+}
+
 TEST_CASE("pipelined requests with a body in between", "[http_parser]") {
   const std::string one = "POST http://h/one HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
   const std::string two = "GET http://h/two HTTP/1.1\r\n\r\n";
