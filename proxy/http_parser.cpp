@@ -109,7 +109,7 @@ bool is_reason_phrase(std::string_view s) {
 }  // namespace
 
 void MessageHead::clear() {
-  headers_.clear();
+  header_count_ = 0;
   role_counts_ = {};
   target_ = reason_ = Span{};
   method_ = {};
@@ -148,8 +148,12 @@ void MessageHead::end_feed(const char* data, const char* stop) {
   feed_data_ = nullptr;
 }
 
+void MessageHead::grow_headers() {
+  headers_.resize(std::max<size_t>(16, 2 * headers_.size()));
+}
+
 bool MessageHead::extend(Span& span, const char* at, size_t len) {
-  auto offset = static_cast<uint32_t>(fed_before_ + static_cast<size_t>(at - feed_data_));
+  uint32_t offset = offset_of(at);
   if (span.length == 0) {
     span.offset = offset;
   } else if (span.offset + span.length != offset) {
@@ -160,7 +164,7 @@ bool MessageHead::extend(Span& span, const char* at, size_t len) {
 }
 
 std::string_view MessageHead::find(std::string_view name) const {
-  for (const HeaderSpan& h : headers_) {
+  for (const HeaderSpan& h : headers()) {
     if (iequals(view(h.name), name)) return view(h.value);
   }
   return {};
@@ -168,7 +172,7 @@ std::string_view MessageHead::find(std::string_view name) const {
 
 std::string MessageHead::join(std::string_view name) const {
   std::string out;
-  for (const HeaderSpan& h : headers_) {
+  for (const HeaderSpan& h : headers()) {
     if (!iequals(view(h.name), name)) continue;
     for_each_list_item(view(h.value), [&](std::string_view item) {
       if (!out.empty()) out.append(", ");
@@ -183,7 +187,6 @@ const llhttp_settings_t* HttpParser::settings() {
   static const llhttp_settings_t s = [] {
     llhttp_settings_t init;
     llhttp_settings_init(&init);
-    init.on_message_begin = on_message_begin;
     init.on_url = on_url;
     init.on_status = on_status;
     init.on_header_field = on_header_field;
@@ -212,20 +215,30 @@ void HttpParser::reset() {
   llhttp_type_t type = static_cast<llhttp_type_t>(parser_.type);
   llhttp_init(&parser_, type, settings());
   parser_.data = this;
+  begin_message();
+  body_bytes_ = 0;
+  error_status_ = 400;
+  error_reason_ = nullptr;
+  complete_pending_ = skip_body_ = false;
+  last_byte_ = 0;
+  extension_ = ChunkExtensionCheck{};
+  trailer_name_length_ = 0;
+}
+
+// Everything a message leaves behind goes before the next one: at reset(),
+// or once the last message was reported whole, at the next feed (before
+// any byte of the next message, which may begin in it). llhttp's
+// on_message_begin would do the same at that message's first byte, with a
+// callback per message.
+void HttpParser::begin_message() {
   head_.clear();
   head_.restart();
   framing_ = Framing{};
   body_declared_not_sent_ = false;
   head_bytes_ = 0;
-  body_bytes_ = 0;
-  error_status_ = 400;
-  error_reason_ = nullptr;
-  head_done_ = message_done_ = head_reported_ = complete_pending_ = skip_body_ = false;
-  last_head_byte_ = last_byte_ = 0;
-  extension_ = ChunkExtensionCheck{};
-  in_trailers_ = false;
-  trailer_name_length_ = 0;
+  head_done_ = message_done_ = head_reported_ = in_trailers_ = false;
   field_done_ = true;
+  last_head_byte_ = 0;
 }
 
 HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consumed) {
@@ -234,14 +247,9 @@ HttpParser::Event HttpParser::feed(const char* data, size_t len, size_t* consume
     complete_pending_ = false;
     return Event::message_complete;
   }
-  if (message_done_) {
-    // The last message was reported whole: these bytes start the next head,
-    // which gets its own size budget.
-    head_done_ = message_done_ = head_reported_ = in_trailers_ = false;
-    head_bytes_ = 0;
-    last_head_byte_ = 0;
-    head_.restart();
-  }
+  // The last message was reported whole: these bytes start the next head,
+  // which gets its own size budget.
+  if (message_done_) begin_message();
   // A head may not grow past kMaxHead: parse at most what fits, and if the
   // head is still not complete after that, the head is too large.
   size_t limit = len;
@@ -340,17 +348,6 @@ HttpParser::Event HttpParser::finish() {
   return message_done_ ? Event::message_complete : Event::error;
 }
 
-int HttpParser::on_message_begin(llhttp_t* p) {
-  HttpParser& self = HttpParser::self(p);
-  self.head_.clear();
-  self.framing_ = Framing{};
-  self.body_declared_not_sent_ = false;
-  self.head_bytes_ = 0;
-  self.head_done_ = self.message_done_ = self.head_reported_ = self.in_trailers_ = false;
-  self.field_done_ = true;
-  return 0;
-}
-
 int HttpParser::on_url(llhttp_t* p, const char* at, size_t len) {
   HttpParser& self = HttpParser::self(p);
   if (self.head_.target_.length + len > kMaxTarget) {
@@ -365,40 +362,52 @@ int HttpParser::on_status(llhttp_t* p, const char* at, size_t len) {
   return self.take(self.head_.reason_, at, len);
 }
 
+// Runs for every field of every head: what is rare (a trailer, a head with
+// more fields than any before it) is out of line, so that the common path
+// saves no registers.
 int HttpParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   HttpParser& self = HttpParser::self(p);
-  if (self.head_done_) {
-    // Trailers travel as raw bytes; their lines and names are checked.
-    if (!self.in_trailers_) {
-      self.in_trailers_ = true;
-      self.trailer_start_ = at;
-      self.last_head_byte_ = '\n';  // the CRLF of the last chunk's size line
-    }
-    // Longer names than the buffer holds are no known name: only count them.
-    size_t kept = self.trailer_name_length_;
-    if (kept < sizeof self.trailer_name_) {
-      std::memcpy(self.trailer_name_ + kept, at, std::min(len, sizeof self.trailer_name_ - kept));
-    }
-    self.trailer_name_length_ += len;
-    return 0;
+  if (self.head_done_) return self.take_trailer_name(at, len);
+  if (!self.field_done_) return self.take(self.field_->name, at, len);  // a name split by reads
+  self.field_ = self.head_.add_header(at, len);
+  if (self.field_ == nullptr) [[unlikely]]
+    return self.grow_then_field(at, len);
+  self.field_done_ = false;
+  return 0;
+}
+
+// A tail call from on_header_field, which then finds room.
+int HttpParser::grow_then_field(const char* at, size_t len) {
+  head_.grow_headers();
+  return on_header_field(&parser_, at, len);
+}
+
+// Trailers travel as raw bytes; their lines and names are checked.
+int HttpParser::take_trailer_name(const char* at, size_t len) {
+  if (!in_trailers_) {
+    in_trailers_ = true;
+    trailer_start_ = at;
+    last_head_byte_ = '\n';  // the CRLF of the last chunk's size line
   }
-  if (self.field_done_) {
-    self.head_.headers_.emplace_back();
-    self.field_done_ = false;
+  // Longer names than the buffer holds are no known name: only count them.
+  size_t kept = trailer_name_length_;
+  if (kept < sizeof trailer_name_) {
+    std::memcpy(trailer_name_ + kept, at, std::min(len, sizeof trailer_name_ - kept));
   }
-  return self.take(self.head_.headers_.back().name, at, len);
+  trailer_name_length_ += len;
+  return 0;
 }
 
 int HttpParser::on_header_field_complete(llhttp_t* p) {
   HttpParser& self = HttpParser::self(p);
   if (self.head_done_) return self.end_trailer_field();
   // llhttp's strict mode still takes a field with an empty name.
-  if (self.field_done_ || self.head_.headers_.back().name.length == 0) {
+  if (self.field_done_ || self.field_->name.length == 0) {
     self.fail(400, "a field with an empty name");
     return -1;
   }
   self.field_done_ = true;
-  MessageHead::HeaderSpan& header = self.head_.headers_.back();
+  MessageHead::HeaderSpan& header = *self.field_;
   header.role = role_of(self.head_.view(header.name));
   ++self.head_.role_counts_[static_cast<size_t>(header.role)];
   return 0;
@@ -425,7 +434,7 @@ int HttpParser::end_trailer_field() {
 int HttpParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   HttpParser& self = HttpParser::self(p);
   if (self.head_done_) return 0;
-  return self.take(self.head_.headers_.back().value, at, len);
+  return self.take(self.field_->value, at, len);
 }
 
 // A piece of the head that does not follow the last piece of its element is
@@ -515,13 +524,18 @@ int HttpParser::settle_head() {
 // when its name has the length of one of them.
 bool HttpParser::apply_connection_options() {
   if (head_.count(HeaderRole::connection) == 0) return true;
-  std::string_view options[kMaxConnectionOptions];
-  uint64_t hashes[kMaxConnectionOptions];
+  // The options that may name an end-to-end field. Left uninitialised (a
+  // string_view array would not be): most heads name none.
+  struct Option {
+    const char* data;
+    size_t size;
+    uint64_t hash;
+  } options[kMaxConnectionOptions];
   int named = 0;         // every token option counts towards the cap
   int count = 0;         // the ones that may name an end-to-end field
   uint64_t lengths = 0;  // bit n: an option of length n (63: 63 or longer)
   bool too_many = false;
-  for (const MessageHead::HeaderSpan& h : head_.headers_) {
+  for (const MessageHead::HeaderSpan& h : head_.headers()) {
     if (h.role != HeaderRole::connection) continue;
     for_each_list_item(head_.view(h.value), [&](std::string_view option) {
       if (named == kMaxConnectionOptions) {
@@ -536,8 +550,7 @@ bool HttpParser::apply_connection_options() {
       }
       if (!is_token(option)) return true;
       ++named;
-      hashes[count] = name_hash(option);
-      options[count++] = option;
+      options[count++] = {option.data(), option.size(), name_hash(option)};
       lengths |= length_bit(option.size());
       return true;
     });
@@ -547,13 +560,13 @@ bool HttpParser::apply_connection_options() {
     }
   }
   if (count == 0) return true;
-  for (MessageHead::HeaderSpan& h : head_.headers_) {
+  for (MessageHead::HeaderSpan& h : head_.headers()) {
     if (h.role != HeaderRole::end_to_end) continue;
     if ((lengths & length_bit(h.name.length)) == 0) continue;
     std::string_view name = head_.view(h.name);
     uint64_t hash = name_hash(name);
     for (int i = 0; i < count; ++i) {
-      if (hash == hashes[i] && iequals(name, options[i])) {
+      if (hash == options[i].hash && iequals(name, {options[i].data, options[i].size})) {
         h.role = HeaderRole::hop_by_hop;
         --head_.role_counts_[static_cast<size_t>(HeaderRole::end_to_end)];
         ++head_.role_counts_[static_cast<size_t>(HeaderRole::hop_by_hop)];

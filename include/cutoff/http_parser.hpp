@@ -17,6 +17,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,8 +46,8 @@ constexpr size_t kHeaderRoles = 6;
 bool field_named(std::string_view name, std::string_view known);
 
 // A message head; header names and values view into its own storage and stay
-// valid until the parser is fed again after the message completed (its
-// bytes are dropped then, even by a feed of nothing but CRLFs).
+// valid until the parser is fed again after the message completed (the
+// head is cleared then, even by a feed of nothing but CRLFs).
 //
 // The storage is the head's bytes as they arrived, and every name, value,
 // target and reason is an offset and a length in it: the parser records
@@ -75,7 +76,7 @@ class MessageHead {
   int http_major() const { return major_; }
   int http_minor() const { return minor_; }
   bool http10() const { return major_ == 1 && minor_ == 0; }
-  size_t header_count() const { return headers_.size(); }
+  size_t header_count() const { return header_count_; }
   Header header(size_t i) const {
     return {view(headers_[i].name), view(headers_[i].value), headers_[i].role};
   }
@@ -125,6 +126,24 @@ class MessageHead {
   // false if they do not follow its bytes so far, as when llhttp unfolds an
   // obs-fold line.
   bool extend(Span& span, const char* at, size_t len);
+  // A new header whose name begins with the `len` bytes at `at`; null when
+  // every slot is taken (grow_headers() adds some). Never allocates: it runs
+  // for every field.
+  HeaderSpan* add_header(const char* at, size_t len) {
+    HeaderSpan* h = headers_.data() + header_count_;
+    if (h == headers_.data() + headers_.size()) return nullptr;
+    ++header_count_;
+    *h = HeaderSpan{{offset_of(at), static_cast<uint32_t>(len)}, {}};
+    return h;
+  }
+  // Where `at`, in the bytes being parsed, lies in the head.
+  uint32_t offset_of(const char* at) const {
+    return static_cast<uint32_t>(fed_before_ + static_cast<size_t>(at - feed_data_));
+  }
+  [[gnu::cold]] void grow_headers();
+  // This head's headers, in the order they came.
+  std::span<HeaderSpan> headers() { return {headers_.data(), header_count_}; }
+  std::span<const HeaderSpan> headers() const { return {headers_.data(), header_count_}; }
 
   // The head's bytes from its first, once a feed has ended.
   std::string storage_;
@@ -135,7 +154,11 @@ class MessageHead {
   // came before them.
   const char* feed_data_ = nullptr;
   uint32_t fed_before_ = 0;
+  // The first header_count_ slots are this head's headers. The slots stay
+  // from one head to the next: a parser lent from one exchange to the next
+  // has room for its fields already.
   std::vector<HeaderSpan> headers_;
+  size_t header_count_ = 0;
   std::array<int, kHeaderRoles> role_counts_{};
   Span target_, reason_;
   std::string_view method_;  // llhttp's static name
@@ -206,7 +229,6 @@ class HttpParser {
   const char* error_reason() const;
 
  private:
-  static int on_message_begin(llhttp_t* p);
   static int on_url(llhttp_t* p, const char* at, size_t len);
   static int on_status(llhttp_t* p, const char* at, size_t len);
   static int on_header_field(llhttp_t* p, const char* at, size_t len);
@@ -223,8 +245,11 @@ class HttpParser {
   static int on_chunk_extension_value_complete(llhttp_t* p);
   static const llhttp_settings_t* settings();
   static HttpParser& self(llhttp_t* p) { return *static_cast<HttpParser*>(p->data); }
+  void begin_message();
   int settle_head();
   int take(MessageHead::Span& span, const char* at, size_t len);
+  [[gnu::cold]] int take_trailer_name(const char* at, size_t len);
+  [[gnu::cold]] int grow_then_field(const char* at, size_t len);
   int end_trailer_field();
   const char* last_line_fault(const char* data, const char* end) const;
   bool apply_connection_options();
@@ -254,6 +279,9 @@ class HttpParser {
   bool complete_pending_ = false;
   bool skip_body_ = false;
   bool field_done_ = true;
+  // The header being read (its name, then its value); a slot of head_
+  // that stays where it is until the next header is added.
+  MessageHead::HeaderSpan* field_ = nullptr;
   bool in_trailers_ = false;
   char last_head_byte_ = 0;  // the last head (or trailer) byte seen
   char last_byte_ = 0;       // the last byte of the previous feed

@@ -285,6 +285,52 @@ TEST_CASE("pipelined requests stop at the end of the first message", "[http_pars
   CHECK(s.consumed == 0);
 }
 
+// The parser keeps its header slots from one head to the next and adds
+// room when a head has more fields than any before it, also when those
+// fields arrive a few bytes at a time.
+TEST_CASE("heads with fewer, then more fields than before on one parser", "[http_parser]") {
+  auto request_with = [](int fields) {
+    std::string head = "GET http://h/ HTTP/1.1\r\n";
+    for (int i = 0; i < fields; ++i) {
+      head += "X-Field-" + std::to_string(i) + ": value " + std::to_string(i) + "\r\n";
+    }
+    return head + "\r\n";
+  };
+  HttpParser parser(HTTP_REQUEST);
+  for (int fields : {3, 40, 1, 100, 0, 17}) {
+    INFO(fields);
+    REQUIRE(feed_in_steps(parser, request_with(fields), fields == 100 ? 5 : 4096) == "head");
+    const MessageHead& head = parser.head();
+    REQUIRE(head.header_count() == static_cast<size_t>(fields));
+    for (int i = 0; i < fields; ++i) {
+      std::string line = "X-Field-" + std::to_string(i) + ": value " + std::to_string(i);
+      CHECK(head.header(i).name == line.substr(0, line.find(':')));
+      CHECK(head.header(i).value == line.substr(line.find(':') + 2));
+      CHECK(head.raw_line(i) == line + "\r\n");
+    }
+    CHECK(head.count(HeaderRole::end_to_end) == fields);
+    CHECK(event_name(feed(parser, "").event) == "message_complete");
+  }
+}
+
+// The head's bytes go with the first feed after its message was reported
+// whole; so do its fields, rather than viewing bytes that are gone.
+TEST_CASE("the first feed after a message clears its head, even of CRLFs only", "[http_parser]") {
+  HttpParser parser(HTTP_REQUEST);
+  REQUIRE(event_name(feed(parser, "GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n").event) == "head");
+  REQUIRE(event_name(feed(parser, "").event) == "message_complete");
+  CHECK(parser.head().header_count() == 1);
+  CHECK(event_name(feed(parser, "\r\n").event) == "need_more");
+  CHECK(parser.head().header_count() == 0);
+  CHECK(parser.head().method().empty());
+  CHECK(parser.head().target().empty());
+  Step s = feed(parser, "GET http://h/two HTTP/1.1\r\nX-Two: 2\r\n\r\n");
+  CHECK(event_name(s.event) == "head");
+  CHECK(parser.head().target() == "http://h/two");
+  REQUIRE(parser.head().header_count() == 1);
+  CHECK(parser.head().header(0).name == "X-Two");
+}
+
 TEST_CASE("pipelined requests with a body in between", "[http_parser]") {
   const std::string one = "POST http://h/one HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
   const std::string two = "GET http://h/two HTTP/1.1\r\n\r\n";
