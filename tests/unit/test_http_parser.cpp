@@ -821,15 +821,21 @@ TEST_CASE("a bare LF or an obs-fold is found at every place of a long head", "[h
     const std::string folded = "GET http://h/ HTTP/1.1\r\nX-A: " + a + "\r\n b\r\n\r\n";
     const std::string late_lf = "GET http://h/ HTTP/1.1\r\nX-A: " + a + "\r\nX-B: 1\n\r\n";
     const std::string clean = "GET http://h/ HTTP/1.1\r\nX-A: " + a + "\r\nX-B: 1\r\n\r\n";
+    // llhttp takes the continuation of an empty value as its first piece.
+    const std::string empty_folded =
+        "GET http://h/ HTTP/1.1\r\nX-A: " + a + "\r\nX-B:\r\n b\r\n\r\n";
     expect_head_refused(HTTP_REQUEST, bare_lf, "without CR");
     expect_head_refused(HTTP_REQUEST, folded, "obs-fold");
+    expect_head_refused(HTTP_REQUEST, empty_folded, "obs-fold");
     for (size_t step : {size_t{7}, size_t{16}, size_t{1000}}) {
       INFO("pad " << pad << ", reads of " << step);
-      HttpParser p1(HTTP_REQUEST), p2(HTTP_REQUEST), p3(HTTP_REQUEST), p4(HTTP_REQUEST);
+      HttpParser p1(HTTP_REQUEST), p2(HTTP_REQUEST), p3(HTTP_REQUEST), p4(HTTP_REQUEST),
+          p5(HTTP_REQUEST);
       CHECK(feed_in_steps(p1, bare_lf, step) == "error");
       CHECK(feed_in_steps(p2, folded, step) == "error");
       CHECK(feed_in_steps(p3, late_lf, step) == "error");
       CHECK(feed_in_steps(p4, clean, step) == "head");
+      CHECK(feed_in_steps(p5, empty_folded, step) == "error");
     }
   }
 }
