@@ -327,17 +327,15 @@ const char* HttpParser::last_line_fault(const char* data, const char* end) const
 const char* HttpParser::line_fault(const char* p, const char* end) {
   if (p == end) return nullptr;
   auto folds = [](char c) { return c == ' ' || c == '\t'; };
+  if (last_head_byte_ == '\n' && folds(*p)) return "obs-fold (a field continued on the next line)";
   // Most heads have no fault, which lines_clean() tells 16 bytes at a time
   // for all but the first byte (the byte before it came in an earlier
   // read) and the last (the byte after it has not come yet). The loop below
   // finds the first fault, if there may be one.
-  bool clean = end - p >= 18 && !(last_head_byte_ == '\n' && folds(*p)) && *p != '\n' &&
-               (end[-1] != '\n' || end[-2] == '\r') && lines_clean(p, end);
-  if (clean) {
+  if (end - p >= 18 && *p != '\n' && (end[-1] != '\n' || end[-2] == '\r') && lines_clean(p, end)) {
     last_head_byte_ = end[-1];
     return nullptr;
   }
-  if (last_head_byte_ == '\n' && folds(*p)) return "obs-fold (a field continued on the next line)";
   for (const char* lf = p; (lf = static_cast<const char*>(std::memchr(lf, '\n', end - lf)));) {
     char before = lf == p ? last_head_byte_ : lf[-1];
     if (before != '\r') return "a line that ends in LF without CR";
